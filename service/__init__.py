@@ -1,0 +1,1 @@
+"""callguard: is the number calling me a reported scam number?"""

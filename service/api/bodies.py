@@ -1,0 +1,98 @@
+"""Reading JSON request bodies strictly, and writing JSON responses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from datetime import datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from service.problems import Problem, bad_request
+
+_JSON_TYPES = ("application/json", "application/problem+json")
+
+
+def json_response(body: Any, status: int = HTTPStatus.OK) -> web.Response:
+    """A JSON response, UTF-8, Vietnamese text left readable."""
+    return web.Response(
+        text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
+    )
+
+
+async def read_object(request: web.Request, fields: Collection[str]) -> dict[str, Any]:
+    """The body as a JSON object whose keys are all among `fields`."""
+    content_type = request.headers.get("Content-Type")
+    if content_type is not None and request.content_type not in _JSON_TYPES:
+        raise Problem(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"Send the body as application/json, not {request.content_type}.",
+            kind="unsupported-media-type",
+        )
+    raw = await request.read()  # raises 413 past the app's client_max_size
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise bad_request(f"The body is not UTF-8: {err.reason} at byte {err.start}.") from err
+    except json.JSONDecodeError as err:
+        raise bad_request(f"The body is not valid JSON: {err.msg} at character {err.pos}.") from err
+    except RecursionError as err:
+        raise bad_request("The body's JSON is nested too deeply.") from err
+    if not isinstance(data, dict):
+        raise bad_request("The body must be a JSON object.")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise bad_request(
+            f"Unknown field(s): {', '.join(unknown)}. Known fields: {', '.join(sorted(fields))}."
+        )
+    return data
+
+
+def check_text(value: str, name: str, max_length: int) -> str:
+    """A string Postgres can store, of bounded length."""
+    if not value.strip():
+        raise bad_request(f"'{name}' must not be empty.")
+    if len(value) > max_length:
+        raise bad_request(f"'{name}' is longer than {max_length} characters.")
+    if "\x00" in value:
+        raise bad_request(f"'{name}' contains a NUL character.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise bad_request(f"'{name}' contains an unpaired surrogate.") from err
+    return value
+
+
+def text_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
+    """A required string field."""
+    value = data.get(name)
+    if value is None:
+        raise bad_request(f"'{name}' is required.")
+    if not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a string.")
+    return check_text(value, name, max_length)
+
+
+def optional_text_field(data: Mapping[str, Any], name: str, max_length: int) -> str | None:
+    """A string field that may be absent or null."""
+    return None if data.get(name) is None else text_field(data, name, max_length)
+
+
+def timestamp_field(
+    data: Mapping[str, Any], name: str, now: datetime, max_ahead: timedelta
+) -> datetime | None:
+    """An optional ISO 8601 timestamp with an offset, not later than now + max_ahead."""
+    text = optional_text_field(data, name, 64)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise bad_request(f"'{name}' is not an ISO 8601 timestamp.") from err
+    if moment.tzinfo is None:
+        raise bad_request(f"'{name}' needs a UTC offset, e.g. 2024-03-26T09:30:00+07:00.")
+    if moment > now + max_ahead:
+        raise bad_request(f"'{name}' is in the future.")
+    return moment

@@ -1,0 +1,35 @@
+"""GET /healthz (the process is alive) and GET /readyz (it can answer lookups)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+import asyncpg
+from aiohttp import web
+
+from service.problems import Problem
+from service.state import LISTINGS, POOL
+
+from .bodies import json_response
+
+READY_TIMEOUT_SECONDS = 1.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the event loop answers."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the filter is loaded and the database answers."""
+    app = request.app
+    if LISTINGS not in app:
+        raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The filter is still loading.")
+    try:
+        await app[POOL].fetchval("SELECT 1", timeout=READY_TIMEOUT_SECONDS)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        raise Problem(
+            HTTPStatus.SERVICE_UNAVAILABLE, f"The database does not answer: {err}."
+        ) from err
+    entries = app[LISTINGS].filter.entries
+    return json_response({"status": "ready", "filter_entries": entries})

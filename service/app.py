@@ -1,0 +1,89 @@
+"""The application factory: routes, middlewares, and resources in cleanup_ctx."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
+
+from service import feed, store
+from service.api import categories, health, lookups, numbers, reports
+from service.auth import KEY_CACHE, KeyCache, auth_middleware
+from service.config import Config
+from service.listings import REPORTER_KEY_SETTING, Listings, build_filter
+from service.metrics import Metrics, metrics_middleware
+from service.problems import problem_middleware
+from service.state import CONFIG, LISTINGS, METRICS, POOL
+
+FEED_TASK = web.AppKey("feed_task", asyncio.Task[None])
+
+
+def create_app(config: Config) -> web.Application:
+    """A callguard app for config; config.database_url must name a reachable Postgres."""
+    if not config.database_url:
+        raise ValueError("create_app needs config.database_url (the CLI starts embedded Postgres)")
+    metrics = Metrics()
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[metrics_middleware(metrics), problem_middleware, auth_middleware],
+    )
+    app[CONFIG] = config
+    app[METRICS] = metrics
+    app[KEY_CACHE] = KeyCache(config.key_cache_size)
+    app.cleanup_ctx.extend([database, listings, key_feed])
+    app.router.add_routes(
+        [
+            web.get("/healthz", health.healthz),
+            web.get("/readyz", health.readyz),
+            web.get("/metrics", make_aiohttp_handler(metrics.registry)),
+            web.get("/v1/categories", categories.list_categories),
+            web.get("/v1/numbers/{number}", numbers.get_number),
+            web.post("/v1/lookups", lookups.lookup_batch),
+            web.post("/v1/reports", reports.create_report),
+        ]
+    )
+    return app
+
+
+async def database(app: web.Application) -> AsyncIterator[None]:
+    """The connection pool, with the schema applied."""
+    config = app[CONFIG]
+    assert config.database_url is not None
+    pool = await store.create_pool(config.database_url, config.pool_min_size, config.pool_max_size)
+    try:
+        async with pool.acquire() as conn:
+            await store.apply_schema(conn)
+        app[POOL] = pool
+        app[METRICS].track_pool(pool.get_size, pool.get_idle_size)
+        yield
+    finally:
+        await pool.close()
+
+
+async def listings(app: web.Application) -> AsyncIterator[None]:
+    """The Bloom filter, loaded with every listed number, and the lookup/report paths."""
+    config, pool = app[CONFIG], app[POOL]
+    number_filter = await build_filter(
+        pool, config.filter_backend, config.filter_error_rate, config.filter_min_capacity
+    )
+    reporter_key = await store.secret_setting(pool, REPORTER_KEY_SETTING)
+    app[LISTINGS] = Listings(pool, number_filter, app[METRICS], reporter_key)
+    yield
+
+
+async def key_feed(app: web.Application) -> AsyncIterator[None]:
+    """The change feed that keeps the key cache coherent; cancelled at shutdown."""
+    config = app[CONFIG]
+    assert config.database_url is not None
+    connected = asyncio.Event()
+    task = asyncio.create_task(
+        feed.follow_key_changes(config.database_url, app[KEY_CACHE], connected)
+    )
+    app[FEED_TASK] = task
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

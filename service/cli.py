@@ -1,0 +1,121 @@
+"""The `callguard` command: argument parsing only; the work is done by the rest of the package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from service import store
+from service.app import create_app
+from service.auth import Role, hash_key, new_key
+from service.config import Config
+from service.embedded import database_url
+from service.filter import BACKENDS
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = _parser().parse_args(argv)
+    config = Config.from_env(
+        data_dir=args.data_dir,
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        filter_backend=getattr(args, "filter_backend", None),
+    )
+    command: Callable[[Config, argparse.Namespace], int] = args.command
+    return command(config, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callguard", description="Caller-ID scam-number lookup service."
+    )
+    data_dir = argparse.ArgumentParser(add_help=False)
+    data_dir.add_argument(
+        "--data-dir",
+        type=Path,
+        help="the embedded Postgres's directory when DATABASE_URL is unset (default ./.callguard)",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", parents=[data_dir], help="run the HTTP service")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--filter-backend", choices=sorted(BACKENDS), help="Bloom filter library")
+    serve.set_defaults(command=_serve)
+
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    create = keys.add_parser("create", parents=[data_dir], help="make a key; prints it last")
+    create.add_argument("--role", required=True, choices=[role.name.lower() for role in Role])
+    create.add_argument("--name", required=True, help="who holds the key, e.g. an app's name")
+    create.set_defaults(command=_with_pool(_keys_create))
+    listing = keys.add_parser("list", parents=[data_dir], help="list keys (never the keys)")
+    listing.set_defaults(command=_with_pool(_keys_list))
+    revoke = keys.add_parser("revoke", parents=[data_dir], help="revoke a key at once")
+    revoke.add_argument("key", metavar="KEY_OR_ID", help="the key itself, or its id")
+    revoke.set_defaults(command=_with_pool(_keys_revoke))
+    return parser
+
+
+def _serve(config: Config, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    with database_url(config.database_url, config.data_dir) as url:
+        web.run_app(
+            create_app(replace(config, database_url=url)), host=config.host, port=config.port
+        )
+    return 0
+
+
+def _with_pool(
+    action: Callable[[asyncpg.Pool, argparse.Namespace], Awaitable[int]],
+) -> Callable[[Config, argparse.Namespace], int]:
+    """Run an async action with a one-connection pool on the service's database."""
+
+    def command(config: Config, args: argparse.Namespace) -> int:
+        async def run(url: str) -> int:
+            async with await store.create_pool(url, 1, 1) as pool:
+                async with pool.acquire() as conn:
+                    await store.apply_schema(conn)
+                return await action(pool, args)
+
+        with database_url(config.database_url, config.data_dir) as url:
+            return asyncio.run(run(url))
+
+    return command
+
+
+async def _keys_create(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    key = new_key()
+    api_key = await store.create_key(pool, args.name, args.role, hash_key(key))
+    print(f"created key {api_key.id} ({api_key.role}) for {api_key.name}; it is shown only once:")
+    print(key)
+    return 0
+
+
+async def _keys_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    print(f"{'id':>6}  {'role':<8}  {'created':<20}  {'revoked':<20}  name")
+    for key in await store.list_keys(pool):
+        created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
+        print(f"{key.id:>6}  {key.role:<8}  {created:<20}  {revoked:<20}  {key.name}")
+    return 0
+
+
+async def _keys_revoke(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    key_id = int(args.key) if args.key.isdigit() else None
+    revoked = await store.revoke_key(pool, key_id, hash_key(args.key))
+    if revoked is None:
+        print(f"no active key matches {args.key!r}", file=sys.stderr)
+        return 1
+    print(f"revoked key {revoked.id} ({revoked.role}) of {revoked.name}")
+    return 0

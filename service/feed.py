@@ -1,0 +1,61 @@
+"""The change feed: LISTEN on Postgres for changes other processes make, and apply them here.
+
+For now it carries API key changes (created, revoked) to the key cache. The cache is
+trusted only while the listening connection is up; when it drops, the cache is cleared
+and bypassed until the feed has reconnected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+
+from service.auth import KeyCache
+from service.store import KEYS_CHANNEL
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 5.0
+"""How often an idle listening connection is checked, so a dead one is noticed."""
+RETRY_SECONDS = 1.0
+
+
+async def follow_key_changes(dsn: str, cache: KeyCache, connected: asyncio.Event) -> None:
+    """Keep the key cache coherent with Postgres, reconnecting forever; cancel to stop."""
+    while True:
+        try:
+            await _listen(dsn, cache, connected)
+            log.warning("change feed connection closed; reconnecting")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
+            log.warning("change feed lost its connection (%s); retrying", err)
+        connected.clear()
+        await asyncio.sleep(RETRY_SECONDS)
+
+
+async def _listen(dsn: str, cache: KeyCache, connected: asyncio.Event) -> None:
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    lost = asyncio.Event()
+    try:
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(KEYS_CHANNEL, lambda *_args: cache.clear())
+        cache.clear()  # changes made while nobody listened
+        cache.live = True
+        connected.set()
+        while not lost.is_set():
+            try:
+                await asyncio.wait_for(lost.wait(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
+    finally:
+        cache.live = False
+        cache.clear()
+        await asyncio.shield(_close(conn))
+
+
+async def _close(conn: asyncpg.Connection) -> None:
+    try:
+        await asyncio.wait_for(conn.close(), 2)
+    except (OSError, asyncpg.InterfaceError, TimeoutError):
+        conn.terminate()

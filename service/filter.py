@@ -1,0 +1,105 @@
+"""The Bloom filter in front of the blacklist, behind one small interface.
+
+A number the filter has never seen is certainly not listed, so a lookup can answer
+"unknown" without touching Postgres. Two backends are kept so they can be measured
+side by side (benchmarks/filter_bench.py, docs/benchmarks.md): rbloom, the default,
+and pybloom-live, which the design card names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import pybloom_live
+import rbloom
+
+
+class NumberFilter(Protocol):
+    """A set of E.164 numbers that may answer "maybe" for a number it never saw."""
+
+    capacity: int
+    error_rate: float
+    entries: int
+    """Numbers added that the filter did not already seem to hold."""
+
+    def add(self, number: int) -> None: ...
+
+    def update(self, numbers: Iterable[int]) -> None: ...
+
+    def __contains__(self, number: int) -> bool: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+class RBloomFilter:
+    """rbloom (Rust): about 0.1 us a membership test."""
+
+    def __init__(self, capacity: int, error_rate: float) -> None:
+        self.capacity = capacity
+        self.error_rate = error_rate
+        self.entries = 0
+        self._bloom = rbloom.Bloom(capacity, error_rate)
+
+    def add(self, number: int) -> None:
+        if number not in self._bloom:
+            self._bloom.add(number)
+            self.entries += 1
+
+    def update(self, numbers: Iterable[int]) -> None:
+        for number in numbers:
+            self.add(number)
+
+    def __contains__(self, number: int) -> bool:
+        return number in self._bloom
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._bloom.size_in_bits) // 8
+
+
+class PyBloomLiveFilter:
+    """pybloom-live (pure Python over bitarray)."""
+
+    def __init__(self, capacity: int, error_rate: float) -> None:
+        self.capacity = capacity
+        self.error_rate = error_rate
+        self.entries = 0
+        self._bloom = pybloom_live.BloomFilter(capacity=capacity, error_rate=error_rate)
+
+    def add(self, number: int) -> None:
+        # BloomFilter.add raises once `capacity` entries are in. A listed number must
+        # still go in (the false-positive rate rises, as rbloom's does), so its count
+        # is held at the capacity; `entries` keeps the true figure.
+        self._bloom.count = min(self._bloom.count, self.capacity)
+        if not self._bloom.add(number):
+            self.entries += 1
+
+    def update(self, numbers: Iterable[int]) -> None:
+        for number in numbers:
+            self.add(number)
+
+    def __contains__(self, number: int) -> bool:
+        return number in self._bloom
+
+    @property
+    def nbytes(self) -> int:
+        return len(self._bloom.bitarray) // 8
+
+
+BACKENDS: dict[str, type[RBloomFilter] | type[PyBloomLiveFilter]] = {
+    "rbloom": RBloomFilter,
+    "pybloom-live": PyBloomLiveFilter,
+}
+
+
+def make_filter(backend: str, capacity: int, error_rate: float) -> NumberFilter:
+    """A new, empty filter of the named backend."""
+    try:
+        cls = BACKENDS[backend]
+    except KeyError:
+        raise ValueError(
+            f"unknown filter backend {backend!r}; choose from {sorted(BACKENDS)}"
+        ) from None
+    return cls(capacity, error_rate)

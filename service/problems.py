@@ -1,0 +1,87 @@
+"""RFC 9457 problem+json errors, and the one middleware that turns every failure into one."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+log = logging.getLogger(__name__)
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """A failure the client should hear about; handlers raise it, the middleware answers it."""
+
+    def __init__(
+        self,
+        status: HTTPStatus,
+        detail: str,
+        *,
+        kind: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.type = f"urn:callguard:problem:{kind}" if kind else "about:blank"
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+    def response(self) -> web.Response:
+        """This problem as an application/problem+json response."""
+        body = {
+            "type": self.type,
+            "title": self.status.phrase,
+            "status": int(self.status),
+            "detail": self.detail,
+            **self.extensions,
+        }
+        return web.Response(
+            status=self.status,
+            text=json.dumps(body, ensure_ascii=False),
+            content_type=PROBLEM_CONTENT_TYPE,
+            headers=self.headers,
+        )
+
+
+def bad_request(detail: str, **extensions: Any) -> Problem:
+    """400: the request itself is malformed."""
+    return Problem(HTTPStatus.BAD_REQUEST, detail, kind="bad-request", **extensions)
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Problem:
+    status = HTTPStatus(exc.status)
+    if status == HTTPStatus.NOT_FOUND:
+        detail = f"There is nothing at {request.path}."
+    elif status == HTTPStatus.METHOD_NOT_ALLOWED:
+        detail = f"{request.method} is not allowed on {request.path}."
+    else:
+        detail = exc.text or status.description
+    headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+    return Problem(status, detail, headers=headers)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every failure as problem+json; never leak a stack trace."""
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _from_http_exception(request, exc).response()
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return Problem(
+            HTTPStatus.INTERNAL_SERVER_ERROR, "The service failed; the error is logged."
+        ).response()
