@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
+import importlib.util
 import os
 import platform
 import random
 import shlex
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +36,7 @@ class SupportsIn(Protocol):
     def __contains__(self, number: int, /) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Numbers:
     """One size's inputs, all made before any timing starts."""
 
@@ -43,7 +45,7 @@ class Numbers:
     absent: list[int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Result:
     backend: str
     size: int
@@ -90,14 +92,34 @@ def make_numbers(size: int, queries: int, seed: int) -> Numbers:
     return Numbers(listed=listed, present=present, absent=absent)
 
 
-def rss_reader() -> Callable[[], int] | None:
-    """A function returning the current resident set size in bytes, if one is available."""
-    try:
-        import psutil
-    except ImportError:
-        return None
+STRIDE = 982_451_653
+"""Coprime to the size of the mobile space, so i * STRIDE mod that size never repeats."""
+
+
+def rss_probe(backend: str, size: int, error_rate: float) -> None:
+    """In a fresh process: print how much RSS building a filter of size numbers adds.
+
+    The numbers come from a generator, so no list of them is held, and a fresh process has
+    no freed heap for the filter to reuse unseen, as the benchmark process has.
+    """
+    import psutil
+
+    space = len(MOBILE_LEADING_DIGITS) * SUBSCRIBER_SPAN
     process = psutil.Process()
-    return lambda: int(process.memory_info().rss)
+    gc.collect()
+    before = int(process.memory_info().rss)
+    bloom = make_filter(backend, size, error_rate)
+    bloom.update(mobile_number(i * STRIDE % space) for i in range(size))
+    print(int(process.memory_info().rss) - before)
+
+
+def rss_growth(backend: str, size: int, error_rate: float) -> int | None:
+    """RSS added by building the filter, measured in a child process; None without psutil."""
+    if importlib.util.find_spec("psutil") is None:
+        return None
+    probe = [sys.executable, __file__, "--rss-probe", backend, "--sizes", str(size)]
+    probe += ["--error-rate", repr(error_rate)]
+    return int(subprocess.run(probe, capture_output=True, text=True, check=True).stdout)
 
 
 def time_contains(bloom: SupportsIn, numbers: Sequence[int]) -> tuple[float, int]:
@@ -117,17 +139,13 @@ def loop_overhead_ns(numbers: Sequence[int]) -> float:
     return seconds / len(numbers) * 1e9
 
 
-def bench(
-    backend: str, numbers: Numbers, error_rate: float, rss: Callable[[], int] | None
-) -> Result:
+def bench(backend: str, numbers: Numbers, error_rate: float) -> Result:
     size = len(numbers.listed)
     gc.collect()
-    rss_before = rss() if rss else 0
     bloom = make_filter(backend, size, error_rate)
     start = time.perf_counter()
     bloom.update(numbers.listed)
     build_s = time.perf_counter() - start
-    rss_growth = rss() - rss_before if rss else None
 
     gc.collect()
     present_s, present_hits = time_contains(bloom, numbers.present)
@@ -144,7 +162,7 @@ def bench(
         false_positives=false_positives,
         absent_tests=len(numbers.absent),
         nbytes=bloom.nbytes,
-        rss_growth=rss_growth,
+        rss_growth=None,
     )
     del bloom
     gc.collect()
@@ -216,7 +234,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--backends", nargs="+", default=list(BACKENDS), choices=list(BACKENDS), help="to measure"
     )
     parser.add_argument("--seed", type=int, default=SEED, help="random seed for the numbers")
+    parser.add_argument("--rss-probe", choices=list(BACKENDS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rss_probe:
+        rss_probe(args.rss_probe, args.sizes[0], args.error_rate)
+        return
 
     print(f"command: python {shlex.join(sys.argv)}")
     print(f"date:    {date.today().isoformat()}")
@@ -224,9 +246,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"cpu:     {cpu_model()}, {os.cpu_count()} cores")
     print(f"error rate {args.error_rate}, seed {args.seed}, ", end="")
     print(f"{QUERIES:,} present and {QUERIES:,} absent tests per run")
-    rss = rss_reader()
-    if rss is None:
-        print("psutil not installed: RSS growth not measured")
     sys.stdout.flush()
 
     results: list[Result] = []
@@ -238,11 +257,16 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"  timing-loop overhead: {loop_overhead_ns(numbers.absent):.0f} ns a test", flush=True
         )
         for backend in args.backends:
-            result = bench(backend, numbers, args.error_rate, rss)
+            result = bench(backend, numbers, args.error_rate)
             print(f"  {backend}: built in {result.build_s:.2f} s", flush=True)
             results.append(result)
         del numbers
         gc.collect()
+        for i, result in enumerate(results):
+            if result.size == size:
+                growth = rss_growth(result.backend, size, args.error_rate)
+                results[i] = dataclasses.replace(result, rss_growth=growth)
+        print("  RSS growth measured in child processes", flush=True)
 
     print()
     print(table(results))

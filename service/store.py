@@ -155,7 +155,7 @@ async def add_report(pool: asyncpg.Pool, report: NewReport) -> tuple[int, Listin
 async def listed_numbers(pool: asyncpg.Pool, batch: int = 50_000) -> AsyncIterator[list[int]]:
     """Every listed number, in batches, without holding them all in memory at once."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        cursor = await conn.cursor(_SELECT_LISTED_NUMBERS, prefetch=batch)
+        cursor = await conn.cursor(_SELECT_LISTED_NUMBERS)
         while rows := await cursor.fetch(batch):
             yield [row["number"] for row in rows]
 

@@ -38,7 +38,7 @@ async def lookup_batch(request: web.Request) -> web.Response:
         try:
             numbers[index] = normalize(item)
         except InvalidNumber as err:
-            errors[index] = f"not a valid phone number: {err}"
+            errors[index] = str(err)
     answers = iter(await request.app[LISTINGS].lookup_many(list(numbers.values())))
     results: list[dict[str, Any]] = []
     for index, item in enumerate(items):
