@@ -16,6 +16,15 @@ log = logging.getLogger(__name__)
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 
+def encode_json(body: Any) -> bytes:
+    """UTF-8 JSON with Vietnamese text readable; echoed client text that cannot be UTF-8
+    (a lone surrogate) falls back to ASCII escapes, which are always valid JSON."""
+    try:
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body).encode("ascii")
+
+
 class Problem(Exception):
     """A failure the client should hear about; handlers raise it, the middleware answers it."""
 
@@ -46,8 +55,9 @@ class Problem(Exception):
         }
         return web.Response(
             status=self.status,
-            text=json.dumps(body, ensure_ascii=False),
+            body=encode_json(body),
             content_type=PROBLEM_CONTENT_TYPE,
+            charset="utf-8",
             headers=self.headers,
         )
 

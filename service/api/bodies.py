@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.problems import Problem, bad_request
+from service.problems import Problem, bad_request, encode_json
 
 _JSON_TYPES = ("application/json", "application/problem+json")
 
@@ -18,7 +18,7 @@ _JSON_TYPES = ("application/json", "application/problem+json")
 def json_response(body: Any, status: int = HTTPStatus.OK) -> web.Response:
     """A JSON response, UTF-8, Vietnamese text left readable."""
     return web.Response(
-        text=json.dumps(body, ensure_ascii=False), status=status, content_type="application/json"
+        body=encode_json(body), status=status, content_type="application/json", charset="utf-8"
     )
 
 

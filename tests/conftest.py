@@ -1,0 +1,76 @@
+"""One real Postgres per test session (DATABASE_URL, or an embedded one); clean tables per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+from aiohttp.web import Application
+
+from service import store
+from service.app import create_app
+from service.auth import hash_key, new_key
+from service.config import Config
+from service.embedded import database_url as resolve_database_url
+
+AppClient = TestClient[object, Application]
+ClientFactory = Callable[[Application], Awaitable[AppClient]]
+MakeKey = Callable[[str], Awaitable[str]]
+TABLES = ("reports", "number_reporters", "listings", "api_keys", "settings")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test session's Postgres: DATABASE_URL if set, else embedded in a temp dir."""
+    data_dir = tmp_path_factory.mktemp("pg") / "data"
+    with resolve_database_url(os.environ.get("DATABASE_URL"), data_dir) as url:
+        yield url
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test database, schema applied and every table emptied."""
+    async with await store.create_pool(database_url, 1, 2) as pool:
+        async with pool.acquire() as conn:
+            await store.apply_schema(conn)
+            await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        yield pool
+
+
+@pytest.fixture
+def config(database_url: str, pool: asyncpg.Pool) -> Config:
+    """The service's configuration for tests: a small filter, the test database."""
+    return Config(database_url=database_url, filter_min_capacity=10_000)
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, config: Config) -> AppClient:
+    """An HTTP client on a freshly started app."""
+    return await aiohttp_client(create_app(config))
+
+
+@pytest.fixture
+def make_key(pool: asyncpg.Pool) -> MakeKey:
+    """Create an API key of a role, as `callguard keys create` does; returns the key."""
+
+    async def make(role: str) -> str:
+        key = new_key()
+        await store.create_key(pool, f"test {role}", role, hash_key(key))
+        return key
+
+    return make
+
+
+@pytest.fixture
+async def auth(make_key: MakeKey) -> dict[str, str]:
+    """Authorization headers of a client key."""
+    return {"Authorization": f"Bearer {await make_key('client')}"}
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,103 @@
+"""Every /v1 call needs a key; roles nest; a revoked key fails at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from service import store
+from service.app import create_app
+from service.auth import Role, hash_key, requires
+from service.config import Config
+from tests.conftest import AppClient, ClientFactory, MakeKey
+
+V1_CALLS = [
+    ("GET", "/v1/numbers/0912345678", None),
+    ("GET", "/v1/categories", None),
+    ("POST", "/v1/lookups", {"numbers": ["0912345678"]}),
+    ("POST", "/v1/reports", {"number": "0912345678", "category": "other", "reporter": "r"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), V1_CALLS)
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Bearer cg_not-a-real-key", "cg_x"],
+)
+async def test_a_missing_or_unknown_key_is_401(
+    client: AppClient, method: str, path: str, body: object, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = await client.request(method, path, json=body, headers=headers)
+    assert response.status == 401
+    assert response.content_type == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_the_scheme_is_case_insensitive(client: AppClient, make_key: MakeKey) -> None:
+    key = await make_key("client")
+    response = await client.get("/v1/categories", headers={"Authorization": f"bearer {key}"})
+    assert response.status == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+async def test_operations_endpoints_need_no_key(client: AppClient, path: str) -> None:
+    assert (await client.get(path)).status == 200
+
+
+async def wait_for_status(client: AppClient, headers: dict[str, str], status: int) -> float:
+    """Seconds until GET /v1/categories answers `status`; fails after 2 s."""
+    started = time.monotonic()
+    while time.monotonic() - started < 2:
+        if (await client.get("/v1/categories", headers=headers)).status == status:
+            return time.monotonic() - started
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"still not {status} after 2 s")
+
+
+async def test_a_revoked_key_fails_at_once_even_when_cached(
+    client: AppClient, make_key: MakeKey, pool: asyncpg.Pool
+) -> None:
+    key = await make_key("client")
+    headers = {"Authorization": f"Bearer {key}"}
+    for _ in range(3):  # served from the key cache after the first
+        assert (await client.get("/v1/categories", headers=headers)).status == 200
+    assert await store.revoke_key(pool, None, hash_key(key)) is not None
+    assert await wait_for_status(client, headers, 401) < 0.5
+
+
+async def test_a_key_created_after_a_refusal_works_at_once(
+    client: AppClient, make_key: MakeKey, pool: asyncpg.Pool
+) -> None:
+    key = "cg_made-after-a-refusal"
+    headers = {"Authorization": f"Bearer {key}"}
+    assert (await client.get("/v1/categories", headers=headers)).status == 401  # cached as unknown
+    await store.create_key(pool, "late", "client", hash_key(key))
+    assert await wait_for_status(client, headers, 200) < 0.5
+
+
+async def test_a_role_too_low_is_403(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
+) -> None:
+    async def moderate(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = create_app(config)
+    app.router.add_post("/v1/moderation-probe", requires(Role.ADMIN)(moderate))
+    client = await aiohttp_client(app)
+    for role, status in [("client", 403), ("operator", 403), ("admin", 200)]:
+        headers = {"Authorization": f"Bearer {await make_key(role)}"}
+        response = await client.post("/v1/moderation-probe", headers=headers)
+        assert response.status == status, role
+        if status == 403:
+            assert response.content_type == "application/problem+json"
+            assert "admin" in (await response.json())["detail"]
+
+
+def test_roles_nest() -> None:
+    assert Role.CLIENT < Role.OPERATOR < Role.ADMIN
+    assert [Role.named(name) for name in ("client", "operator", "admin")] == list(Role)

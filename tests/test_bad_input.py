@@ -1,0 +1,173 @@
+"""Nothing a client sends gets a 500 or a stack trace: every bad request is a clear 4xx problem."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import asyncpg
+import pytest
+
+from tests.conftest import AppClient
+
+REPORT = '{"number": "0912345678", "category": "other", "reporter": "r1"}'
+ENDPOINTS = ["/v1/reports", "/v1/lookups"]
+
+BAD_BODIES = [
+    ("", 400, "not valid JSON"),
+    ("{", 400, "not valid JSON"),
+    ("{'number': '0912345678'}", 400, "not valid JSON"),
+    ("[]", 400, "must be a JSON object"),
+    ('"0912345678"', 400, "must be a JSON object"),
+    ("null", 400, "must be a JSON object"),
+    ('{"numbers": [' * 50_000, 400, "JSON"),
+    ("[" * 100_000 + "]" * 100_000, 400, "nested too deeply"),
+    ('{"unexpected": 1}', 400, "Unknown field"),
+]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize(("body", "status", "words"), BAD_BODIES)
+async def test_malformed_bodies(
+    client: AppClient, auth: dict[str, str], path: str, body: str, status: int, words: str
+) -> None:
+    response = await client.post(
+        path, data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status == status
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["status"] == status
+    assert {"type", "title", "detail"} <= problem.keys()
+    assert words in problem["detail"]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+async def test_bodies_that_are_not_utf8(client: AppClient, auth: dict[str, str], path: str) -> None:
+    response = await client.post(
+        path,
+        data=b'{"numbers": ["\xff\xfe"]}',
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert response.status == 400
+    assert "not UTF-8" in (await response.json())["detail"]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+async def test_bodies_over_the_size_limit_are_413(
+    client: AppClient, auth: dict[str, str], path: str
+) -> None:
+    body = io.BytesIO(b'{"numbers": ["' + b"0" * (2 << 20) + b'"]}')
+    response = await client.post(
+        path, data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status == 413
+    assert response.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+async def test_other_media_types_are_415(
+    client: AppClient, auth: dict[str, str], path: str
+) -> None:
+    response = await client.post(path, data="number=0912345678", headers=auth)
+    assert response.status == 415
+    assert "application/json" in (await response.json())["detail"]
+
+
+async def test_compressed_bodies_are_read(client: AppClient, auth: dict[str, str]) -> None:
+    response = await client.post(
+        "/v1/reports",
+        data=gzip.compress(REPORT.encode()),
+        headers={**auth, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status == 201
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("number", 912345678),
+        ("number", ["0912345678"]),
+        ("category", {"id": "other"}),
+        ("reporter", 42),
+        ("reporter", True),
+        ("description", ["x"]),
+    ],
+)
+async def test_wrong_json_types(
+    client: AppClient, auth: dict[str, str], field: str, value: object
+) -> None:
+    body = {"number": "0912345678", "category": "other", "reporter": "r1", field: value}
+    response = await client.post("/v1/reports", json=body, headers=auth)
+    assert response.status == 400
+    assert f"'{field}' must be a string" in (await response.json())["detail"]
+
+
+@pytest.mark.parametrize("numbers", [{"a": 1}, "0912345678", 5, None])
+async def test_lookups_need_a_list(
+    client: AppClient, auth: dict[str, str], numbers: object
+) -> None:
+    response = await client.post("/v1/lookups", json={"numbers": numbers}, headers=auth)
+    assert response.status == 400
+    assert "'numbers' must be a list" in (await response.json())["detail"]
+
+
+SQL_LOOKING = ["'; DROP TABLE reports; --", "0912345678' OR '1'='1"]
+UNSTORABLE = ["Robert\x00'); DELETE FROM listings;--", "\ud800"]
+
+
+@pytest.mark.parametrize("text", SQL_LOOKING + UNSTORABLE)
+async def test_sql_looking_nul_and_surrogate_strings_are_not_numbers_or_categories(
+    client: AppClient, auth: dict[str, str], text: str
+) -> None:
+    for field in ("number", "category"):
+        body = {"number": "0912345678", "category": "other", "reporter": "r1", field: text}
+        response = await client.post("/v1/reports", json=body, headers=auth)
+        assert 400 <= response.status < 500, (field, response.status)
+        assert response.content_type == "application/problem+json"
+    response = await client.post("/v1/lookups", json={"numbers": [text]}, headers=auth)
+    assert response.status == 200
+    assert "error" in (await response.json())["results"][0]
+
+
+@pytest.mark.parametrize("text", UNSTORABLE)
+@pytest.mark.parametrize("field", ["reporter", "description"])
+async def test_nul_and_surrogates_are_refused_in_free_text(
+    client: AppClient, auth: dict[str, str], text: str, field: str
+) -> None:
+    body = {"number": "0912345678", "category": "other", "reporter": "r1", field: text}
+    response = await client.post("/v1/reports", json=body, headers=auth)
+    assert response.status == 400
+    assert f"'{field}' contains" in (await response.json())["detail"]
+    response = await client.get("/v1/numbers/0912345678", headers=auth)
+    assert (await response.json())["report_count"] == 0
+
+
+@pytest.mark.parametrize("text", SQL_LOOKING)
+async def test_sql_looking_free_text_is_stored_verbatim(
+    client: AppClient, auth: dict[str, str], pool: asyncpg.Pool, text: str
+) -> None:
+    body = {"number": "0912345678", "category": "other", "reporter": text, "description": text}
+    assert (await client.post("/v1/reports", json=body, headers=auth)).status == 201
+    response = await client.get("/v1/numbers/0912345678", headers=auth)
+    assert (await response.json())["report_count"] == 1
+    assert await pool.fetchval("SELECT description FROM reports") == text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/nowhere", 404),
+        ("GET", "/v1/nowhere", 404),
+        ("DELETE", "/v1/reports", 405),
+        ("PUT", "/v1/numbers/0912345678", 405),
+        ("GET", "/v1/lookups", 405),
+    ],
+)
+async def test_unknown_routes_and_methods(
+    client: AppClient, auth: dict[str, str], method: str, path: str, status: int
+) -> None:
+    response = await client.request(method, path, headers=auth)
+    assert response.status == status
+    assert response.content_type == "application/problem+json"
+    assert (await response.json())["status"] == status
