@@ -13,7 +13,7 @@ import logging
 import asyncpg
 
 from service.auth import KeyCache
-from service.store import KEYS_CHANNEL
+from service.store import DATABASE_UNAVAILABLE, KEYS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,11 @@ async def follow_key_changes(dsn: str, cache: KeyCache, connected: asyncio.Event
         try:
             await _listen(dsn, cache, connected)
             log.warning("change feed connection closed; reconnecting")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as err:
-            log.warning("change feed lost its connection (%s); retrying", err)
+        except DATABASE_UNAVAILABLE as err:
+            log.warning("change feed lost its connection (%r); retrying", err)
+        except Exception:
+            # Never let the feed die: while it is down the key cache is bypassed, not stale.
+            log.exception("change feed failed; retrying")
         connected.clear()
         await asyncio.sleep(RETRY_SECONDS)
 
@@ -57,5 +60,5 @@ async def _listen(dsn: str, cache: KeyCache, connected: asyncio.Event) -> None:
 async def _close(conn: asyncpg.Connection) -> None:
     try:
         await asyncio.wait_for(conn.close(), 2)
-    except (OSError, asyncpg.InterfaceError, TimeoutError):
+    except DATABASE_UNAVAILABLE:
         conn.terminate()

@@ -11,9 +11,12 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from service.store import DATABASE_UNAVAILABLE
+
 log = logging.getLogger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 1
 
 
 def encode_json(body: Any) -> bytes:
@@ -90,6 +93,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         return _from_http_exception(request, exc).response()
+    except DATABASE_UNAVAILABLE as err:
+        log.warning("database unavailable on %s %s: %r", request.method, request.path, err)
+        return Problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "The database is unavailable; try again shortly.",
+            kind="database-unavailable",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        ).response()
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return Problem(

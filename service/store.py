@@ -14,6 +14,16 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 KEYS_CHANNEL = "callguard_keys"
 """NOTIFY channel: a key was created or revoked, so processes drop their key caches."""
 
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+"""The errors that mean Postgres cannot be reached or went away, rather than a bad query."""
+
 _SCHEMA_LOCK = 0x63616C6C  # any constant; serialises schema application across replicas
 
 

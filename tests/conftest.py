@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -23,12 +26,36 @@ MakeKey = Callable[[str], Awaitable[str]]
 TABLES = ("reports", "number_reporters", "listings", "api_keys", "settings")
 
 
+@contextmanager
+def postgres_dir() -> Iterator[Path]:
+    """A directory for an embedded Postgres's data, removed afterwards.
+
+    Not under pytest's tmp_path: as root, Postgres runs as the `pgserver` user, and every
+    pytest session makes /tmp/pytest-of-root private again, locking out another session's
+    Postgres mid-run.
+    """
+    parent = Path(tempfile.mkdtemp(prefix="callguard-test-"))
+    try:
+        yield parent / "data"
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def database_url() -> Iterator[str]:
     """The test session's Postgres: DATABASE_URL if set, else embedded in a temp dir."""
-    data_dir = tmp_path_factory.mktemp("pg") / "data"
-    with resolve_database_url(os.environ.get("DATABASE_URL"), data_dir) as url:
+    with (
+        postgres_dir() as data_dir,
+        resolve_database_url(os.environ.get("DATABASE_URL"), data_dir) as url,
+    ):
         yield url
+
+
+@pytest.fixture
+def pg_data_dir() -> Iterator[Path]:
+    """A data dir for a test's own embedded Postgres (a fault test, a CLI run)."""
+    with postgres_dir() as data_dir:
+        yield data_dir
 
 
 @pytest.fixture

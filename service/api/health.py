@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 
-import asyncpg
 from aiohttp import web
 
 from service.problems import Problem
 from service.state import LISTINGS, POOL
+from service.store import DATABASE_UNAVAILABLE
 
 from .bodies import json_response
 
@@ -26,10 +27,11 @@ async def readyz(request: web.Request) -> web.Response:
     if LISTINGS not in app:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The filter is still loading.")
     try:
-        await app[POOL].fetchval("SELECT 1", timeout=READY_TIMEOUT_SECONDS)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await app[POOL].fetchval("SELECT 1")
+    except DATABASE_UNAVAILABLE as err:
         raise Problem(
-            HTTPStatus.SERVICE_UNAVAILABLE, f"The database does not answer: {err}."
+            HTTPStatus.SERVICE_UNAVAILABLE, f"The database does not answer: {err!r}."
         ) from err
     entries = app[LISTINGS].filter.entries
     return json_response({"status": "ready", "filter_entries": entries})
