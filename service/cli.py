@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     create = keys.add_parser("create", parents=[data_dir], help="make a key; prints it last")
     create.add_argument("--role", required=True, choices=[role.name.lower() for role in Role])
-    create.add_argument("--name", required=True, help="who holds the key, e.g. an app's name")
+    create.add_argument(
+        "--name", required=True, type=_name, help="who holds the key, e.g. an app's name"
+    )
     create.set_defaults(command=_with_pool(_keys_create))
     listing = keys.add_parser("list", parents=[data_dir], help="list keys (never the keys)")
     listing.set_defaults(command=_with_pool(_keys_list))
@@ -65,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key", metavar="KEY_OR_ID", help="the key itself, or its id")
     revoke.set_defaults(command=_with_pool(_keys_revoke))
     return parser
+
+
+def _name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text.strip()
 
 
 def _serve(config: Config, args: argparse.Namespace) -> int:
@@ -112,7 +120,9 @@ async def _keys_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
 
 
 async def _keys_revoke(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
-    key_id = int(args.key) if args.key.isdigit() else None
+    # An id is a positive bigint written in ASCII digits; anything else can only be a key.
+    is_id = args.key.isascii() and args.key.isdigit() and len(args.key) <= 18
+    key_id = int(args.key) if is_id else None
     revoked = await store.revoke_key(pool, key_id, hash_key(args.key))
     if revoked is None:
         print(f"no active key matches {args.key!r}", file=sys.stderr)
