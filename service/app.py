@@ -18,8 +18,6 @@ from service.metrics import Metrics, metrics_middleware
 from service.problems import problem_middleware
 from service.state import CONFIG, LISTINGS, METRICS, POOL
 
-FEED_TASK = web.AppKey("feed_task", asyncio.Task[None])
-
 
 def create_app(config: Config) -> web.Application:
     """A callguard app for config; config.database_url must name a reachable Postgres."""
@@ -78,11 +76,7 @@ async def key_feed(app: web.Application) -> AsyncIterator[None]:
     """The change feed that keeps the key cache coherent; cancelled at shutdown."""
     config = app[CONFIG]
     assert config.database_url is not None
-    connected = asyncio.Event()
-    task = asyncio.create_task(
-        feed.follow_key_changes(config.database_url, app[KEY_CACHE], connected)
-    )
-    app[FEED_TASK] = task
+    task = asyncio.create_task(feed.follow_key_changes(config.database_url, app[KEY_CACHE]))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

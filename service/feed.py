@@ -20,32 +20,34 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 5.0
 """How often an idle listening connection is checked, so a dead one is noticed."""
 RETRY_SECONDS = 1.0
+APPLICATION_NAME = "callguard-feed"
+"""How the listening connection shows in pg_stat_activity."""
 
 
-async def follow_key_changes(dsn: str, cache: KeyCache, connected: asyncio.Event) -> None:
+async def follow_key_changes(dsn: str, cache: KeyCache) -> None:
     """Keep the key cache coherent with Postgres, reconnecting forever; cancel to stop."""
     while True:
         try:
-            await _listen(dsn, cache, connected)
+            await _listen(dsn, cache)
             log.warning("change feed connection closed; reconnecting")
         except DATABASE_UNAVAILABLE as err:
             log.warning("change feed lost its connection (%r); retrying", err)
         except Exception:
             # Never let the feed die: while it is down the key cache is bypassed, not stale.
             log.exception("change feed failed; retrying")
-        connected.clear()
         await asyncio.sleep(RETRY_SECONDS)
 
 
-async def _listen(dsn: str, cache: KeyCache, connected: asyncio.Event) -> None:
-    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+async def _listen(dsn: str, cache: KeyCache) -> None:
+    conn: asyncpg.Connection = await asyncpg.connect(
+        dsn, server_settings={"application_name": APPLICATION_NAME}
+    )
     lost = asyncio.Event()
     try:
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(KEYS_CHANNEL, lambda *_args: cache.clear())
         cache.clear()  # changes made while nobody listened
         cache.live = True
-        connected.set()
         while not lost.is_set():
             try:
                 await asyncio.wait_for(lost.wait(), KEEPALIVE_SECONDS)

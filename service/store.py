@@ -64,7 +64,9 @@ class ApiKey:
 
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     """The process's one connection pool."""
-    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, server_settings={"application_name": "callguard"}
+    )
 
 
 async def apply_schema(conn: asyncpg.Connection) -> None:

@@ -13,6 +13,7 @@ from service import store
 from service.app import create_app
 from service.auth import Role, hash_key, requires
 from service.config import Config
+from service.feed import APPLICATION_NAME
 from tests.conftest import AppClient, ClientFactory, MakeKey
 
 V1_CALLS = [
@@ -68,6 +69,26 @@ async def test_a_revoked_key_fails_at_once_even_when_cached(
         assert (await client.get("/v1/categories", headers=headers)).status == 200
     assert await store.revoke_key(pool, None, hash_key(key)) is not None
     assert await wait_for_status(client, headers, 401) < 0.5
+
+
+async def test_revocation_holds_while_the_change_feed_reconnects(
+    client: AppClient, make_key: MakeKey, pool: asyncpg.Pool
+) -> None:
+    key = await make_key("client")
+    headers = {"Authorization": f"Bearer {key}"}
+    for _ in range(3):
+        assert (await client.get("/v1/categories", headers=headers)).status == 200
+    # Cut the feed's listening connection, as a network blip would, then revoke while the
+    # NOTIFY has nobody to hear it: the cached key must not outlive the revocation.
+    cut = await pool.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+        APPLICATION_NAME,
+    )
+    assert cut == 1
+    assert await store.revoke_key(pool, None, hash_key(key)) is not None
+    assert await wait_for_status(client, headers, 401) < 0.5
+    other = {"Authorization": f"Bearer {await make_key('client')}"}
+    assert (await client.get("/v1/categories", headers=other)).status == 200
 
 
 async def test_a_key_created_after_a_refusal_works_at_once(
