@@ -16,34 +16,85 @@ CREATE TABLE IF NOT EXISTS settings (
     value  bytea NOT NULL
 );
 
--- Every report as received. reporter_hash is a keyed hash of the app's pseudonymous
--- reporter id: the id itself is never stored.
+-- Every report as received, kept for good. reporter_hash is a keyed hash of the app's
+-- pseudonymous reporter id: the id itself is never stored.
 CREATE TABLE IF NOT EXISTS reports (
-    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    number         bigint NOT NULL,
-    category       text NOT NULL,
-    reporter_hash  bytea NOT NULL,
-    description    text,
-    occurred_at    timestamptz,
-    received_at    timestamptz NOT NULL DEFAULT now(),
-    api_key_id     bigint NOT NULL REFERENCES api_keys (id)
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    number            bigint NOT NULL,
+    category          text NOT NULL,
+    reporter_hash     bytea NOT NULL,
+    description       text,
+    occurred_at       timestamptz,
+    received_at       timestamptz NOT NULL,
+    api_key_id        bigint NOT NULL REFERENCES api_keys (id),
+    possible_spoofing boolean NOT NULL DEFAULT false  -- the number was on the allowlist
 );
 CREATE INDEX IF NOT EXISTS reports_number_idx ON reports (number);
+CREATE INDEX IF NOT EXISTS reports_reporter_idx ON reports (reporter_hash, received_at);
 
--- Who has reported which number, once per reporter: reporter_count counts these rows.
+-- Who has reported which number, once per reporter, and when they last did: the
+-- verdict counts reporters whose last report is recent and after any delisting.
 CREATE TABLE IF NOT EXISTS number_reporters (
-    number         bigint NOT NULL,
-    reporter_hash  bytea NOT NULL,
+    number            bigint NOT NULL,
+    reporter_hash     bytea NOT NULL,
+    first_reported_at timestamptz NOT NULL,
+    last_reported_at  timestamptz NOT NULL,
     PRIMARY KEY (number, reporter_hash)
 );
 
--- One row per listed number: the summary a lookup reads by primary key. Every number
--- here is in each process's Bloom filter.
-CREATE TABLE IF NOT EXISTS listings (
+-- The community's tally of a reported number since its last delisting. A delisting
+-- resets the tally (reports stay in `reports`); reports after it count afresh.
+CREATE TABLE IF NOT EXISTS community_listings (
     number             bigint PRIMARY KEY,
     report_count       integer NOT NULL,
-    reporter_count     integer NOT NULL,
     categories         text[] NOT NULL,
-    first_reported_at  timestamptz NOT NULL,
-    last_reported_at   timestamptz NOT NULL
+    first_reported_at  timestamptz,
+    last_reported_at   timestamptz,
+    delisted_at        timestamptz
+);
+
+-- Listings by a trusted source (an operator's import, an admin): scam until delisted.
+CREATE TABLE IF NOT EXISTS trusted_listings (
+    number      bigint NOT NULL,
+    source      text NOT NULL,
+    category    text NOT NULL,
+    note        text,
+    listed_at   timestamptz NOT NULL,
+    api_key_id  bigint REFERENCES api_keys (id),
+    PRIMARY KEY (number, source)
+);
+
+-- Verified numbers (official hotlines and the like): never flagged, whatever the reports.
+CREATE TABLE IF NOT EXISTS allowlist (
+    number      bigint PRIMARY KEY,
+    owner       text NOT NULL,
+    note        text,
+    added_at    timestamptz NOT NULL,
+    api_key_id  bigint REFERENCES api_keys (id)
+);
+
+CREATE TABLE IF NOT EXISTS appeals (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    number           bigint NOT NULL,
+    contact          text NOT NULL,
+    message          text NOT NULL,
+    status           text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'delisted', 'rejected')),
+    created_at       timestamptz NOT NULL,
+    api_key_id       bigint NOT NULL REFERENCES api_keys (id),
+    resolved_at      timestamptz,
+    resolved_by      bigint REFERENCES api_keys (id),
+    resolution_note  text
+);
+CREATE INDEX IF NOT EXISTS appeals_status_idx ON appeals (status, id);
+
+-- Every moderation action: who (a key, or the command line), what, when, why.
+CREATE TABLE IF NOT EXISTS audit_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    api_key_id  bigint REFERENCES api_keys (id),
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    number      bigint,
+    reason      text,
+    detail      jsonb NOT NULL DEFAULT '{}'
 );

@@ -10,17 +10,21 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from service import feed, store
-from service.api import categories, health, lookups, numbers, reports
+from service.api import allowlist, appeals, audit, categories, health, lookups, numbers, reports
 from service.auth import KEY_CACHE, KeyCache, auth_middleware
 from service.config import Config
-from service.listings import REPORTER_KEY_SETTING, Listings, build_filter
+from service.limits import TokenBuckets
+from service.listings import REPORTER_KEY_SETTING, Clock, Listings, build_filter, utc_now
 from service.metrics import Metrics, metrics_middleware
 from service.problems import problem_middleware
-from service.state import CONFIG, LISTINGS, METRICS, POOL
+from service.state import CLOCK, CONFIG, LISTINGS, METRICS, POOL, REPORT_LIMITS
 
 
-def create_app(config: Config) -> web.Application:
-    """A callguard app for config; config.database_url must name a reachable Postgres."""
+def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
+    """A callguard app for config; config.database_url must name a reachable Postgres.
+
+    `clock` tells the time for the verdict rules and records; tests pass their own.
+    """
     if not config.database_url:
         raise ValueError("create_app needs config.database_url (the CLI starts embedded Postgres)")
     metrics = Metrics()
@@ -30,8 +34,12 @@ def create_app(config: Config) -> web.Application:
     )
     app[CONFIG] = config
     app[METRICS] = metrics
+    app[CLOCK] = clock
     app[KEY_CACHE] = KeyCache(config.key_cache_size)
-    app.cleanup_ctx.extend([database, listings, key_feed])
+    app[REPORT_LIMITS] = TokenBuckets(
+        config.reports_per_key_per_second, config.report_burst_per_key
+    )
+    app.cleanup_ctx.extend([database, listings, change_feed])
     app.router.add_routes(
         [
             web.get("/healthz", health.healthz),
@@ -39,8 +47,18 @@ def create_app(config: Config) -> web.Application:
             web.get("/metrics", make_aiohttp_handler(metrics.registry)),
             web.get("/v1/categories", categories.list_categories),
             web.get("/v1/numbers/{number}", numbers.get_number),
+            web.put("/v1/numbers/{number}", numbers.list_number),
+            web.delete("/v1/numbers/{number}", numbers.delist_number),
             web.post("/v1/lookups", lookups.lookup_batch),
             web.post("/v1/reports", reports.create_report),
+            web.get("/v1/allowlist", allowlist.list_entries),
+            web.get("/v1/allowlist/{number}", allowlist.get_entry),
+            web.put("/v1/allowlist/{number}", allowlist.put_entry),
+            web.delete("/v1/allowlist/{number}", allowlist.delete_entry),
+            web.post("/v1/appeals", appeals.create_appeal),
+            web.get("/v1/appeals", appeals.list_appeals),
+            web.post("/v1/appeals/{appeal_id}/resolve", appeals.resolve_appeal),
+            web.get("/v1/audit", audit.list_entries),
         ]
     )
     return app
@@ -68,15 +86,27 @@ async def listings(app: web.Application) -> AsyncIterator[None]:
         pool, config.filter_backend, config.filter_error_rate, config.filter_min_capacity
     )
     reporter_key = await store.secret_setting(pool, REPORTER_KEY_SETTING)
-    app[LISTINGS] = Listings(pool, number_filter, app[METRICS], reporter_key)
+    app[LISTINGS] = Listings(
+        pool,
+        number_filter,
+        app[METRICS],
+        reporter_key,
+        config.rules,
+        config.reports_per_reporter_per_day,
+        app[CLOCK],
+    )
     yield
 
 
-async def key_feed(app: web.Application) -> AsyncIterator[None]:
-    """The change feed that keeps the key cache coherent; cancelled at shutdown."""
-    config = app[CONFIG]
+async def change_feed(app: web.Application) -> AsyncIterator[None]:
+    """The change feed from other processes to the key cache and filter; cancelled at shutdown."""
+    config, listings = app[CONFIG], app[LISTINGS]
     assert config.database_url is not None
-    task = asyncio.create_task(feed.follow_key_changes(config.database_url, app[KEY_CACHE]))
+    task = asyncio.create_task(
+        feed.follow_changes(
+            config.database_url, app[KEY_CACHE], lambda number: listings.filter.add(number)
+        )
+    )
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

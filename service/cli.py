@@ -19,6 +19,11 @@ from service.auth import Role, hash_key, new_key
 from service.config import Config
 from service.embedded import database_url
 from service.filter import BACKENDS
+from service.listings import utc_now
+from service.store import Actor
+
+CLI_ACTOR = Actor(None, "cli")
+"""Moderation done on the command line; the audit log names it so."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,7 +128,7 @@ async def _keys_revoke(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     # An id is a positive bigint written in ASCII digits; anything else can only be a key.
     is_id = args.key.isascii() and args.key.isdigit() and len(args.key) <= 18
     key_id = int(args.key) if is_id else None
-    revoked = await store.revoke_key(pool, key_id, hash_key(args.key))
+    revoked = await store.revoke_key(pool, key_id, hash_key(args.key), CLI_ACTOR, utc_now())
     if revoked is None:
         print(f"no active key matches {args.key!r}", file=sys.stderr)
         return 1

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from service.reputation import Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,12 @@ class Config:
     filter_min_capacity: int = 1_000_000
     """The filter is sized for max(this, 2 x listed numbers) so reports can grow it."""
     key_cache_size: int = 10_000
+    rules: Rules = field(default_factory=Rules)
+    """The verdict thresholds (README, "Verdicts")."""
+    reports_per_reporter_per_day: int = 20
+    reports_per_key_per_second: float = 200.0
+    """A key is a whole app's traffic: this is per key, per replica."""
+    report_burst_per_key: int = 2000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -41,5 +50,14 @@ class Config:
             config = replace(config, data_dir=Path(env["CALLGUARD_DATA_DIR"]))
         if "CALLGUARD_FILTER_BACKEND" in env:
             config = replace(config, filter_backend=env["CALLGUARD_FILTER_BACKEND"])
+        if "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY" in env:
+            limit = int(env["CALLGUARD_REPORTS_PER_REPORTER_PER_DAY"])
+            config = replace(config, reports_per_reporter_per_day=limit)
+        if "CALLGUARD_SCAM_REPORTERS" in env:
+            rules = replace(config.rules, scam_reporters=int(env["CALLGUARD_SCAM_REPORTERS"]))
+            config = replace(config, rules=rules)
+        if "CALLGUARD_WINDOW_DAYS" in env:
+            window = timedelta(days=float(env["CALLGUARD_WINDOW_DAYS"]))
+            config = replace(config, rules=replace(config.rules, window=window))
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(config, **given)

@@ -1,19 +1,22 @@
 """The change feed: LISTEN on Postgres for changes other processes make, and apply them here.
 
-For now it carries API key changes (created, revoked) to the key cache. The cache is
-trusted only while the listening connection is up; when it drops, the cache is cleared
-and bypassed until the feed has reconnected.
+It carries API key changes (created, revoked) to the key cache, and numbers that became
+known (reported, listed, allowlisted) to the Bloom filter. The key cache is trusted only
+while the listening connection is up; when it drops, the cache is cleared and bypassed
+until the feed has reconnected. Numbers notified while the connection was down are not yet
+caught up: a sequence-numbered change log for that is the next step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import asyncpg
 
 from service.auth import KeyCache
-from service.store import DATABASE_UNAVAILABLE, KEYS_CHANNEL
+from service.store import DATABASE_UNAVAILABLE, KEYS_CHANNEL, NUMBERS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +27,11 @@ APPLICATION_NAME = "callguard-feed"
 """How the listening connection shows in pg_stat_activity."""
 
 
-async def follow_key_changes(dsn: str, cache: KeyCache) -> None:
-    """Keep the key cache coherent with Postgres, reconnecting forever; cancel to stop."""
+async def follow_changes(dsn: str, cache: KeyCache, add_number: Callable[[int], None]) -> None:
+    """Apply other processes' changes here, reconnecting forever; cancel to stop."""
     while True:
         try:
-            await _listen(dsn, cache)
+            await _listen(dsn, cache, add_number)
             log.warning("change feed connection closed; reconnecting")
         except DATABASE_UNAVAILABLE as err:
             log.warning("change feed lost its connection (%r); retrying", err)
@@ -38,7 +41,7 @@ async def follow_key_changes(dsn: str, cache: KeyCache) -> None:
         await asyncio.sleep(RETRY_SECONDS)
 
 
-async def _listen(dsn: str, cache: KeyCache) -> None:
+async def _listen(dsn: str, cache: KeyCache, add_number: Callable[[int], None]) -> None:
     conn: asyncpg.Connection = await asyncpg.connect(
         dsn, server_settings={"application_name": APPLICATION_NAME}
     )
@@ -46,6 +49,9 @@ async def _listen(dsn: str, cache: KeyCache) -> None:
     try:
         conn.add_termination_listener(lambda _conn: lost.set())
         await conn.add_listener(KEYS_CHANNEL, lambda *_args: cache.clear())
+        await conn.add_listener(
+            NUMBERS_CHANNEL, lambda _conn, _pid, _channel, payload: add_number(int(payload))
+        )
         cache.clear()  # changes made while nobody listened
         cache.live = True
         while not lost.is_set():

@@ -14,9 +14,10 @@ LATENCY_BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 )  # fmt: skip
 
-FILTER_OUTCOMES = ("negative", "listed", "false_positive")
+FILTER_OUTCOMES = ("negative", "listed", "stale", "false_positive")
 """negative: not in the filter, answered without the database; listed: a maybe the database
-confirmed; false_positive: a maybe the database did not."""
+confirmed; stale: a maybe for a number no longer listed (expired, delisted); false_positive:
+a maybe for a number nothing is stored about."""
 
 
 class Metrics:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -68,6 +69,23 @@ class Problem(Exception):
 def bad_request(detail: str, **extensions: Any) -> Problem:
     """400: the request itself is malformed."""
     return Problem(HTTPStatus.BAD_REQUEST, detail, kind="bad-request", **extensions)
+
+
+def not_found(detail: str) -> Problem:
+    """404: the thing named does not exist."""
+    return Problem(HTTPStatus.NOT_FOUND, detail, kind="not-found")
+
+
+def too_many_requests(detail: str, retry_after_seconds: float) -> Problem:
+    """429 with a Retry-After in whole seconds, rounded up."""
+    seconds = max(1, math.ceil(retry_after_seconds))
+    return Problem(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        detail,
+        kind="rate-limited",
+        headers={"Retry-After": str(seconds)},
+        retry_after=seconds,
+    )
 
 
 def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Problem:

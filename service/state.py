@@ -6,10 +6,14 @@ import asyncpg
 from aiohttp import web
 
 from service.config import Config
-from service.listings import Listings
+from service.limits import TokenBuckets
+from service.listings import Clock, Listings
 from service.metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
 LISTINGS = web.AppKey("listings", Listings)
+REPORT_LIMITS = web.AppKey("report_limits", TokenBuckets)
+"""Per-key token buckets for POST /v1/reports."""

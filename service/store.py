@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+
+from service.reputation import Evidence
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 KEYS_CHANNEL = "callguard_keys"
 """NOTIFY channel: a key was created or revoked, so processes drop their key caches."""
+NUMBERS_CHANNEL = "callguard_numbers"
+"""NOTIFY channel: a number became known (reported, listed, allowlisted); processes add it to
+their filters. The payload is the number."""
+_NOTIFY_NUMBER = f"SELECT pg_notify('{NUMBERS_CHANNEL}', $1::bigint::text)"
 
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
@@ -28,18 +36,6 @@ _SCHEMA_LOCK = 0x63616C6C  # any constant; serialises schema application across 
 
 
 @dataclass(frozen=True, slots=True)
-class Listing:
-    """What is known of a reported number."""
-
-    number: int
-    report_count: int
-    reporter_count: int
-    categories: tuple[str, ...]
-    first_reported_at: datetime
-    last_reported_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class NewReport:
     """A report as the service accepts it: number normalised, reporter already hashed."""
 
@@ -48,6 +44,7 @@ class NewReport:
     reporter_hash: bytes
     description: str | None
     occurred_at: datetime | None
+    received_at: datetime
     api_key_id: int
 
 
@@ -91,91 +88,424 @@ async def secret_setting(pool: asyncpg.Pool, name: str) -> bytes:
     return value
 
 
-# --- listings and reports -----------------------------------------------------
+# --- evidence and reports ----------------------------------------------------
 
-_LISTING_COLUMNS = (
-    "number, report_count, reporter_count, categories, first_reported_at, last_reported_at"
-)
-_SELECT_LISTING = f"SELECT {_LISTING_COLUMNS} FROM listings WHERE number = $1"
-_SELECT_LISTINGS = f"SELECT {_LISTING_COLUMNS} FROM listings WHERE number = ANY($1::bigint[])"
-_SELECT_LISTED_NUMBERS = "SELECT number FROM listings"
+# Everything that bears on the verdicts of many numbers, in one round trip. Reporters count
+# while their last report is after both the window's start ($2) and any delisting.
+_SELECT_EVIDENCE = """
+SELECT n.number,
+       (c.number IS NOT NULL OR t.sources IS NOT NULL OR a.number IS NOT NULL) AS known,
+       a.owner,
+       coalesce(t.sources, '{}') AS trusted_sources,
+       coalesce(t.categories, '{}') AS trusted_categories,
+       (SELECT count(*) FROM number_reporters r
+         WHERE r.number = n.number AND r.last_reported_at > greatest($2, c.delisted_at)
+       ) AS recent_reporters,
+       coalesce(c.report_count, 0) AS report_count,
+       coalesce(c.categories, '{}') AS categories,
+       c.first_reported_at,
+       c.last_reported_at
+FROM unnest($1::bigint[]) AS n (number)
+LEFT JOIN community_listings c ON c.number = n.number
+LEFT JOIN allowlist a ON a.number = n.number
+LEFT JOIN LATERAL (
+    SELECT array_agg(source ORDER BY listed_at) AS sources,
+           array_agg(category ORDER BY listed_at) AS categories
+    FROM trusted_listings WHERE number = n.number
+) t ON true
+"""
+_SELECT_KNOWN_NUMBERS = """
+SELECT number FROM community_listings
+UNION SELECT number FROM trusted_listings
+UNION SELECT number FROM allowlist
+"""
+_COUNT_KNOWN_NUMBERS = f"SELECT count(*) FROM ({_SELECT_KNOWN_NUMBERS}) known"
 
-# One statement, so one round trip and atomic: keep the report, count its reporter once
-# per number, and fold it into the number's listing.
-_ADD_REPORT = f"""
-WITH report AS (
-    INSERT INTO reports (number, category, reporter_hash, description, occurred_at, api_key_id)
-    VALUES ($1, $2, $3, $4, $5, $6)
-    RETURNING id, received_at
-), new_reporter AS (
-    INSERT INTO number_reporters (number, reporter_hash) VALUES ($1, $3)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), listing AS (
-    INSERT INTO listings AS l ({_LISTING_COLUMNS})
-    SELECT $1, 1, (SELECT count(*) FROM new_reporter), ARRAY[$2::text], received_at, received_at
-    FROM report
-    ON CONFLICT (number) DO UPDATE SET
-        report_count = l.report_count + 1,
-        reporter_count = l.reporter_count + EXCLUDED.reporter_count,
-        categories = CASE WHEN $2 = ANY (l.categories) THEN l.categories
-                          ELSE l.categories || $2::text END,
-        last_reported_at = EXCLUDED.last_reported_at
-    RETURNING l.*
-)
-SELECT report.id AS report_id, listing.* FROM report, listing
+_LOCK_REPORTER = "SELECT pg_advisory_xact_lock(hashtextextended(encode($1::bytea, 'hex'), 0))"
+_REPORTS_SINCE = """
+SELECT count(*), min(received_at) FROM reports WHERE reporter_hash = $1 AND received_at > $2
+"""
+_INSERT_REPORT = """
+INSERT INTO reports (number, category, reporter_hash, description, occurred_at, received_at,
+                     api_key_id, possible_spoofing)
+VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM allowlist WHERE number = $1))
+RETURNING id
+"""
+_UPSERT_REPORTER = """
+INSERT INTO number_reporters (number, reporter_hash, first_reported_at, last_reported_at)
+VALUES ($1, $2, $3, $3)
+ON CONFLICT (number, reporter_hash) DO UPDATE
+SET last_reported_at = greatest(number_reporters.last_reported_at, EXCLUDED.last_reported_at)
+"""
+_UPSERT_COMMUNITY_LISTING = """
+INSERT INTO community_listings AS l
+    (number, report_count, categories, first_reported_at, last_reported_at)
+VALUES ($1, 1, ARRAY[$2::text], $3, $3)
+ON CONFLICT (number) DO UPDATE SET
+    report_count = l.report_count + 1,
+    categories = CASE WHEN $2 = ANY (l.categories) THEN l.categories
+                      ELSE l.categories || $2::text END,
+    first_reported_at = least(l.first_reported_at, $3),
+    last_reported_at = greatest(l.last_reported_at, $3)
 """
 
 
-def _listing(record: asyncpg.Record) -> Listing:
-    return Listing(
+class ReporterLimitReached(Exception):
+    """The reporter has made as many reports as the limit allows in the last day."""
+
+    def __init__(self, retry_at: datetime) -> None:
+        super().__init__(f"reporter limit reached until {retry_at.isoformat()}")
+        self.retry_at = retry_at
+
+
+def _evidence(record: asyncpg.Record) -> Evidence:
+    return Evidence(
         number=record["number"],
+        known=record["known"],
+        allowlisted_owner=record["owner"],
+        trusted_sources=tuple(record["trusted_sources"]),
+        recent_reporters=record["recent_reporters"],
         report_count=record["report_count"],
-        reporter_count=record["reporter_count"],
-        categories=tuple(record["categories"]),
+        categories=tuple(dict.fromkeys([*record["categories"], *record["trusted_categories"]])),
         first_reported_at=record["first_reported_at"],
         last_reported_at=record["last_reported_at"],
     )
 
 
-async def get_listing(pool: asyncpg.Pool, number: int) -> Listing | None:
-    """The listing of one number, or None if it was never reported."""
-    record = await pool.fetchrow(_SELECT_LISTING, number)
-    return None if record is None else _listing(record)
+async def get_evidence(
+    pool: asyncpg.Pool, numbers: Sequence[int], window_start: datetime
+) -> dict[int, Evidence]:
+    """What is stored about each of these numbers, by number."""
+    records = await pool.fetch(_SELECT_EVIDENCE, numbers, window_start)
+    return {record["number"]: _evidence(record) for record in records}
 
 
-async def get_listings(pool: asyncpg.Pool, numbers: Sequence[int]) -> dict[int, Listing]:
-    """The listings of those numbers that have one, by number."""
-    records = await pool.fetch(_SELECT_LISTINGS, numbers)
-    return {record["number"]: _listing(record) for record in records}
+async def add_report(pool: asyncpg.Pool, report: NewReport, per_reporter_daily: int) -> int:
+    """Store a report unless its reporter is over the daily limit; return the report id."""
+    day_ago = report.received_at - timedelta(days=1)
+    async with pool.acquire() as conn, conn.transaction():
+        # One reporter's reports are counted and added one at a time, on every replica.
+        await conn.execute(_LOCK_REPORTER, report.reporter_hash)
+        count, oldest = await conn.fetchrow(_REPORTS_SINCE, report.reporter_hash, day_ago)
+        if count >= per_reporter_daily:
+            raise ReporterLimitReached(oldest + timedelta(days=1))
+        report_id: int = await conn.fetchval(
+            _INSERT_REPORT,
+            report.number,
+            report.category,
+            report.reporter_hash,
+            report.description,
+            report.occurred_at,
+            report.received_at,
+            report.api_key_id,
+        )
+        await conn.execute(
+            _UPSERT_REPORTER, report.number, report.reporter_hash, report.received_at
+        )
+        await conn.execute(
+            _UPSERT_COMMUNITY_LISTING, report.number, report.category, report.received_at
+        )
+        await conn.execute(_NOTIFY_NUMBER, report.number)
+    return report_id
 
 
-async def add_report(pool: asyncpg.Pool, report: NewReport) -> tuple[int, Listing]:
-    """Store a report; return its id and the number's listing after it."""
-    record = await pool.fetchrow(
-        _ADD_REPORT,
-        report.number,
-        report.category,
-        report.reporter_hash,
-        report.description,
-        report.occurred_at,
-        report.api_key_id,
-    )
-    return record["report_id"], _listing(record)
-
-
-async def listed_numbers(pool: asyncpg.Pool, batch: int = 50_000) -> AsyncIterator[list[int]]:
-    """Every listed number, in batches, without holding them all in memory at once."""
+async def known_numbers(pool: asyncpg.Pool, batch: int = 50_000) -> AsyncIterator[list[int]]:
+    """Every number the filter must hold, in batches, without holding them all at once."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        cursor = await conn.cursor(_SELECT_LISTED_NUMBERS)
+        cursor = await conn.cursor(_SELECT_KNOWN_NUMBERS)
         while rows := await cursor.fetch(batch):
             yield [row["number"] for row in rows]
 
 
-async def count_listings(pool: asyncpg.Pool) -> int:
-    """How many numbers are listed."""
-    count: int = await pool.fetchval("SELECT count(*) FROM listings")
+async def count_known_numbers(pool: asyncpg.Pool) -> int:
+    """How many numbers the filter must hold."""
+    count: int = await pool.fetchval(_COUNT_KNOWN_NUMBERS)
     return count
+
+
+# --- moderation: trusted listings, delisting, the allowlist -------------------
+
+_INSERT_AUDIT = """
+INSERT INTO audit_log (at, api_key_id, actor, action, number, reason, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
+"""
+_UPSERT_TRUSTED = """
+INSERT INTO trusted_listings (number, source, category, note, listed_at, api_key_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (number, source) DO UPDATE
+SET category = EXCLUDED.category, note = EXCLUDED.note, listed_at = EXCLUDED.listed_at,
+    api_key_id = EXCLUDED.api_key_id
+"""
+_DELETE_TRUSTED = "DELETE FROM trusted_listings WHERE number = $1 RETURNING source"
+_RESET_COMMUNITY = """
+UPDATE community_listings
+SET report_count = 0, categories = '{}', first_reported_at = NULL, last_reported_at = NULL,
+    delisted_at = $2
+WHERE number = $1 AND report_count > 0
+RETURNING number
+"""
+_UPSERT_ALLOWLIST = """
+INSERT INTO allowlist (number, owner, note, added_at, api_key_id) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (number) DO UPDATE
+SET owner = EXCLUDED.owner, note = EXCLUDED.note, added_at = EXCLUDED.added_at,
+    api_key_id = EXCLUDED.api_key_id
+"""
+_DELETE_ALLOWLIST = "DELETE FROM allowlist WHERE number = $1 RETURNING number"
+_SELECT_ALLOWLIST = """
+SELECT a.number, a.owner, a.note, a.added_at,
+       (SELECT count(*) FROM reports r WHERE r.number = a.number AND r.possible_spoofing)
+           AS spoofing_reports
+FROM allowlist a
+"""
+_SELECT_SPOOFING_REPORTS = """
+SELECT id, category, description, occurred_at, received_at FROM reports
+WHERE number = $1 AND possible_spoofing ORDER BY id DESC LIMIT $2
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who does a moderation action: an API key, or the command line (key_id None)."""
+
+    key_id: int | None
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllowlistEntry:
+    """A verified number and how many reports against it look like spoofing."""
+
+    number: int
+    owner: str
+    note: str | None
+    added_at: datetime
+    spoofing_reports: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpoofingReport:
+    """A report against an allowlisted number: kept, flagged, never counted."""
+
+    id: int
+    category: str
+    description: str | None
+    occurred_at: datetime | None
+    received_at: datetime
+
+
+async def _audit(
+    conn: asyncpg.Connection,
+    at: datetime,
+    actor: Actor,
+    action: str,
+    number: int | None,
+    reason: str | None,
+    **detail: Any,
+) -> None:
+    await conn.execute(
+        _INSERT_AUDIT, at, actor.key_id, actor.name, action, number, reason, json.dumps(detail)
+    )
+
+
+async def list_trusted(
+    pool: asyncpg.Pool,
+    number: int,
+    source: str,
+    category: str,
+    note: str | None,
+    actor: Actor,
+    at: datetime,
+) -> None:
+    """List a number as a scam on a trusted source's word, until it is delisted."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_UPSERT_TRUSTED, number, source, category, note, at, actor.key_id)
+        await conn.execute(_NOTIFY_NUMBER, number)
+        await _audit(conn, at, actor, "list", number, note, source=source, category=category)
+
+
+async def delist(pool: asyncpg.Pool, number: int, reason: str, actor: Actor, at: datetime) -> bool:
+    """End every listing of the number now; reports before `at` stop counting. False if
+    nothing was listed."""
+    async with pool.acquire() as conn, conn.transaction():
+        return await _delist(conn, number, reason, actor, at)
+
+
+async def _delist(
+    conn: asyncpg.Connection, number: int, reason: str, actor: Actor, at: datetime
+) -> bool:
+    sources = [row["source"] for row in await conn.fetch(_DELETE_TRUSTED, number)]
+    community = await conn.fetchval(_RESET_COMMUNITY, number, at) is not None
+    if not sources and not community:
+        return False
+    await _audit(
+        conn, at, actor, "delist", number, reason, trusted_sources=sources, community=community
+    )
+    return True
+
+
+async def allowlist_add(
+    pool: asyncpg.Pool, number: int, owner: str, note: str | None, actor: Actor, at: datetime
+) -> None:
+    """Verify a number: its lookups say `verified` whatever the reports."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _allowlist_add(conn, number, owner, note, actor, at)
+
+
+async def allowlist_load(
+    pool: asyncpg.Pool,
+    entries: Sequence[tuple[int, str, str | None]],
+    actor: Actor,
+    at: datetime,
+) -> None:
+    """Verify many (number, owner, note) entries in one transaction: all or none."""
+    async with pool.acquire() as conn, conn.transaction():
+        for number, owner, note in entries:
+            await _allowlist_add(conn, number, owner, note, actor, at)
+
+
+async def _allowlist_add(
+    conn: asyncpg.Connection,
+    number: int,
+    owner: str,
+    note: str | None,
+    actor: Actor,
+    at: datetime,
+) -> None:
+    await conn.execute(_UPSERT_ALLOWLIST, number, owner, note, at, actor.key_id)
+    await conn.execute(_NOTIFY_NUMBER, number)
+    await _audit(conn, at, actor, "allowlist_add", number, note, owner=owner)
+
+
+async def allowlist_remove(
+    pool: asyncpg.Pool, number: int, reason: str | None, actor: Actor, at: datetime
+) -> bool:
+    """Take a number off the allowlist; False if it was not on it."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(_DELETE_ALLOWLIST, number) is None:
+            return False
+        await _audit(conn, at, actor, "allowlist_remove", number, reason)
+    return True
+
+
+async def allowlist_entries(pool: asyncpg.Pool, number: int | None = None) -> list[AllowlistEntry]:
+    """The allowlist (or the entry for one number), by number."""
+    if number is None:
+        records = await pool.fetch(_SELECT_ALLOWLIST + " ORDER BY a.number")
+    else:
+        records = await pool.fetch(_SELECT_ALLOWLIST + " WHERE a.number = $1", number)
+    return [AllowlistEntry(**dict(record)) for record in records]
+
+
+async def spoofing_reports(pool: asyncpg.Pool, number: int, limit: int) -> list[SpoofingReport]:
+    """The newest reports flagged as possible spoofing of an allowlisted number."""
+    records = await pool.fetch(_SELECT_SPOOFING_REPORTS, number, limit)
+    return [SpoofingReport(**dict(record)) for record in records]
+
+
+# --- appeals ----------------------------------------------------------------
+
+_APPEAL_COLUMNS = "id, number, contact, message, status, created_at, resolved_at, resolution_note"
+_INSERT_APPEAL = f"""
+INSERT INTO appeals (number, contact, message, created_at, api_key_id)
+VALUES ($1, $2, $3, $4, $5) RETURNING {_APPEAL_COLUMNS}
+"""
+_SELECT_APPEALS = f"""
+SELECT {_APPEAL_COLUMNS} FROM appeals
+WHERE ($1::text IS NULL OR status = $1) AND id > $2 ORDER BY id LIMIT $3
+"""
+_LOCK_APPEAL = f"SELECT {_APPEAL_COLUMNS} FROM appeals WHERE id = $1 FOR UPDATE"
+_RESOLVE_APPEAL = f"""
+UPDATE appeals SET status = $2, resolved_at = $3, resolved_by = $4, resolution_note = $5
+WHERE id = $1 RETURNING {_APPEAL_COLUMNS}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Appeal:
+    """A number's owner asking for it to be delisted."""
+
+    id: int
+    number: int
+    contact: str
+    message: str
+    status: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolution_note: str | None
+
+
+class AppealNotOpen(Exception):
+    """The appeal was already decided."""
+
+    def __init__(self, appeal: Appeal) -> None:
+        super().__init__(f"appeal {appeal.id} is already {appeal.status}")
+        self.appeal = appeal
+
+
+async def create_appeal(
+    pool: asyncpg.Pool, number: int, contact: str, message: str, key_id: int, at: datetime
+) -> Appeal:
+    """File an appeal against a number's listing."""
+    record = await pool.fetchrow(_INSERT_APPEAL, number, contact, message, at, key_id)
+    return Appeal(**dict(record))
+
+
+async def list_appeals(
+    pool: asyncpg.Pool, status: str | None, after_id: int, limit: int
+) -> list[Appeal]:
+    """Appeals, oldest first, optionally of one status, after an id (for paging)."""
+    records = await pool.fetch(_SELECT_APPEALS, status, after_id, limit)
+    return [Appeal(**dict(record)) for record in records]
+
+
+async def resolve_appeal(
+    pool: asyncpg.Pool, appeal_id: int, delist_number: bool, note: str, actor: Actor, at: datetime
+) -> Appeal | None:
+    """Decide an open appeal, delisting its number if so decided; None if there is no such
+    appeal. Raises AppealNotOpen if it was already decided."""
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(_LOCK_APPEAL, appeal_id)
+        if record is None:
+            return None
+        appeal = Appeal(**dict(record))
+        if appeal.status != "open":
+            raise AppealNotOpen(appeal)
+        if delist_number:
+            await _delist(conn, appeal.number, f"appeal {appeal_id}: {note}", actor, at)
+        status = "delisted" if delist_number else "rejected"
+        record = await conn.fetchrow(_RESOLVE_APPEAL, appeal_id, status, at, actor.key_id, note)
+        await _audit(conn, at, actor, "appeal_" + status, appeal.number, note, appeal_id=appeal_id)
+    return Appeal(**dict(record))
+
+
+# --- the audit log ------------------------------------------------------------
+
+_SELECT_AUDIT = """
+SELECT id, at, api_key_id, actor, action, number, reason, detail FROM audit_log
+WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One moderation action."""
+
+    id: int
+    at: datetime
+    api_key_id: int | None
+    actor: str
+    action: str
+    number: int | None
+    reason: str | None
+    detail: dict[str, Any]
+
+
+async def audit_entries(pool: asyncpg.Pool, before_id: int | None, limit: int) -> list[AuditEntry]:
+    """The newest audit entries first, before an id (for paging)."""
+    records = await pool.fetch(_SELECT_AUDIT, before_id, limit)
+    return [
+        AuditEntry(**{**dict(record), "detail": json.loads(record["detail"])}) for record in records
+    ]
 
 
 # --- API keys ---------------------------------------------------------------
@@ -225,11 +555,17 @@ async def list_keys(pool: asyncpg.Pool) -> list[ApiKey]:
     return [_api_key(record) for record in await pool.fetch(_SELECT_KEYS)]
 
 
-async def revoke_key(pool: asyncpg.Pool, key_id: int | None, key_hash: bytes) -> ApiKey | None:
+async def revoke_key(
+    pool: asyncpg.Pool, key_id: int | None, key_hash: bytes, actor: Actor, at: datetime
+) -> ApiKey | None:
     """Revoke the active key with this id or hash; tell every process at commit."""
     async with pool.acquire() as conn, conn.transaction():
         record = await conn.fetchrow(_REVOKE_KEY, key_id, key_hash)
         if record is None:
             return None
         await conn.execute(_NOTIFY_KEYS, KEYS_CHANNEL, str(record["id"]))
-    return _api_key(record)
+        revoked = _api_key(record)
+        await _audit(
+            conn, at, actor, "key_revoke", None, None, key_id=revoked.id, key_name=revoked.name
+        )
+    return revoked

@@ -23,7 +23,17 @@ from service.embedded import database_url as resolve_database_url
 AppClient = TestClient[object, Application]
 ClientFactory = Callable[[Application], Awaitable[AppClient]]
 MakeKey = Callable[[str], Awaitable[str]]
-TABLES = ("reports", "number_reporters", "listings", "api_keys", "settings")
+TABLES = (
+    "reports",
+    "number_reporters",
+    "community_listings",
+    "trusted_listings",
+    "allowlist",
+    "appeals",
+    "audit_log",
+    "api_keys",
+    "settings",
+)
 
 
 @contextmanager

@@ -14,6 +14,8 @@ from service.app import create_app
 from service.auth import Role, hash_key, requires
 from service.config import Config
 from service.feed import APPLICATION_NAME
+from service.listings import utc_now
+from service.store import Actor
 from tests.conftest import AppClient, ClientFactory, MakeKey
 
 V1_CALLS = [
@@ -67,7 +69,10 @@ async def test_a_revoked_key_fails_at_once_even_when_cached(
     headers = {"Authorization": f"Bearer {key}"}
     for _ in range(3):  # served from the key cache after the first
         assert (await client.get("/v1/categories", headers=headers)).status == 200
-    assert await store.revoke_key(pool, None, hash_key(key)) is not None
+    assert (
+        await store.revoke_key(pool, None, hash_key(key), Actor(None, "test"), utc_now())
+        is not None
+    )
     assert await wait_for_status(client, headers, 401) < 0.5
 
 
@@ -85,7 +90,10 @@ async def test_revocation_holds_while_the_change_feed_reconnects(
         APPLICATION_NAME,
     )
     assert cut == 1
-    assert await store.revoke_key(pool, None, hash_key(key)) is not None
+    assert (
+        await store.revoke_key(pool, None, hash_key(key), Actor(None, "test"), utc_now())
+        is not None
+    )
     assert await wait_for_status(client, headers, 401) < 0.5
     other = {"Authorization": f"Bearer {await make_key('client')}"}
     assert (await client.get("/v1/categories", headers=other)).status == 200

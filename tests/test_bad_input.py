@@ -160,7 +160,7 @@ async def test_sql_looking_free_text_is_stored_verbatim(
         ("GET", "/nowhere", 404),
         ("GET", "/v1/nowhere", 404),
         ("DELETE", "/v1/reports", 405),
-        ("PUT", "/v1/numbers/0912345678", 405),
+        ("PATCH", "/v1/numbers/0912345678", 405),
         ("GET", "/v1/lookups", 405),
     ],
 )

@@ -22,8 +22,11 @@ def json_response(body: Any, status: int = HTTPStatus.OK) -> web.Response:
     )
 
 
-async def read_object(request: web.Request, fields: Collection[str]) -> dict[str, Any]:
-    """The body as a JSON object whose keys are all among `fields`."""
+async def read_object(
+    request: web.Request, fields: Collection[str], *, optional: bool = False
+) -> dict[str, Any]:
+    """The body as a JSON object whose keys are all among `fields`; with `optional`, an
+    empty body reads as {}."""
     content_type = request.headers.get("Content-Type")
     if content_type is not None and request.content_type not in _JSON_TYPES:
         raise Problem(
@@ -32,6 +35,8 @@ async def read_object(request: web.Request, fields: Collection[str]) -> dict[str
             kind="unsupported-media-type",
         )
     raw = await request.read()  # raises 413 past the app's client_max_size
+    if optional and not raw.strip():
+        return {}
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as err:
@@ -96,3 +101,13 @@ def timestamp_field(
     if moment > now + max_ahead:
         raise bad_request(f"'{name}' is in the future.")
     return moment
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]."""
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise bad_request(f"'{name}' must be a whole number from {low} to {high}.")
+    return int(text)

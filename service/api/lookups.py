@@ -11,8 +11,8 @@ from service.numbers import InvalidNumber, normalize
 from service.problems import Problem, bad_request
 from service.state import CONFIG, LISTINGS
 
-from .bodies import json_response, read_object
-from .numbers import answer_body
+from .bodies import read_object
+from .numbers import answer_body, language, lookup_response
 
 
 async def lookup_batch(request: web.Request) -> web.Response:
@@ -40,10 +40,11 @@ async def lookup_batch(request: web.Request) -> web.Response:
         except InvalidNumber as err:
             errors[index] = str(err)
     answers = iter(await request.app[LISTINGS].lookup_many(list(numbers.values())))
+    lang = language(request)
     results: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         if index in errors:
             results.append({"input": item, "error": errors[index]})
         else:
-            results.append({"input": item, **answer_body(next(answers))})
-    return json_response({"results": results})
+            results.append({"input": item, **answer_body(next(answers), lang)})
+    return lookup_response({"results": results}, lang)

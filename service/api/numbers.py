@@ -1,17 +1,25 @@
-"""GET /v1/numbers/{number}: the verdict on one number."""
+"""/v1/numbers/{number}: look a number up (any key), list or delist it (admin)."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
+from service.advice import advice_for, pick_language
+from service.auth import API_KEY, Role, requires
+from service.categories import CATEGORY_IDS
 from service.listings import Answer
 from service.numbers import InvalidNumber, normalize, to_e164
-from service.problems import bad_request
+from service.problems import Problem, bad_request, not_found
+from service.reputation import Verdict
 from service.state import LISTINGS
+from service.store import Actor, ApiKey
 
-from .bodies import json_response
+from .bodies import json_response, optional_text_field, read_object, text_field
+
+MAX_NOTE_LENGTH = 2000
 
 
 def parse_number(text: str) -> int:
@@ -22,23 +30,96 @@ def parse_number(text: str) -> int:
         raise bad_request(f"{text!r} is not a valid phone number: {err}.", number=text) from err
 
 
-def answer_body(answer: Answer) -> dict[str, Any]:
+def category_field(data: dict[str, Any]) -> str:
+    """A required, known category id."""
+    category = text_field(data, "category", 64)
+    if category not in CATEGORY_IDS:
+        raise Problem(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            f"Unknown category {category!r}; GET /v1/categories lists them.",
+            kind="unknown-category",
+            categories=sorted(CATEGORY_IDS),
+        )
+    return category
+
+
+def actor(api_key: ApiKey) -> Actor:
+    """The key doing a moderation action, for the audit log."""
+    return Actor(api_key.id, f"key:{api_key.id}:{api_key.name}")
+
+
+def language(request: web.Request) -> str:
+    """The language for advice, from Accept-Language; Vietnamese by default."""
+    return pick_language(request.headers.get("Accept-Language"))
+
+
+def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
     """The JSON a lookup returns for one number."""
-    listing = answer.listing
-    return {
+    evidence, verdict = answer.evidence, answer.judgement.verdict
+    body: dict[str, Any] = {
         "number": to_e164(answer.number),
-        "verdict": answer.judgement.verdict.value,
+        "verdict": verdict.value,
         "score": answer.judgement.score,
-        "report_count": listing.report_count if listing else 0,
-        "reporter_count": listing.reporter_count if listing else 0,
-        "categories": list(listing.categories) if listing else [],
-        "first_reported_at": listing.first_reported_at.isoformat() if listing else None,
-        "last_reported_at": listing.last_reported_at.isoformat() if listing else None,
+        "report_count": evidence.report_count,
+        "reporter_count": evidence.recent_reporters,
+        "categories": list(evidence.categories),
+        "first_reported_at": _iso(evidence.first_reported_at),
+        "last_reported_at": _iso(evidence.last_reported_at),
     }
+    if verdict is Verdict.VERIFIED:
+        body["owner"] = evidence.allowlisted_owner
+    if evidence.trusted_sources and verdict is Verdict.SCAM:
+        body["sources"] = list(evidence.trusted_sources)
+    if verdict in (Verdict.SUSPICIOUS, Verdict.SCAM):
+        body["advice"] = advice_for(evidence.categories, lang)
+    return body
+
+
+def _iso(moment: Any) -> str | None:
+    return None if moment is None else str(moment.isoformat())
+
+
+def lookup_response(body: Any, lang: str) -> web.Response:
+    """A lookup's JSON, marked with the language of its advice."""
+    response = json_response(body)
+    response.headers["Content-Language"] = lang
+    response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 async def get_number(request: web.Request) -> web.Response:
     """The verdict on the number in the path, in whatever form it was typed."""
     number = parse_number(request.match_info["number"])
     answer = await request.app[LISTINGS].lookup(number)
-    return json_response(answer_body(answer))
+    lang = language(request)
+    return lookup_response(answer_body(answer, lang), lang)
+
+
+@requires(Role.ADMIN)
+async def list_number(request: web.Request) -> web.Response:
+    """List the number as a scam on an admin's word, until it is delisted."""
+    number = parse_number(request.match_info["number"])
+    data = await read_object(request, ("category", "note"))
+    api_key = request[API_KEY]
+    answer = await request.app[LISTINGS].list_trusted(
+        number,
+        f"admin:{api_key.name}",
+        category_field(data),
+        optional_text_field(data, "note", MAX_NOTE_LENGTH),
+        actor(api_key),
+    )
+    lang = language(request)
+    return lookup_response(answer_body(answer, lang), lang)
+
+
+@requires(Role.ADMIN)
+async def delist_number(request: web.Request) -> web.Response:
+    """End every listing of the number now; earlier reports stop counting."""
+    number = parse_number(request.match_info["number"])
+    data = await read_object(request, ("reason",))
+    reason = text_field(data, "reason", MAX_NOTE_LENGTH)
+    if not await request.app[LISTINGS].delist(number, reason, actor(request[API_KEY])):
+        raise not_found(f"{to_e164(number)} is not listed.")
+    answer = await request.app[LISTINGS].lookup(number)
+    lang = language(request)
+    return lookup_response(answer_body(answer, lang), lang)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http import HTTPStatus
 
 from aiohttp import web
 
 from service.auth import API_KEY
-from service.categories import CATEGORY_IDS
 from service.listings import Report
 from service.numbers import to_e164
-from service.problems import Problem
-from service.state import LISTINGS
+from service.problems import too_many_requests
+from service.state import CONFIG, LISTINGS, REPORT_LIMITS
+from service.store import ReporterLimitReached
 
 from .bodies import json_response, optional_text_field, read_object, text_field, timestamp_field
-from .numbers import parse_number
+from .numbers import category_field, parse_number
 
 FIELDS = ("number", "category", "reporter", "description", "occurred_at")
 MAX_REPORTER_LENGTH = 200
@@ -26,28 +26,32 @@ CLOCK_SKEW = timedelta(minutes=10)
 
 async def create_report(request: web.Request) -> web.Response:
     """Store the report; answer its id and the number's verdict now."""
+    api_key = request[API_KEY]
+    wait = request.app[REPORT_LIMITS].take(api_key.id)
+    if wait:
+        rate = request.app[CONFIG].reports_per_key_per_second
+        raise too_many_requests(f"This key may send {rate:g} reports a second.", wait)
     data = await read_object(request, FIELDS)
-    number = parse_number(text_field(data, "number", 64))
-    category = text_field(data, "category", 64)
-    if category not in CATEGORY_IDS:
-        raise Problem(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            f"Unknown category {category!r}; GET /v1/categories lists them.",
-            kind="unknown-category",
-            categories=sorted(CATEGORY_IDS),
-        )
+    listings = request.app[LISTINGS]
     report = Report(
-        number=number,
-        category=category,
+        number=parse_number(text_field(data, "number", 64)),
+        category=category_field(data),
         reporter=text_field(data, "reporter", MAX_REPORTER_LENGTH),
         description=optional_text_field(data, "description", MAX_DESCRIPTION_LENGTH),
-        occurred_at=timestamp_field(data, "occurred_at", datetime.now(UTC), CLOCK_SKEW),
+        occurred_at=timestamp_field(data, "occurred_at", listings.clock(), CLOCK_SKEW),
     )
-    report_id, answer = await request.app[LISTINGS].report(report, request[API_KEY].id)
+    try:
+        report_id, answer = await listings.report(report, api_key.id)
+    except ReporterLimitReached as err:
+        limit = request.app[CONFIG].reports_per_reporter_per_day
+        raise too_many_requests(
+            f"This reporter has sent {limit} reports in the last 24 hours, the most allowed.",
+            (err.retry_at - listings.clock()).total_seconds(),
+        ) from err
     return json_response(
         {
             "report_id": report_id,
-            "number": to_e164(number),
+            "number": to_e164(report.number),
             "verdict": answer.judgement.verdict.value,
         },
         status=HTTPStatus.CREATED,

@@ -1,0 +1,91 @@
+"""/v1/appeals: a number's owner asks for a delisting (any key); admins decide."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from service.auth import API_KEY, Role, requires
+from service.numbers import to_e164
+from service.problems import Problem, bad_request, not_found
+from service.state import LISTINGS, POOL
+from service.store import Appeal, AppealNotOpen
+from service.store import create_appeal as store_appeal
+from service.store import list_appeals as store_list
+
+from .bodies import json_response, query_int, read_object, text_field
+from .numbers import actor, parse_number
+
+STATUSES = ("open", "delisted", "rejected")
+DECISIONS = {"delist": True, "reject": False}
+MAX_CONTACT_LENGTH = 200
+MAX_MESSAGE_LENGTH = 4000
+
+
+def appeal_body(appeal: Appeal) -> dict[str, Any]:
+    """The JSON for one appeal."""
+    return {
+        "appeal_id": appeal.id,
+        "number": to_e164(appeal.number),
+        "contact": appeal.contact,
+        "message": appeal.message,
+        "status": appeal.status,
+        "created_at": appeal.created_at.isoformat(),
+        "resolved_at": appeal.resolved_at and appeal.resolved_at.isoformat(),
+        "resolution_note": appeal.resolution_note,
+    }
+
+
+async def create_appeal(request: web.Request) -> web.Response:
+    """File an appeal against a number's listing."""
+    data = await read_object(request, ("number", "contact", "message"))
+    number = parse_number(text_field(data, "number", 64))
+    appeal = await store_appeal(
+        request.app[POOL],
+        number,
+        text_field(data, "contact", MAX_CONTACT_LENGTH),
+        text_field(data, "message", MAX_MESSAGE_LENGTH),
+        request[API_KEY].id,
+        request.app[LISTINGS].clock(),
+    )
+    return json_response(appeal_body(appeal), status=HTTPStatus.CREATED)
+
+
+@requires(Role.ADMIN)
+async def list_appeals(request: web.Request) -> web.Response:
+    """Appeals oldest first, optionally of one status; page with ?after=<last appeal_id>."""
+    status = request.query.get("status")
+    if status is not None and status not in STATUSES:
+        raise bad_request(f"'status' must be one of {', '.join(STATUSES)}.")
+    after = query_int(request, "after", 0, 0, 2**62)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    appeals = await store_list(request.app[POOL], status, after, limit)
+    return json_response({"appeals": [appeal_body(appeal) for appeal in appeals]})
+
+
+@requires(Role.ADMIN)
+async def resolve_appeal(request: web.Request) -> web.Response:
+    """Decide an open appeal: delist its number at once, or reject it."""
+    text = request.match_info["appeal_id"]
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise not_found(f"There is no appeal {text!r}.")
+    data = await read_object(request, ("decision", "note"))
+    decision = text_field(data, "decision", 16)
+    if decision not in DECISIONS:
+        raise bad_request("'decision' must be 'delist' or 'reject'.")
+    note = text_field(data, "note", MAX_MESSAGE_LENGTH)
+    try:
+        appeal = await request.app[LISTINGS].resolve_appeal(
+            int(text), DECISIONS[decision], note, actor(request[API_KEY])
+        )
+    except AppealNotOpen as err:
+        raise Problem(
+            HTTPStatus.CONFLICT,
+            f"Appeal {err.appeal.id} was already decided: {err.appeal.status}.",
+            kind="appeal-decided",
+        ) from err
+    if appeal is None:
+        raise not_found(f"There is no appeal {text}.")
+    return json_response(appeal_body(appeal))

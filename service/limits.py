@@ -1,0 +1,32 @@
+"""Rate limits: token buckets per API key, in this process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class TokenBuckets:
+    """A bucket per key that refills at `rate` a second up to `burst`; one token per call.
+
+    Each replica limits on its own, so the service-wide limit is this times the replicas.
+    """
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._buckets: dict[int, tuple[float, float]] = {}  # key -> (tokens, as of when)
+
+    def take(self, key: int) -> float:
+        """Take a token for `key`: 0.0 if granted, else the seconds until one is free."""
+        now = self._clock()
+        tokens, then = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
