@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,7 @@ from service.config import Config
 from service.embedded import database_url
 from service.filter import BACKENDS
 from service.listings import utc_now
+from service.numbers import InvalidNumber, normalize
 from service.store import Actor
 
 CLI_ACTOR = Actor(None, "cli")
@@ -71,6 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", parents=[data_dir], help="revoke a key at once")
     revoke.add_argument("key", metavar="KEY_OR_ID", help="the key itself, or its id")
     revoke.set_defaults(command=_with_pool(_keys_revoke))
+
+    allowlist = commands.add_parser("allowlist", help="manage verified numbers").add_subparsers(
+        required=True, metavar="ACTION"
+    )
+    load = allowlist.add_parser(
+        "load", parents=[data_dir], help="verify the numbers in a CSV (number,owner[,note])"
+    )
+    load.add_argument("file", type=Path, help="e.g. data/official_numbers.csv")
+    load.set_defaults(command=_with_pool(_allowlist_load))
     return parser
 
 
@@ -134,3 +145,42 @@ async def _keys_revoke(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
         return 1
     print(f"revoked key {revoked.id} ({revoked.role}) of {revoked.name}")
     return 0
+
+
+async def _allowlist_load(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    try:
+        entries, errors = _read_allowlist(args.file)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        print(f"cannot read {args.file}: {err}", file=sys.stderr)
+        return 1
+    if errors:
+        print(*errors, f"nothing loaded: {len(errors)} bad row(s)", sep="\n", file=sys.stderr)
+        return 1
+    await store.allowlist_load(pool, entries, CLI_ACTOR, utc_now())
+    print(f"verified {len(entries)} number(s) from {args.file}")
+    return 0
+
+
+def _read_allowlist(path: Path) -> tuple[list[tuple[int, str, str | None]], list[str]]:
+    """The CSV's (number, owner, note) rows, and a message per bad row (line numbers count
+    the header as line 1)."""
+    entries: list[tuple[int, str, str | None]] = []
+    errors: list[str] = []
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        reader = csv.DictReader(file)
+        missing = {"number", "owner"} - set(reader.fieldnames or ())
+        if missing:
+            return [], [f"line 1: missing column(s) {', '.join(sorted(missing))}"]
+        for line, row in enumerate(reader, start=2):
+            owner = (row.get("owner") or "").strip()
+            note = (row.get("note") or "").strip() or None
+            try:
+                number = normalize(row.get("number") or "")
+            except InvalidNumber as err:
+                errors.append(f"line {line}: {row.get('number')!r}: {err}")
+                continue
+            if not owner:
+                errors.append(f"line {line}: the owner is empty")
+                continue
+            entries.append((number, owner, note))
+    return entries, errors

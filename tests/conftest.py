@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -88,6 +89,32 @@ def config(database_url: str, pool: asyncpg.Pool) -> Config:
 async def client(aiohttp_client: ClientFactory, config: Config) -> AppClient:
     """An HTTP client on a freshly started app."""
     return await aiohttp_client(create_app(config))
+
+
+class FakeClock:
+    """A clock the test moves by hand: the time rules are tested without sleeping."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+async def timed_client(
+    aiohttp_client: ClientFactory, config: Config, clock: FakeClock
+) -> AppClient:
+    """An HTTP client on an app that tells time by `clock`."""
+    return await aiohttp_client(create_app(config, clock))
 
 
 @pytest.fixture

@@ -74,6 +74,11 @@ async def test_a_revoked_key_fails_at_once_even_when_cached(
         is not None
     )
     assert await wait_for_status(client, headers, 401) < 0.5
+    admin = {"Authorization": f"Bearer {await make_key('admin')}"}
+    entries = (await (await client.get("/v1/audit", headers=admin)).json())["entries"]
+    assert [(e["action"], e["actor"], e["detail"]["key_name"]) for e in entries] == [
+        ("key_revoke", "test", "test client")
+    ]
 
 
 async def test_revocation_holds_while_the_change_feed_reconnects(

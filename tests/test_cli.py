@@ -358,3 +358,51 @@ def test_revoking_a_key_locks_it_out_of_the_running_server(callguard: Cli) -> No
             time.sleep(POLL_SECONDS)
         assert server.process.poll() is None  # `keys revoke` left the shared Postgres running
         assert server.request("GET", "/readyz")[0] == 200
+
+
+def test_allowlist_load_verifies_numbers_on_a_running_server(
+    callguard: Cli, repo_root: Path
+) -> None:
+    key = callguard.create_key("admin", "moderator")
+    hotline = "/v1/numbers/02513685134"
+    with callguard.serve(free_port()) as server:
+        assert server.request("GET", hotline, key)[1]["verdict"] == "unknown"
+
+        out = callguard.ok("allowlist", "load", str(repo_root / "data" / "official_numbers.csv"))
+        assert "verified 1 number(s)" in out
+
+        # The running server learns of the number through the change feed, not a restart.
+        deadline = time.monotonic() + REVOKE_TIMEOUT
+        while (body := server.request("GET", hotline, key)[1])["verdict"] != "verified":
+            assert time.monotonic() < deadline, f"not verified:\n{server.log()}"
+            time.sleep(POLL_SECONDS)
+        assert body["number"] == "+842513685134"
+        assert "Công an tỉnh Đồng Nai" in body["owner"]
+        status, audit = server.request("GET", "/v1/audit", key)
+        assert status == 200
+        assert [(e["action"], e["actor"], e["number"]) for e in audit["entries"]] == [
+            ("allowlist_add", "cli", "+842513685134")
+        ]
+
+
+def test_allowlist_load_loads_nothing_from_a_file_with_a_bad_row(
+    callguard: Cli, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("number,owner\n0912345678,Ngân hàng A\nnot-a-number,B\n0987654321,\n")
+    result = callguard.run("allowlist", "load", str(bad))
+    assert result.returncode == 1
+    assert "line 3: 'not-a-number'" in result.stderr
+    assert "line 4: the owner is empty" in result.stderr
+    assert "nothing loaded" in result.stderr
+
+    missing = tmp_path / "missing.csv"
+    missing.write_text("phone,name\n0912345678,A\n")
+    result = callguard.run("allowlist", "load", str(missing))
+    assert result.returncode == 1
+    assert "missing column(s) number, owner" in result.stderr
+
+    key = callguard.create_key("client", "app")
+    with callguard.serve(free_port()) as server:
+        body = server.request("GET", "/v1/numbers/0912345678", key)[1]
+        assert body["verdict"] == "unknown"  # the good row of the bad file was not loaded

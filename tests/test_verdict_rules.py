@@ -1,0 +1,159 @@
+"""The verdict rules end to end on the real database, with the clock moved by hand."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from service.app import create_app
+from service.config import Config
+from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey
+
+NUMBER = "0912345678"
+
+
+async def report(client: AppClient, auth: dict[str, str], reporter: str, **fields: str) -> int:
+    body = {"number": NUMBER, "category": "impersonation_authority", "reporter": reporter}
+    response = await client.post("/v1/reports", json={**body, **fields}, headers=auth)
+    return response.status
+
+
+async def lookup(client: AppClient, auth: dict[str, str], **headers: str) -> dict[str, object]:
+    response = await client.get(f"/v1/numbers/{NUMBER}", headers={**auth, **headers})
+    assert response.status == 200
+    body: dict[str, object] = await response.json()
+    return body
+
+
+async def test_distinct_reporters_make_suspicious_then_scam(
+    timed_client: AppClient, auth: dict[str, str]
+) -> None:
+    verdicts = []
+    for reporter in ("a", "a", "b", "b", "c"):
+        assert await report(timed_client, auth, reporter) == 201
+        verdicts.append((await lookup(timed_client, auth))["verdict"])
+    assert verdicts == ["suspicious", "suspicious", "suspicious", "suspicious", "scam"]
+    body = await lookup(timed_client, auth)
+    assert (body["report_count"], body["reporter_count"], body["score"]) == (5, 3, 90)
+
+
+async def test_a_listing_expires_after_90_days_without_a_report(
+    timed_client: AppClient, auth: dict[str, str], clock: FakeClock
+) -> None:
+    for reporter in ("a", "b", "c"):
+        await report(timed_client, auth, reporter)
+    clock.advance(days=89)
+    body = await lookup(timed_client, auth)
+    assert body["verdict"] == "scam"
+    assert 0 < int(str(body["score"])) < 90  # decayed over 89 days
+    clock.advance(days=2)
+    body = await lookup(timed_client, auth)
+    assert (body["verdict"], body["score"], body["reporter_count"]) == ("unknown", 0, 0)
+    assert body["report_count"] == 3  # the history stays
+
+
+async def test_reporters_fall_out_of_the_window_one_by_one(
+    timed_client: AppClient, auth: dict[str, str], clock: FakeClock
+) -> None:
+    await report(timed_client, auth, "a")
+    clock.advance(days=50)
+    await report(timed_client, auth, "b")
+    clock.advance(days=30)
+    await report(timed_client, auth, "c")
+    assert (await lookup(timed_client, auth))["verdict"] == "scam"
+    clock.advance(days=11)  # a's report is now 91 days old
+    body = await lookup(timed_client, auth)
+    assert (body["verdict"], body["reporter_count"]) == ("suspicious", 2)
+    await report(timed_client, auth, "a")  # a reports again: counts once, and recently
+    body = await lookup(timed_client, auth)
+    assert (body["verdict"], body["reporter_count"]) == ("scam", 3)
+
+
+async def test_an_admin_listing_does_not_expire(
+    timed_client: AppClient, make_key: MakeKey, clock: FakeClock, auth: dict[str, str]
+) -> None:
+    admin = {"Authorization": f"Bearer {await make_key('admin')}"}
+    response = await timed_client.put(
+        f"/v1/numbers/{NUMBER}", json={"category": "investment"}, headers=admin
+    )
+    assert response.status == 200
+    clock.advance(days=400)
+    body = await lookup(timed_client, auth)
+    assert (body["verdict"], body["score"], body["categories"]) == ("scam", 70, ["investment"])
+
+
+async def test_a_reporter_may_send_20_reports_a_day(
+    timed_client: AppClient, auth: dict[str, str], clock: FakeClock
+) -> None:
+    for i in range(20):
+        body = {"number": f"+8491{i:07d}", "category": "other", "reporter": "busy"}
+        assert (await timed_client.post("/v1/reports", json=body, headers=auth)).status == 201
+        clock.advance(minutes=10)
+    response = await timed_client.post(
+        "/v1/reports",
+        json={"number": NUMBER, "category": "other", "reporter": "busy"},
+        headers=auth,
+    )
+    assert response.status == 429
+    assert response.content_type == "application/problem+json"
+    # The first of the 20 was 200 minutes ago; it leaves the 24-hour window in 20 h 40 min.
+    assert int(response.headers["Retry-After"]) == 20 * 3600 + 40 * 60
+    assert await report(timed_client, auth, "someone-else") == 201
+    clock.advance(hours=20, minutes=41)
+    assert await report(timed_client, auth, "busy") == 201
+    assert (await lookup(timed_client, auth))["reporter_count"] == 2
+
+
+async def test_a_key_past_its_report_rate_gets_429(
+    aiohttp_client: ClientFactory, config: Config, auth: dict[str, str]
+) -> None:
+    limited = replace(config, reports_per_key_per_second=0.5, report_burst_per_key=3)
+    client = await aiohttp_client(create_app(limited))
+    statuses = [await report(client, auth, f"r{i}") for i in range(4)]
+    assert statuses == [201, 201, 201, 429]
+    response = await client.post(
+        "/v1/reports",
+        json={"number": NUMBER, "category": "other", "reporter": "r9"},
+        headers=auth,
+    )
+    assert response.status == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 2
+    assert (await lookup(client, auth))["report_count"] == 3
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "content_language", "words"),
+    [
+        (None, "vi", "Giấy mời"),
+        ("en-US,en;q=0.9", "en", "written invitation"),
+        ("fr, vi;q=0.5", "vi", "Giấy mời"),
+    ],
+)
+async def test_listed_numbers_carry_advice_in_the_callers_language(
+    timed_client: AppClient,
+    auth: dict[str, str],
+    accept_language: str | None,
+    content_language: str,
+    words: str,
+) -> None:
+    assert "advice" not in await lookup(timed_client, auth)
+    await report(timed_client, auth, "a")
+    headers = {**auth, **({"Accept-Language": accept_language} if accept_language else {})}
+    response = await timed_client.get(f"/v1/numbers/{NUMBER}", headers=headers)
+    assert response.headers["Content-Language"] == content_language
+    advice = (await response.json())["advice"]
+    assert words.lower() in advice[0].lower()
+    assert "02513.685.134" in advice[-1]
+
+
+async def test_filter_hits_on_expired_numbers_count_as_stale(
+    timed_client: AppClient, auth: dict[str, str], clock: FakeClock
+) -> None:
+    await report(timed_client, auth, "a")
+    await lookup(timed_client, auth)
+    clock.advance(days=91)
+    await lookup(timed_client, auth)
+    metrics = await (await timed_client.get("/metrics")).text()
+    assert 'callguard_filter_checks_total{outcome="listed"} 1.0' in metrics
+    assert 'callguard_filter_checks_total{outcome="stale"} 1.0' in metrics
