@@ -32,25 +32,29 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE INDEX IF NOT EXISTS reports_number_idx ON reports (number);
 CREATE INDEX IF NOT EXISTS reports_reporter_idx ON reports (reporter_hash, received_at);
 
--- Who has reported which number, once per reporter, and when they last did: the
--- verdict counts reporters whose last report is recent and after any delisting.
-CREATE TABLE IF NOT EXISTS number_reporters (
-    number            bigint NOT NULL,
-    reporter_hash     bytea NOT NULL,
-    first_reported_at timestamptz NOT NULL,
-    last_reported_at  timestamptz NOT NULL,
-    PRIMARY KEY (number, reporter_hash)
-);
-
 -- The community's tally of a reported number since its last delisting. A delisting
--- resets the tally (reports stay in `reports`); reports after it count afresh.
+-- resets the tally (reports stay in `reports`) and starts a new epoch; reports after it
+-- count afresh. Epochs, not timestamps, order reports and delistings, so replicas whose
+-- clocks disagree still agree on what counts.
 CREATE TABLE IF NOT EXISTS community_listings (
     number             bigint PRIMARY KEY,
     report_count       integer NOT NULL,
     categories         text[] NOT NULL,
     first_reported_at  timestamptz,
     last_reported_at   timestamptz,
+    epoch              integer NOT NULL DEFAULT 0,
     delisted_at        timestamptz
+);
+
+-- Who has reported which number, once per reporter, and when and in which epoch they last
+-- did: the verdict counts reporters of the current epoch whose last report is recent.
+CREATE TABLE IF NOT EXISTS number_reporters (
+    number            bigint NOT NULL,
+    reporter_hash     bytea NOT NULL,
+    first_reported_at timestamptz NOT NULL,
+    last_reported_at  timestamptz NOT NULL,
+    epoch             integer NOT NULL,
+    PRIMARY KEY (number, reporter_hash)
 );
 
 -- Listings by a trusted source (an operator's import, an admin): scam until delisted.

@@ -91,7 +91,7 @@ async def secret_setting(pool: asyncpg.Pool, name: str) -> bytes:
 # --- evidence and reports ----------------------------------------------------
 
 # Everything that bears on the verdicts of many numbers, in one round trip. Reporters count
-# while their last report is after both the window's start ($2) and any delisting.
+# while their last report is after the window's start ($2) and in the current epoch.
 _SELECT_EVIDENCE = """
 SELECT n.number,
        (c.number IS NOT NULL OR t.sources IS NOT NULL OR a.number IS NOT NULL) AS known,
@@ -99,7 +99,7 @@ SELECT n.number,
        coalesce(t.sources, '{}') AS trusted_sources,
        coalesce(t.categories, '{}') AS trusted_categories,
        (SELECT count(*) FROM number_reporters r
-         WHERE r.number = n.number AND r.last_reported_at > greatest($2, c.delisted_at)
+         WHERE r.number = n.number AND r.epoch = c.epoch AND r.last_reported_at > $2
        ) AS recent_reporters,
        coalesce(c.report_count, 0) AS report_count,
        coalesce(c.categories, '{}') AS categories,
@@ -132,10 +132,14 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM allowlist WHERE number
 RETURNING id
 """
 _UPSERT_REPORTER = """
-INSERT INTO number_reporters (number, reporter_hash, first_reported_at, last_reported_at)
-VALUES ($1, $2, $3, $3)
+INSERT INTO number_reporters AS r
+    (number, reporter_hash, first_reported_at, last_reported_at, epoch)
+VALUES ($1, $2, $3, $3, $4)
 ON CONFLICT (number, reporter_hash) DO UPDATE
-SET last_reported_at = greatest(number_reporters.last_reported_at, EXCLUDED.last_reported_at)
+SET last_reported_at = CASE WHEN r.epoch = EXCLUDED.epoch
+                            THEN greatest(r.last_reported_at, EXCLUDED.last_reported_at)
+                            ELSE EXCLUDED.last_reported_at END,
+    epoch = EXCLUDED.epoch
 """
 _UPSERT_COMMUNITY_LISTING = """
 INSERT INTO community_listings AS l
@@ -147,6 +151,7 @@ ON CONFLICT (number) DO UPDATE SET
                       ELSE l.categories || $2::text END,
     first_reported_at = least(l.first_reported_at, $3),
     last_reported_at = greatest(l.last_reported_at, $3)
+RETURNING epoch
 """
 
 
@@ -199,11 +204,12 @@ async def add_report(pool: asyncpg.Pool, report: NewReport, per_reporter_daily: 
             report.received_at,
             report.api_key_id,
         )
-        await conn.execute(
-            _UPSERT_REPORTER, report.number, report.reporter_hash, report.received_at
+        # The listing first: its row lock orders this report against any delisting.
+        epoch = await conn.fetchval(
+            _UPSERT_COMMUNITY_LISTING, report.number, report.category, report.received_at
         )
         await conn.execute(
-            _UPSERT_COMMUNITY_LISTING, report.number, report.category, report.received_at
+            _UPSERT_REPORTER, report.number, report.reporter_hash, report.received_at, epoch
         )
         await conn.execute(_NOTIFY_NUMBER, report.number)
     return report_id
@@ -240,7 +246,7 @@ _DELETE_TRUSTED = "DELETE FROM trusted_listings WHERE number = $1 RETURNING sour
 _RESET_COMMUNITY = """
 UPDATE community_listings
 SET report_count = 0, categories = '{}', first_reported_at = NULL, last_reported_at = NULL,
-    delisted_at = $2
+    epoch = epoch + 1, delisted_at = $2
 WHERE number = $1 AND report_count > 0
 RETURNING number
 """

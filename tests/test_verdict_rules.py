@@ -83,6 +83,30 @@ async def test_an_admin_listing_does_not_expire(
     assert (body["verdict"], body["score"], body["categories"]) == ("scam", 70, ["investment"])
 
 
+@pytest.mark.parametrize("clock_offset_minutes", [0, -5])
+async def test_a_report_after_a_delisting_counts_whatever_the_clocks_say(
+    timed_client: AppClient,
+    make_key: MakeKey,
+    clock: FakeClock,
+    auth: dict[str, str],
+    clock_offset_minutes: int,
+) -> None:
+    admin = {"Authorization": f"Bearer {await make_key('admin')}"}
+    for reporter in ("a", "b"):
+        await report(timed_client, auth, reporter)
+    response = await timed_client.delete(
+        f"/v1/numbers/{NUMBER}", json={"reason": "owner proved it is theirs"}, headers=admin
+    )
+    assert (await response.json())["verdict"] == "unknown"
+    # The next report is written after the delisting, but stamped at the same instant, or
+    # earlier, as by a replica whose clock runs behind: it counts all the same.
+    clock.advance(minutes=clock_offset_minutes)
+    assert await report(timed_client, auth, "a", category="online_loan") == 201
+    body = await lookup(timed_client, auth)
+    assert (body["verdict"], body["report_count"], body["reporter_count"]) == ("suspicious", 1, 1)
+    assert body["categories"] == ["online_loan"]
+
+
 async def test_a_reporter_may_send_20_reports_a_day(
     timed_client: AppClient, auth: dict[str, str], clock: FakeClock
 ) -> None:
