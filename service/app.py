@@ -10,7 +10,17 @@ from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from service import feed, store
-from service.api import allowlist, appeals, audit, categories, health, lookups, numbers, reports
+from service.api import (
+    allowlist,
+    appeals,
+    audit,
+    categories,
+    health,
+    imports,
+    lookups,
+    numbers,
+    reports,
+)
 from service.auth import KEY_CACHE, KeyCache, auth_middleware
 from service.config import Config
 from service.limits import TokenBuckets
@@ -30,6 +40,9 @@ def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
     metrics = Metrics()
     app = web.Application(
         client_max_size=config.max_body_bytes,
+        # Bodies are decompressed here, not by aiohttp, which lets a cut gzip stream pass as
+        # complete: api/bodies.py for JSON (bounded), service/imports.py for imports.
+        handler_args={"auto_decompress": False},
         middlewares=[metrics_middleware(metrics), problem_middleware, auth_middleware],
     )
     app[CONFIG] = config
@@ -59,6 +72,10 @@ def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
             web.get("/v1/appeals", appeals.list_appeals),
             web.post("/v1/appeals/{appeal_id}/resolve", appeals.resolve_appeal),
             web.get("/v1/audit", audit.list_entries),
+            web.post("/v1/imports", imports.create_import),
+            web.get("/v1/imports", imports.list_imports),
+            web.get("/v1/imports/{import_id}", imports.get_import),
+            web.get("/v1/imports/{import_id}/errors", imports.get_errors),
         ]
     )
     return app
@@ -102,11 +119,12 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
     """The change feed from other processes to the key cache and filter; cancelled at shutdown."""
     config, listings = app[CONFIG], app[LISTINGS]
     assert config.database_url is not None
-    task = asyncio.create_task(
-        feed.follow_changes(
-            config.database_url, app[KEY_CACHE], lambda number: listings.filter.add(number)
-        )
+    subscribers = feed.Subscribers(
+        keys=app[KEY_CACHE],
+        add_number=lambda number: listings.filter.add(number),
+        import_committed=listings.import_committed,
     )
+    task = asyncio.create_task(feed.follow_changes(config.database_url, subscribers))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

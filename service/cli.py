@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from service import store
+from service import store, upload
 from service.app import create_app
 from service.auth import Role, hash_key, new_key
 from service.config import Config
@@ -82,6 +82,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument("file", type=Path, help="e.g. data/official_numbers.csv")
     load.set_defaults(command=_with_pool(_allowlist_load))
+
+    imports = commands.add_parser(
+        "import", help="list the numbers in a CSV or NDJSON file as scams (operator key)"
+    )
+    imports.add_argument(
+        "file", type=_import_file, help="a .csv, .ndjson or .jsonl file, optionally gzipped (.gz)"
+    )
+    imports.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8080")
+    imports.add_argument("--key", required=True, help="an operator or admin key")
+    imports.add_argument("--source", help="who the list comes from (default: the file's name)")
+    imports.add_argument("--idempotency-key", help="a retry with the same key is imported once")
+    imports.add_argument(
+        "--progress", action="store_true", help="show progress even if stderr is not a terminal"
+    )
+    imports.set_defaults(command=_import, data_dir=None)
     return parser
 
 
@@ -89,6 +104,22 @@ def _name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return text.strip()
+
+
+def _import_file(text: str) -> Path:
+    path = Path(text)
+    try:
+        upload.content_type(path)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return path
+
+
+def _import(config: Config, args: argparse.Namespace) -> int:
+    show_progress = args.progress or sys.stderr.isatty()
+    return upload.run_import(
+        args.file, args.url, args.key, args.source, args.idempotency_key, show_progress
+    )
 
 
 def _serve(config: Config, args: argparse.Namespace) -> int:

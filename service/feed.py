@@ -1,7 +1,7 @@
 """The change feed: LISTEN on Postgres for changes other processes make, and apply them here.
 
 It carries API key changes (created, revoked) to the key cache, and numbers that became
-known (reported, listed, allowlisted) to the Bloom filter. The key cache is trusted only
+known (reported, listed, allowlisted, imported) to the Bloom filter. The key cache is trusted only
 while the listening connection is up; when it drops, the cache is cleared and bypassed
 until the feed has reconnected. Numbers notified while the connection was down are not yet
 caught up: a sequence-numbered change log for that is the next step.
@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import asyncpg
 
 from service.auth import KeyCache
-from service.store import DATABASE_UNAVAILABLE, KEYS_CHANNEL, NUMBERS_CHANNEL
+from service.store import DATABASE_UNAVAILABLE, IMPORTS_CHANNEL, KEYS_CHANNEL, NUMBERS_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,20 @@ APPLICATION_NAME = "callguard-feed"
 """How the listening connection shows in pg_stat_activity."""
 
 
-async def follow_changes(dsn: str, cache: KeyCache, add_number: Callable[[int], None]) -> None:
+@dataclass(frozen=True, slots=True)
+class Subscribers:
+    """What to do with each kind of change."""
+
+    keys: KeyCache
+    add_number: Callable[[int], None]
+    import_committed: Callable[[int], None]
+
+
+async def follow_changes(dsn: str, subscribers: Subscribers) -> None:
     """Apply other processes' changes here, reconnecting forever; cancel to stop."""
     while True:
         try:
-            await _listen(dsn, cache, add_number)
+            await _listen(dsn, subscribers)
             log.warning("change feed connection closed; reconnecting")
         except DATABASE_UNAVAILABLE as err:
             log.warning("change feed lost its connection (%r); retrying", err)
@@ -41,16 +51,22 @@ async def follow_changes(dsn: str, cache: KeyCache, add_number: Callable[[int], 
         await asyncio.sleep(RETRY_SECONDS)
 
 
-async def _listen(dsn: str, cache: KeyCache, add_number: Callable[[int], None]) -> None:
+async def _listen(dsn: str, subscribers: Subscribers) -> None:
     conn: asyncpg.Connection = await asyncpg.connect(
         dsn, server_settings={"application_name": APPLICATION_NAME}
     )
     lost = asyncio.Event()
     try:
         conn.add_termination_listener(lambda _conn: lost.set())
+        cache = subscribers.keys
         await conn.add_listener(KEYS_CHANNEL, lambda *_args: cache.clear())
         await conn.add_listener(
-            NUMBERS_CHANNEL, lambda _conn, _pid, _channel, payload: add_number(int(payload))
+            NUMBERS_CHANNEL,
+            lambda _conn, _pid, _channel, payload: subscribers.add_number(int(payload)),
+        )
+        await conn.add_listener(
+            IMPORTS_CHANNEL,
+            lambda _conn, _pid, _channel, payload: subscribers.import_committed(int(payload)),
         )
         cache.clear()  # changes made while nobody listened
         cache.live = True
@@ -60,8 +76,8 @@ async def _listen(dsn: str, cache: KeyCache, add_number: Callable[[int], None]) 
             except TimeoutError:
                 await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
     finally:
-        cache.live = False
-        cache.clear()
+        subscribers.keys.live = False
+        subscribers.keys.clear()
         await asyncio.shield(_close(conn))
 
 

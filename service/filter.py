@@ -21,12 +21,13 @@ class NumberFilter(Protocol):
     capacity: int
     error_rate: float
     entries: int
-    """Numbers added that the filter did not already seem to hold."""
+    """Numbers added: by add(), those the filter did not already seem to hold; by update(),
+    every number given (a bulk load does not check each one first)."""
 
     def add(self, number: int) -> None: ...
 
     def update(self, numbers: Collection[int]) -> None:
-        """Add numbers that are distinct and not yet in the filter (a build from listings)."""
+        """Add many numbers at once (a build from listings, an import)."""
         ...
 
     def __contains__(self, number: int) -> bool: ...

@@ -7,9 +7,10 @@ so expiry and delisting take effect at once whatever the filter still holds.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -82,6 +83,8 @@ class Listings:
         self._metrics = metrics
         self._reporter_key = reporter_key
         self._reports_per_reporter_per_day = reports_per_reporter_per_day
+        self._own_imports: set[int] = set()
+        self._loading: set[asyncio.Task[None]] = set()
         self._negative = metrics.filter_checks.labels("negative")
         metrics.filter_entries.set_function(lambda: self.filter.entries)
         metrics.filter_capacity.set_function(lambda: self.filter.capacity)
@@ -164,6 +167,28 @@ class Listings:
     ) -> store.Appeal | None:
         """Decide an open appeal; see store.resolve_appeal."""
         return await store.resolve_appeal(self.pool, appeal_id, delist, note, actor, self.clock())
+
+    def add_numbers(self, numbers: Collection[int]) -> None:
+        """Put numbers in the filter ahead of their commit: a "maybe" for a number whose
+        import then fails costs one database read, never a wrong answer."""
+        self.filter.update(numbers)
+
+    def own_import(self, import_id: int) -> None:
+        """This process made the import: its numbers are already in the filter."""
+        self._own_imports.add(import_id)
+
+    def import_committed(self, import_id: int) -> None:
+        """Another process's import committed: load its numbers into the filter."""
+        if import_id in self._own_imports:
+            self._own_imports.discard(import_id)
+            return
+        task = asyncio.get_running_loop().create_task(self._load_import(import_id))
+        self._loading.add(task)
+        task.add_done_callback(self._loading.discard)
+
+    async def _load_import(self, import_id: int) -> None:
+        async for numbers in store.imported_numbers(self.pool, import_id):
+            self.add_numbers(numbers)
 
     async def _evidence(self, numbers: Sequence[int], now: datetime) -> dict[int, Evidence]:
         return await store.get_evidence(self.pool, numbers, window_start(now, self.rules))

@@ -29,6 +29,8 @@ TABLES = (
     "number_reporters",
     "community_listings",
     "trusted_listings",
+    "import_errors",
+    "imports",
     "allowlist",
     "appeals",
     "audit_log",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from http import HTTPStatus
@@ -11,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from service.problems import Problem, bad_request, encode_json
+from service.state import CONFIG
 
 _JSON_TYPES = ("application/json", "application/problem+json")
 
@@ -34,7 +36,7 @@ async def read_object(
             f"Send the body as application/json, not {request.content_type}.",
             kind="unsupported-media-type",
         )
-    raw = await request.read()  # raises 413 past the app's client_max_size
+    raw = _decompressed(request, await request.read())  # read() raises 413 past the limit
     if optional and not raw.strip():
         return {}
     try:
@@ -52,6 +54,39 @@ async def read_object(
         raise bad_request(
             f"Unknown field(s): {', '.join(unknown)}. Known fields: {', '.join(sorted(fields))}."
         )
+    return data
+
+
+def content_encoding(request: web.Request) -> str:
+    """The body's Content-Encoding: identity or gzip; anything else is refused."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise Problem(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"Content-Encoding {encoding!r} is not supported; send identity or gzip.",
+            kind="unsupported-encoding",
+        )
+    return encoding
+
+
+def _decompressed(request: web.Request, raw: bytes) -> bytes:
+    """The body, gunzipped if it came gzipped, no larger than the body limit either way."""
+    if content_encoding(request) == "identity":
+        return raw
+    limit = request.app[CONFIG].max_body_bytes
+    decompressor = zlib.decompressobj(wbits=31)
+    try:
+        data = decompressor.decompress(raw, limit + 1)
+    except zlib.error as err:
+        raise bad_request(f"The gzip body is corrupt: {err}.") from err
+    if len(data) > limit:
+        raise Problem(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"The body is larger than {limit} bytes once decompressed.",
+            kind="body-too-large",
+        )
+    if not decompressor.eof:
+        raise bad_request("The gzip body is cut short.")
     return data
 
 

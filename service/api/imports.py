@@ -1,0 +1,138 @@
+"""/v1/imports: operators and police units bulk-import lists of numbers (operator keys)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from service import store
+from service.auth import API_KEY, Role, requires
+from service.imports import FORMATS, ImportFormatError, gunzip, read_batches
+from service.problems import bad_request, not_found
+from service.state import LISTINGS, POOL
+from service.store import ImportReplayed, ImportSummary
+
+from .bodies import check_text, content_encoding, json_response, query_int
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 16
+BATCH_ROWS = 20_000
+"""Rows staged with one COPY; memory holds about one batch."""
+INLINE_ERRORS = 1000
+MAX_SOURCE_LENGTH = 100
+MAX_IDEMPOTENCY_KEY_LENGTH = 200
+
+
+def summary_body(summary: ImportSummary) -> dict[str, Any]:
+    """The JSON for one import's counts."""
+    return {
+        "import_id": summary.id,
+        "source": summary.source,
+        "created_at": summary.created_at.isoformat(),
+        "rows": summary.rows,
+        "accepted": summary.accepted,
+        "duplicates": summary.duplicates,
+        "rejected": summary.rejected,
+        "mapped_legacy": summary.mapped_legacy,
+    }
+
+
+def errors_body(errors: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
+    """Refused rows as JSON."""
+    return [{"line": line, "value": value, "reason": reason} for line, value, reason in errors]
+
+
+@requires(Role.OPERATOR)
+async def create_import(request: web.Request) -> web.Response:
+    """Stream a CSV or NDJSON list into trusted listings, all rows or none."""
+    source = check_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
+    if request.content_type not in FORMATS:
+        raise bad_request(
+            f"Send the list as text/csv or application/x-ndjson, not {request.content_type}."
+        )
+    idempotency_key = request.headers.get("Idempotency-Key")
+    if idempotency_key is not None:
+        check_text(idempotency_key, "Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH)
+    chunks: AsyncIterator[bytes] = request.content.iter_chunked(CHUNK_BYTES)
+    if content_encoding(request) == "gzip":
+        chunks = gunzip(chunks)
+    listings, pool = request.app[LISTINGS], request.app[POOL]
+    errors: list[tuple[int, str, str]] = []
+    started = time.perf_counter()
+    try:
+        async with store.import_writer(
+            pool, source, request[API_KEY].id, idempotency_key, listings.clock()
+        ) as writer:
+            async for batch in read_batches(chunks, request.content_type, BATCH_ROWS):
+                listings.add_numbers([row[1] for row in batch.rows])
+                refused = [(error.line, error.value, error.reason) for error in batch.errors]
+                errors.extend(refused[: INLINE_ERRORS - len(errors)])
+                await writer.stage(batch.rows, refused, batch.mapped_legacy)
+            listings.own_import(writer.summary.id)
+            streamed = time.perf_counter()
+            summary = await writer.merge()
+        log.info(
+            "import %d from %s: %d rows read and staged in %.2f s, merged in %.2f s",
+            summary.id,
+            summary.source,
+            summary.rows,
+            streamed - started,
+            time.perf_counter() - streamed,
+        )
+    except ImportReplayed as replay:
+        summary = replay.summary
+        errors = await store.import_errors(pool, summary.id, 0, INLINE_ERRORS)
+    except ImportFormatError as err:
+        raise bad_request(f"Nothing was imported: {err}.") from err
+    except (HttpProcessingError, ConnectionError) as err:
+        raise bad_request(f"Nothing was imported: the upload was cut short ({err}).") from err
+    return json_response(
+        {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
+    )
+
+
+async def _summary(request: web.Request) -> ImportSummary:
+    """The import named in the path, if the caller may see it."""
+    text = request.match_info["import_id"]
+    summary = None
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        summary = await store.get_import(request.app[POOL], int(text))
+    api_key = request[API_KEY]
+    if summary is None or (api_key.role != "admin" and summary.api_key_id != api_key.id):
+        raise not_found(f"There is no import {text!r} of yours.")
+    return summary
+
+
+@requires(Role.OPERATOR)
+async def get_import(request: web.Request) -> web.Response:
+    """One import's counts."""
+    return json_response(summary_body(await _summary(request)))
+
+
+@requires(Role.OPERATOR)
+async def get_errors(request: web.Request) -> web.Response:
+    """Every row the import refused, in line order; page with ?after=<line>&limit=."""
+    summary = await _summary(request)
+    after = query_int(request, "after", 0, 0, 2**62)
+    limit = query_int(request, "limit", 10_000, 1, 100_000)
+    errors = await store.import_errors(request.app[POOL], summary.id, after, limit)
+    return json_response({"import_id": summary.id, "errors": errors_body(errors)})
+
+
+@requires(Role.OPERATOR)
+async def list_imports(request: web.Request) -> web.Response:
+    """Imports newest first: an operator's own, or everyone's for an admin key."""
+    api_key = request[API_KEY]
+    before = query_int(request, "before", 2**62, 1, 2**62)
+    limit = query_int(request, "limit", 100, 1, 1000)
+    imports = await store.list_imports(
+        request.app[POOL], None if api_key.role == "admin" else api_key.id, before, limit
+    )
+    return json_response({"imports": [summary_body(summary) for summary in imports]})

@@ -1,0 +1,314 @@
+"""POST /v1/imports and the import history: streamed, all or nothing, idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import time
+from typing import Any
+
+import asyncpg
+import pytest
+
+from service.app import create_app
+from service.config import Config
+from tests.conftest import AppClient, ClientFactory, MakeKey
+
+CSV_TYPE = {"Content-Type": "text/csv"}
+NDJSON_TYPE = {"Content-Type": "application/x-ndjson"}
+
+
+@pytest.fixture
+async def operator(make_key: MakeKey) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await make_key('operator')}"}
+
+
+async def post_import(
+    client: AppClient,
+    headers: dict[str, str],
+    body: bytes | str,
+    source: str = "viettel",
+    status: int = 201,
+) -> dict[str, Any]:
+    response = await client.post(f"/v1/imports?source={source}", data=body, headers=headers)
+    payload: dict[str, Any] = await response.json()
+    assert response.status == status, payload
+    return payload
+
+
+async def verdict(client: AppClient, headers: dict[str, str], number: str) -> str:
+    response = await client.get(f"/v1/numbers/{number}", headers=headers)
+    return str((await response.json())["verdict"])
+
+
+async def count(pool: asyncpg.Pool, table: str) -> int:
+    value: int = await pool.fetchval(f"SELECT count(*) FROM {table}")
+    return value
+
+
+MESSY_CSV = """number,category,reported_at,note,extra
+0912345678,online_loan,2024-03-26T09:30:00+07:00,vay online,x
++84 987 654 321,INVESTMENT,2024-03-26,,y
+0912.345.678,other,,dup of line 2,
+not-a-number,other,,,
+0162 123 4567,,,,legacy
+0987654321,lottery,,,
+0911111111,other,yesterday,,
+,other,,,
+"0933 333 333","fake_recruitment","","quoted, with a comma",
+"""
+
+
+async def test_a_messy_csv_is_imported_and_its_errors_reported(
+    client: AppClient, operator: dict[str, str], auth: dict[str, str]
+) -> None:
+    body = await post_import(client, {**operator, **CSV_TYPE}, MESSY_CSV)
+    assert {k: body[k] for k in ("rows", "accepted", "duplicates", "rejected")} == {
+        "rows": 9,
+        "accepted": 4,
+        "duplicates": 1,
+        "rejected": 4,
+    }
+    assert body["mapped_legacy"] == 1
+    assert body["source"] == "viettel"
+    assert [(e["line"], e["value"]) for e in body["errors"]] == [
+        (5, "not-a-number"),
+        (7, "0987654321"),
+        (8, "0911111111"),
+        (9, ""),
+    ]
+    assert "not a valid number" in body["errors"][0]["reason"]
+    assert "unknown category 'lottery'" in body["errors"][1]["reason"]
+    assert "ISO 8601" in body["errors"][2]["reason"]
+    assert "missing" in body["errors"][3]["reason"]
+    for number in ("0912345678", "+84987654321", "0321234567", "01621234567", "0933333333"):
+        assert await verdict(client, auth, number) == "scam", number
+    assert await verdict(client, auth, "0911111111") == "unknown"
+    lookup = await (await client.get("/v1/numbers/0912345678", headers=auth)).json()
+    assert lookup["sources"] == ["viettel"]
+    assert lookup["categories"] == ["online_loan"]  # the first row of the number wins
+
+
+async def test_ndjson_and_gzip(
+    client: AppClient, operator: dict[str, str], auth: dict[str, str]
+) -> None:
+    lines = [
+        {"number": "+84912345678", "category": "account_takeover", "note": "Zalo"},
+        {"number": 84987654321},
+        ["not", "an", "object"],
+        {"number": "0912345678"},
+    ]
+    body = "\n".join(json.dumps(line) for line in lines) + "\n{broken\n"
+    headers = {**operator, **NDJSON_TYPE, "Content-Encoding": "gzip"}
+    result = await post_import(client, headers, gzip.compress(body.encode()))
+    assert {k: result[k] for k in ("rows", "accepted", "duplicates", "rejected")} == {
+        "rows": 5,
+        "accepted": 2,
+        "duplicates": 1,
+        "rejected": 2,
+    }
+    assert [(e["line"], e["reason"]) for e in result["errors"]] == [
+        (3, "not a JSON object"),
+        (5, "not valid JSON"),
+    ]
+    assert await verdict(client, auth, "0987654321") == "scam"
+
+
+async def test_semicolon_csv_with_a_bom_and_crlf(
+    client: AppClient, operator: dict[str, str], auth: dict[str, str]
+) -> None:
+    body = "\ufeffSố thứ tự;Number;Category\r\n1;0912345678;online_loan\r\n2;0987654321;\r\n"
+    result = await post_import(client, {**operator, **CSV_TYPE}, body.encode())
+    assert (result["accepted"], result["rejected"]) == (2, 0)
+    assert await verdict(client, auth, "0987654321") == "scam"
+
+
+async def test_long_and_undecodable_lines_reject_only_their_row(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    body = (
+        b"number,note\n0912345678,ok\n0987654321,"
+        + b"x" * 10_000
+        + b"\n\xff\xfe0911111111,bad bytes\n0933333333,fine\n"
+    )
+    result = await post_import(client, {**operator, **CSV_TYPE}, body)
+    assert (result["accepted"], result["rejected"]) == (2, 2)
+    assert [(e["line"], e["reason"]) for e in result["errors"]] == [
+        (3, "the line is longer than 4096 bytes"),
+        (4, "the line is not valid UTF-8"),
+    ]
+    assert await count(pool, "trusted_listings") == 2
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "words"),
+    [
+        ({"Content-Type": "application/json"}, b'{"number": "0912345678"}', "text/csv"),
+        (CSV_TYPE, b"phone,category\n0912345678,other\n", "no 'number' column"),
+        (CSV_TYPE, b"", "empty"),
+        ({**CSV_TYPE, "Content-Encoding": "br"}, b"number\n0912345678\n", "br"),
+        (
+            {**CSV_TYPE, "Content-Encoding": "gzip"},
+            gzip.compress(b"number\n" + b"0912345678\n" * 1000)[:-30],
+            "cut short",
+        ),
+        ({**CSV_TYPE, "Content-Encoding": "gzip"}, b"this is not gzip", "corrupt"),
+    ],
+)
+async def test_unreadable_uploads_import_nothing(
+    client: AppClient,
+    operator: dict[str, str],
+    pool: asyncpg.Pool,
+    headers: dict[str, str],
+    body: bytes,
+    words: str,
+) -> None:
+    response = await client.post("/v1/imports?source=x", data=body, headers={**operator, **headers})
+    assert 400 <= response.status < 500
+    assert response.content_type == "application/problem+json"
+    assert words in (await response.json())["detail"]
+    for table in ("trusted_listings", "imports", "import_errors"):
+        assert await count(pool, table) == 0, table
+
+
+async def test_a_connection_dropped_mid_upload_imports_nothing(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    rows = b"".join(b"+8491%07d,other\n" % i for i in range(50_000))
+    head = (
+        f"POST /v1/imports?source=cut HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {operator['Authorization']}\r\nContent-Type: text/csv\r\n"
+        f"Content-Length: {len(rows) + 1_000_000}\r\n\r\n"
+    ).encode()
+    _reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(head + b"number,category\n" + rows)
+    await writer.drain()
+    writer.close()  # a million promised bytes never come
+    await writer.wait_closed()
+    deadline = time.monotonic() + 5
+    while await pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'"):
+        assert time.monotonic() < deadline, "the import's transaction is still open"
+        await asyncio.sleep(0.05)
+    for table in ("trusted_listings", "imports", "import_errors"):
+        assert await count(pool, table) == 0, table
+
+
+async def test_the_same_idempotency_key_returns_the_first_import(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    headers = {**operator, **CSV_TYPE, "Idempotency-Key": "telco-2024-03-26"}
+    body = "number\n0912345678\nbad\n"
+    first, second = await asyncio.gather(
+        post_import(client, headers, body), post_import(client, headers, body)
+    )
+    assert first == second
+    assert first["errors"] == [{"line": 3, "value": "bad", "reason": first["errors"][0]["reason"]}]
+    third = await post_import(client, headers, "number\n0987654321\n")  # a different body
+    assert third["import_id"] == first["import_id"]
+    assert await count(pool, "imports") == 1
+    assert await count(pool, "trusted_listings") == 1
+    other = await post_import(client, {**headers, "Idempotency-Key": "another"}, body)
+    assert other["import_id"] != first["import_id"]
+
+
+async def test_history_and_all_errors(
+    client: AppClient, operator: dict[str, str], make_key: MakeKey
+) -> None:
+    body = "number\n" + "".join(f"bad-{i}\n" for i in range(1500)) + "0912345678\n"
+    result = await post_import(client, {**operator, **CSV_TYPE}, body)
+    assert (result["rejected"], len(result["errors"])) == (1500, 1000)
+    import_id = result["import_id"]
+
+    summary = await (await client.get(f"/v1/imports/{import_id}", headers=operator)).json()
+    assert {k: summary[k] for k in ("rows", "accepted", "rejected")} == {
+        "rows": 1501,
+        "accepted": 1,
+        "rejected": 1500,
+    }
+    response = await client.get(f"/v1/imports/{import_id}/errors", headers=operator)
+    errors = (await response.json())["errors"]
+    assert [e["line"] for e in errors] == list(range(2, 1502))
+    page = await client.get(f"/v1/imports/{import_id}/errors?after=1000&limit=2", headers=operator)
+    assert [e["value"] for e in (await page.json())["errors"]] == ["bad-999", "bad-1000"]
+
+    history = await (await client.get("/v1/imports", headers=operator)).json()
+    assert [i["import_id"] for i in history["imports"]] == [import_id]
+    stranger = {"Authorization": f"Bearer {await make_key('operator')}"}
+    assert (await client.get(f"/v1/imports/{import_id}", headers=stranger)).status == 404
+    assert (await (await client.get("/v1/imports", headers=stranger)).json())["imports"] == []
+    admin = {"Authorization": f"Bearer {await make_key('admin')}"}
+    assert (await client.get(f"/v1/imports/{import_id}", headers=admin)).status == 200
+    assert (await client.get("/v1/imports/nope", headers=operator)).status == 404
+
+
+async def test_clients_may_not_import(
+    client: AppClient, auth: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    response = await client.post(
+        "/v1/imports?source=x", data="number\n0912345678\n", headers={**auth, **CSV_TYPE}
+    )
+    assert response.status == 403
+    assert (await client.get("/v1/imports", headers=auth)).status == 403
+    assert await count(pool, "imports") == 0
+
+
+@pytest.mark.parametrize("query", ["", "?source=", "?source=%00x"])
+async def test_a_source_is_required(
+    client: AppClient, operator: dict[str, str], query: str
+) -> None:
+    response = await client.post(
+        f"/v1/imports{query}", data="number\n0912345678\n", headers={**operator, **CSV_TYPE}
+    )
+    assert response.status == 400
+    assert "source" in (await response.json())["detail"]
+
+
+async def test_another_replica_answers_imported_numbers_within_a_second(
+    aiohttp_client: ClientFactory, config: Config, operator: dict[str, str], auth: dict[str, str]
+) -> None:
+    first = await aiohttp_client(create_app(config))
+    second = await aiohttp_client(create_app(config))
+    numbers = [f"+8491{i:07d}" for i in range(5000)]
+    body = "number\n" + "\n".join(numbers) + "\n"
+    await post_import(first, {**operator, **CSV_TYPE}, body)
+    assert await verdict(first, auth, numbers[-1]) == "scam"  # at once where it was imported
+    deadline = time.monotonic() + 1
+    while await verdict(second, auth, numbers[-1]) != "scam":
+        assert time.monotonic() < deadline, "the other replica did not learn of the import"
+        await asyncio.sleep(0.02)
+    response = await second.post("/v1/lookups", json={"numbers": numbers[:1000]}, headers=auth)
+    results = (await response.json())["results"]
+    assert {result["verdict"] for result in results} == {"scam"}
+
+
+async def test_an_imported_number_can_be_delisted(
+    client: AppClient, operator: dict[str, str], make_key: MakeKey, auth: dict[str, str]
+) -> None:
+    await post_import(client, {**operator, **CSV_TYPE}, "number\n0912345678\n")
+    admin = {"Authorization": f"Bearer {await make_key('admin')}"}
+    response = await client.delete(
+        "/v1/numbers/0912345678", json={"reason": "owner appealed"}, headers=admin
+    )
+    assert (await response.json())["verdict"] == "unknown"
+    assert await verdict(client, auth, "0912345678") == "unknown"
+
+
+async def test_quoted_fields_may_hold_line_breaks(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    body = (
+        'number,category,note\n0912345678,other,"first line\nsecond line, and ""quotes"""\n'
+        '0987654321,other,plain\n0933333333,other,"never closed\n0944444444,other,\n'
+    )
+    result = await post_import(client, {**operator, **CSV_TYPE}, body)
+    assert {k: result[k] for k in ("rows", "accepted", "rejected")} == {
+        "rows": 3,
+        "accepted": 2,
+        "rejected": 1,
+    }
+    assert [(e["line"], e["reason"]) for e in result["errors"]] == [
+        (5, "a quoted field is not closed")
+    ]
+    note = await pool.fetchval("SELECT note FROM trusted_listings WHERE number = 84912345678")
+    assert note == 'first line\nsecond line, and "quotes"'
