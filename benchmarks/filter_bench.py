@@ -20,6 +20,8 @@ from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `service` imports
 
+from machine import cpu_model  # benchmarks/machine.py, beside this script
+
 from service.filter import BACKENDS, make_filter
 
 QUERIES = 1_000_000
@@ -179,17 +181,6 @@ def bench(backend: str, numbers: Numbers, error_rate: float, repeat: int) -> Res
     del bloom
     gc.collect()
     return result
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def mb(nbytes: float) -> str:

@@ -16,6 +16,8 @@ import phonenumbers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `service` imports
 
+from machine import cpu_model  # benchmarks/machine.py, beside this script
+
 from service.numbers import InvalidNumber, normalize, parse, parse_fast
 
 INPUTS = 200_000
@@ -64,17 +66,6 @@ def time_per_call(function: Callable[[str], object], inputs: list[str], repeat: 
 def phonenumbers_parse(text: str) -> bool:
     """What service.numbers did before the fast path: parse, then validate."""
     return phonenumbers.is_valid_number(phonenumbers.parse(text, "VN"))
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -113,6 +113,7 @@ async def listings(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
     )
     yield
+    await app[LISTINGS].close()
 
 
 async def change_feed(app: web.Application) -> AsyncIterator[None]:

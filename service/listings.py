@@ -19,7 +19,15 @@ import asyncpg
 from service import store
 from service.filter import NumberFilter, make_filter
 from service.metrics import Metrics
-from service.reputation import Evidence, Judgement, Rules, Verdict, judge, window_start
+from service.reputation import (
+    UNKNOWN,
+    Evidence,
+    Judgement,
+    Rules,
+    Verdict,
+    judge,
+    window_start,
+)
 from service.store import Actor, NewReport
 
 REPORTER_KEY_SETTING = "reporter_hash_key"
@@ -86,6 +94,7 @@ class Listings:
         self._own_imports: set[int] = set()
         self._loading: set[asyncio.Task[None]] = set()
         self._negative = metrics.filter_checks.labels("negative")
+        self._verdicts = {verdict: metrics.lookups.labels(verdict.value) for verdict in Verdict}
         metrics.filter_entries.set_function(lambda: self.filter.entries)
         metrics.filter_capacity.set_function(lambda: self.filter.capacity)
         metrics.filter_bytes.set_function(lambda: self.filter.nbytes)
@@ -103,12 +112,12 @@ class Listings:
         answers = []
         for number in numbers:
             evidence = found.get(number)
-            if evidence is None:
-                answer = Answer(number, Evidence(number), judge(Evidence(number), now, self.rules))
+            if evidence is None:  # not in the filter: certainly nothing is stored
+                answer = Answer(number, Evidence(number), UNKNOWN)
             else:
                 answer = Answer(number, evidence, judge(evidence, now, self.rules))
                 self._metrics.filter_checks.labels(_maybe_outcome(answer)).inc()
-            self._metrics.lookups.labels(answer.judgement.verdict.value).inc()
+            self._verdicts[answer.judgement.verdict].inc()
             answers.append(answer)
         return answers
 
@@ -185,6 +194,12 @@ class Listings:
         task = asyncio.get_running_loop().create_task(self._load_import(import_id))
         self._loading.add(task)
         task.add_done_callback(self._loading.discard)
+
+    async def close(self) -> None:
+        """Stop loading other processes' imports: the process is shutting down."""
+        for task in list(self._loading):
+            task.cancel()
+        await asyncio.gather(*self._loading, return_exceptions=True)
 
     async def _load_import(self, import_id: int) -> None:
         async for numbers in store.imported_numbers(self.pool, import_id):
