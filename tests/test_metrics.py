@@ -87,5 +87,6 @@ async def test_each_app_has_its_own_registry(
     first = await aiohttp_client(create_app(config))
     second = await aiohttp_client(create_app(config))
     await first.get("/v1/numbers/0912345678", headers=auth)
-    figures = samples(await scrape(second))
-    assert ("callguard_lookups_total", (("verdict", "unknown"),)) not in figures
+    unknown = ("callguard_lookups_total", (("verdict", "unknown"),))
+    assert samples(await scrape(first))[unknown] == 1
+    assert samples(await scrape(second))[unknown] == 0
