@@ -218,12 +218,19 @@ async def add_report(pool: asyncpg.Pool, report: NewReport, per_reporter_daily: 
     return report_id
 
 
-async def known_numbers(pool: asyncpg.Pool, batch: int = 50_000) -> AsyncIterator[list[int]]:
-    """Every number the filter must hold, in batches, without holding them all at once."""
+async def _number_batches(
+    pool: asyncpg.Pool, query: str, *args: Any, batch: int = 50_000
+) -> AsyncIterator[list[int]]:
+    """A query's `number` column in batches, without holding it all at once."""
     async with pool.acquire() as conn, conn.transaction(readonly=True):
-        cursor = await conn.cursor(_SELECT_KNOWN_NUMBERS)
+        cursor = await conn.cursor(query, *args)
         while rows := await cursor.fetch(batch):
             yield [row["number"] for row in rows]
+
+
+def known_numbers(pool: asyncpg.Pool) -> AsyncIterator[list[int]]:
+    """Every number the filter must hold, in batches."""
+    return _number_batches(pool, _SELECT_KNOWN_NUMBERS)
 
 
 async def count_known_numbers(pool: asyncpg.Pool) -> int:
@@ -700,14 +707,9 @@ async def import_errors(
     return [(record["line"], record["value"], record["reason"]) for record in records]
 
 
-async def imported_numbers(
-    pool: asyncpg.Pool, import_id: int, batch: int = 50_000
-) -> AsyncIterator[list[int]]:
+def imported_numbers(pool: asyncpg.Pool, import_id: int) -> AsyncIterator[list[int]]:
     """The numbers an import listed, in batches."""
-    async with pool.acquire() as conn, conn.transaction(readonly=True):
-        cursor = await conn.cursor(_SELECT_IMPORTED_NUMBERS, import_id)
-        while rows := await cursor.fetch(batch):
-            yield [row["number"] for row in rows]
+    return _number_batches(pool, _SELECT_IMPORTED_NUMBERS, import_id)
 
 
 # --- the audit log ------------------------------------------------------------

@@ -13,7 +13,7 @@ from service.problems import not_found
 from service.state import LISTINGS, POOL
 from service.store import AllowlistEntry, allowlist_entries, spoofing_reports
 
-from .bodies import json_response, optional_text_field, query_int, read_object, text_field
+from .bodies import iso, json_response, optional_text_field, query_int, read_object, text_field
 from .numbers import actor, parse_number
 
 MAX_OWNER_LENGTH = 200
@@ -55,7 +55,7 @@ async def get_entry(request: web.Request) -> web.Response:
                     "report_id": report.id,
                     "category": report.category,
                     "description": report.description,
-                    "occurred_at": report.occurred_at and report.occurred_at.isoformat(),
+                    "occurred_at": iso(report.occurred_at),
                     "received_at": report.received_at.isoformat(),
                 }
                 for report in reports

@@ -15,7 +15,7 @@ from service.store import Appeal, AppealNotOpen
 from service.store import create_appeal as store_appeal
 from service.store import list_appeals as store_list
 
-from .bodies import json_response, query_int, read_object, text_field
+from .bodies import iso, json_response, query_int, read_object, text_field
 from .numbers import actor, parse_number
 
 STATUSES = ("open", "delisted", "rejected")
@@ -33,7 +33,7 @@ def appeal_body(appeal: Appeal) -> dict[str, Any]:
         "message": appeal.message,
         "status": appeal.status,
         "created_at": appeal.created_at.isoformat(),
-        "resolved_at": appeal.resolved_at and appeal.resolved_at.isoformat(),
+        "resolved_at": iso(appeal.resolved_at),
         "resolution_note": appeal.resolution_note,
     }
 

@@ -17,6 +17,11 @@ from service.state import CONFIG
 _JSON_TYPES = ("application/json", "application/problem+json")
 
 
+def iso(moment: datetime | None) -> str | None:
+    """A time as ISO 8601 for JSON, or null."""
+    return None if moment is None else moment.isoformat()
+
+
 def json_response(body: Any, status: int = HTTPStatus.OK) -> web.Response:
     """A JSON response, UTF-8, Vietnamese text left readable."""
     return web.Response(

@@ -105,7 +105,8 @@ async def _summary(request: web.Request) -> ImportSummary:
     if text.isascii() and text.isdigit() and len(text) <= 18:
         summary = await store.get_import(request.app[POOL], int(text))
     api_key = request[API_KEY]
-    if summary is None or (api_key.role != "admin" and summary.api_key_id != api_key.id):
+    sees_all = Role.named(api_key.role) >= Role.ADMIN
+    if summary is None or (not sees_all and summary.api_key_id != api_key.id):
         raise not_found(f"There is no import {text!r} of yours.")
     return summary
 
@@ -133,6 +134,9 @@ async def list_imports(request: web.Request) -> web.Response:
     before = query_int(request, "before", 2**62, 1, 2**62)
     limit = query_int(request, "limit", 100, 1, 1000)
     imports = await store.list_imports(
-        request.app[POOL], None if api_key.role == "admin" else api_key.id, before, limit
+        request.app[POOL],
+        None if Role.named(api_key.role) >= Role.ADMIN else api_key.id,
+        before,
+        limit,
     )
     return json_response({"imports": [summary_body(summary) for summary in imports]})

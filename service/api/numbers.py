@@ -17,7 +17,7 @@ from service.reputation import Verdict
 from service.state import LISTINGS
 from service.store import Actor, ApiKey
 
-from .bodies import json_response, optional_text_field, read_object, text_field
+from .bodies import iso, json_response, optional_text_field, read_object, text_field
 
 MAX_NOTE_LENGTH = 2000
 
@@ -63,8 +63,8 @@ def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
         "report_count": evidence.report_count,
         "reporter_count": evidence.recent_reporters,
         "categories": list(evidence.categories),
-        "first_reported_at": _iso(evidence.first_reported_at),
-        "last_reported_at": _iso(evidence.last_reported_at),
+        "first_reported_at": iso(evidence.first_reported_at),
+        "last_reported_at": iso(evidence.last_reported_at),
     }
     if verdict is Verdict.VERIFIED:
         body["owner"] = evidence.allowlisted_owner
@@ -73,10 +73,6 @@ def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
     if verdict in (Verdict.SUSPICIOUS, Verdict.SCAM):
         body["advice"] = advice_for(evidence.categories, lang)
     return body
-
-
-def _iso(moment: Any) -> str | None:
-    return None if moment is None else str(moment.isoformat())
 
 
 def lookup_response(body: Any, lang: str) -> web.Response:
