@@ -23,11 +23,12 @@ from service.api import (
 )
 from service.auth import KEY_CACHE, KeyCache, auth_middleware
 from service.config import Config
+from service.imports import Parsers
 from service.limits import TokenBuckets
 from service.listings import REPORTER_KEY_SETTING, Clock, Listings, build_filter, utc_now
 from service.metrics import Metrics, metrics_middleware
 from service.problems import problem_middleware
-from service.state import CLOCK, CONFIG, LISTINGS, METRICS, POOL, REPORT_LIMITS
+from service.state import CLOCK, CONFIG, LISTINGS, METRICS, PARSERS, POOL, REPORT_LIMITS
 
 
 def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
@@ -52,7 +53,7 @@ def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
     app[REPORT_LIMITS] = TokenBuckets(
         config.reports_per_key_per_second, config.report_burst_per_key
     )
-    app.cleanup_ctx.extend([database, listings, change_feed])
+    app.cleanup_ctx.extend([database, listings, change_feed, import_parsers])
     app.router.add_routes(
         [
             web.get("/healthz", health.healthz),
@@ -130,3 +131,11 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def import_parsers(app: web.Application) -> AsyncIterator[None]:
+    """The worker processes that parse bulk imports, started by the first import."""
+    parsers = Parsers(max(1, app[CONFIG].import_workers))
+    app[PARSERS] = parsers
+    yield
+    await asyncio.get_running_loop().run_in_executor(None, parsers.close)

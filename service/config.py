@@ -40,6 +40,10 @@ class Config:
     reports_per_key_per_second: float = 200.0
     """A key is a whole app's traffic: this is per key, per replica."""
     report_burst_per_key: int = 2000
+    import_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    """Processes that parse bulk imports; more than the cores gains nothing."""
+    import_block_bytes: int = 1 << 20
+    """An import is parsed in blocks of about this many bytes, several at once."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -59,5 +63,7 @@ class Config:
         if "CALLGUARD_WINDOW_DAYS" in env:
             window = timedelta(days=float(env["CALLGUARD_WINDOW_DAYS"]))
             config = replace(config, rules=replace(config.rules, window=window))
+        if "CALLGUARD_IMPORT_WORKERS" in env:
+            config = replace(config, import_workers=int(env["CALLGUARD_IMPORT_WORKERS"]))
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(config, **given)

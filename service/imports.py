@@ -1,22 +1,40 @@
 """Reading operators' and police units' lists, row by row: CSV or NDJSON, maybe gzipped.
 
-A stream of byte chunks becomes batches of valid rows, ready for COPY, and row errors with
-their reasons. Nothing here holds more than a batch, so memory does not grow with the file.
-A stream that cannot be read at all (no header, no number column, cut or corrupt gzip)
-raises ImportFormatError: the caller imports nothing.
+Parsing is about 5 µs a row of pure Python, too slow for the event loop (a million-row list
+would stall every lookup on the replica for seconds) and the part that bounds an import's
+speed. So the work is split:
+
+- on the event loop, `parse_stream` decompresses the upload, reads the CSV header and cuts
+  the stream into blocks of whole lines (`_Blocks`), which only searches for line ends;
+- worker processes (`Parsers`) parse several blocks at once (`parse_block`) and return each
+  as a `Parsed`: the valid rows already encoded for COPY, their numbers for the Bloom filter,
+  and the refused rows with their reasons.
+
+A quoted CSV field may hold line breaks, so a record can run past a block's end. A block is
+parsed as if none did; when its predecessor turns out to have ended inside a record, it is
+parsed again with that record carried in. Nothing holds more than a few blocks, so memory
+does not grow with the file. A stream that cannot be read at all (no header, no number
+column, cut or corrupt gzip) raises ImportFormatError: the caller imports nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
+import multiprocessing
 import zlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from array import array
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from service.categories import CATEGORY_IDS
 from service.numbers import InvalidNumber, parse
+from service.store import staging_copy_data
 
 CSV = "text/csv"
 NDJSON = "application/x-ndjson"
@@ -30,11 +48,17 @@ DEFAULT_CATEGORY = "other"
 VIETNAM_TIME = timezone(timedelta(hours=7))
 """Timestamps without an offset in Vietnamese lists are local time."""
 _DECOMPRESS_STEP = 1 << 20
+_KEPT_LINE_BYTES = MAX_LINE_BYTES + 2
+"""A line crossing chunks is kept to this many bytes: still too long after a CR is dropped."""
 _TOO_LONG = f"the line is longer than {MAX_LINE_BYTES} bytes"
 
 
 class ImportFormatError(Exception):
     """The stream as a whole cannot be read; str(error) says why, for the client."""
+
+
+class ParserLost(Exception):
+    """A worker process died mid-import (killed, out of memory): retry the import."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +70,77 @@ class RowError:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How to read a stream's records: NDJSON, or CSV with the header's delimiter and the
+    position of each of FIELDS in a record (a missing column reads from padding, "")."""
+
+    csv: bool
+    delimiter: str = ","
+    indexes: tuple[int, ...] = ()
+    width: int = 0
+
+    @classmethod
+    def from_header(cls, raw: bytes) -> Layout:
+        """The layout a CSV header row names."""
+        raw = raw[:-1] if raw.endswith(b"\r") else raw
+        if len(raw) > MAX_LINE_BYTES:
+            raise ImportFormatError("the header row is too long")
+        try:
+            header = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            raise ImportFormatError("the header row is not UTF-8") from err
+        delimiter = max(",;\t", key=header.count)  # Excel in Vietnamese locales writes ';'
+        names = [name.strip().lower() for name in next(csv.reader([header], delimiter=delimiter))]
+        if "number" not in names:
+            raise ImportFormatError(f"no 'number' column in the header ({', '.join(names)})")
+        indexes = tuple(names.index(name) if name in names else len(names) for name in FIELDS)
+        return cls(csv=True, delimiter=delimiter, indexes=indexes, width=len(names) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRecord:
+    """A quoted CSV record still open at a block's end: its first line number and text."""
+
+    line: int
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Whole lines of the stream for a worker, each ending in a line feed."""
+
+    layout: Layout
+    first_line: int
+    data: bytes
+    open_record: OpenRecord | None = None
+    """The record the block before ended in, if it did."""
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A block's outcome: valid rows encoded for import_staging (store.staging_copy_data)
+    with their numbers, the refused rows, legacy numbers mapped, and any record left open."""
+
+    rows: int
+    copy_data: bytes
+    numbers: array[int]
+    errors: list[RowError]
+    mapped_legacy: int
+    open_record: OpenRecord | None
+
+
 @dataclass(slots=True)
 class Batch:
-    """Rows read from a stretch of the stream: (line, number, category, reported_at, note)
-    tuples ready for COPY, the errors, and how many numbers were legacy ones mapped."""
+    """Rows read in a worker: (line, number, category, reported_at, note) tuples, the
+    errors, and how many numbers were legacy ones mapped."""
 
     rows: list[tuple[int, int, str, datetime | None, str | None]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     mapped_legacy: int = 0
 
-    def __len__(self) -> int:
-        return len(self.rows) + len(self.errors)
+
+# --- the event loop's side --------------------------------------------------------
 
 
 async def gunzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -84,95 +168,211 @@ async def gunzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         raise ImportFormatError("the gzip stream is cut short")
 
 
-async def read_batches(
-    chunks: AsyncIterator[bytes], content_type: str, batch_rows: int
-) -> AsyncIterator[Batch]:
-    """Batches of about `batch_rows` rows read from a CSV or NDJSON byte stream."""
-    lines = _Lines(chunks)
-    batch = Batch()
-    parser: _CsvParser | _NdjsonParser
+class Parsers:
+    """The worker processes that parse blocks, started on first use. If one dies, the pool
+    is replaced and the import it was working on fails with ParserLost."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor: ProcessPoolExecutor | None = None
+
+    def parse(self, block: Block) -> asyncio.Future[Parsed]:
+        """Parse a block in a worker."""
+        if self._executor is None:
+            # forkserver: workers fork from a small server that has imported this module
+            # once, not from the service with its threads and sockets.
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        return asyncio.get_running_loop().run_in_executor(self._executor, parse_block, block)
+
+    def pids(self) -> list[int]:
+        """The worker processes' ids, once started."""
+        processes = getattr(self._executor, "_processes", None) or {}
+        return list(processes)
+
+    def lost(self) -> None:
+        """A worker died: start a new pool on next use."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def close(self) -> None:
+        """Stop the workers (after the block each is parsing)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+async def parse_stream(
+    chunks: AsyncIterator[bytes], content_type: str, parsers: Parsers, block_bytes: int
+) -> AsyncGenerator[Parsed, None]:
+    """Each block of about `block_bytes` of a CSV or NDJSON byte stream, parsed, in order."""
+    blocks = _blocks(chunks, block_bytes)
+    layout = Layout(csv=False)
     if content_type == CSV:
-        parser, with_header = await _CsvParser.open(lines)
-        parser.parse(with_header, batch)
+        layout, blocks = await _read_header(blocks)
+    # A window of blocks in the workers: all of them busy, and one more waiting its turn.
+    window: deque[tuple[Block, asyncio.Future[Parsed]]] = deque()
+    open_record = None
+    try:
+        async for first_line, data in blocks:
+            block = Block(layout, first_line, data)
+            window.append((block, parsers.parse(block)))
+            if len(window) > parsers.workers:
+                parsed = await _settled(parsers, *window.popleft(), open_record)
+                open_record = parsed.open_record
+                yield parsed
+        while window:
+            parsed = await _settled(parsers, *window.popleft(), open_record)
+            open_record = parsed.open_record
+            yield parsed
+    except BrokenProcessPool as err:
+        parsers.lost()
+        raise ParserLost("a parser process died") from err
+    finally:
+        for _block, future in window:
+            future.cancel()
+    if open_record is not None:
+        value = open_record.texts[0][:MAX_ERROR_VALUE]
+        error = RowError(open_record.line, value, "a quoted field is not closed")
+        yield Parsed(0, staging_copy_data([]), array("q"), [error], 0, None)
+
+
+async def _settled(
+    parsers: Parsers, block: Block, future: asyncio.Future[Parsed], open_record: OpenRecord | None
+) -> Parsed:
+    """A block's outcome, parsed again with the record its predecessor left open, if any."""
+    parsed = await future
+    if open_record is not None:
+        parsed = await parsers.parse(replace(block, open_record=open_record))
+    return parsed
+
+
+async def _read_header(
+    blocks: AsyncIterator[tuple[int, bytes]],
+) -> tuple[Layout, AsyncIterator[tuple[int, bytes]]]:
+    """The CSV header's layout, and the blocks after the header row."""
+    try:
+        _line, first = await anext(blocks)
+    except StopAsyncIteration:
+        raise ImportFormatError("the file is empty: a header row is needed") from None
+    end = first.index(b"\n")
+    layout = Layout.from_header(first[:end])
+
+    async def after_header() -> AsyncIterator[tuple[int, bytes]]:
+        if len(first) > end + 1:
+            yield 2, first[end + 1 :]
+        async for block in blocks:
+            yield block
+
+    return layout, after_header()
+
+
+async def _blocks(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[tuple[int, bytes]]:
+    """Blocks of whole lines (first line number, bytes) from a stream of chunks."""
+    cutter = _Blocks(size)
+    async for chunk in chunks:
+        block = cutter.feed(chunk)
+        if block is not None:
+            yield block
+    block = cutter.finish()
+    if block is not None:
+        yield block
+
+
+class _Blocks:
+    """Cuts a byte stream into blocks of whole lines of about `size` bytes, each numbered by
+    its first line and ending in a line feed. A line that runs on across chunks is kept to
+    _KEPT_LINE_BYTES: enough for its worker to refuse it as too long, while the event loop
+    never holds more than a block and a line."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._parts: list[bytes] = []
+        self._buffered = 0
+        self._line = 1
+        self._tail = b""
+        """The start of a line whose end has not come yet."""
+        self._cut = False
+        """The tail was cut short: drop the rest of its line."""
+
+    def feed(self, chunk: bytes) -> tuple[int, bytes] | None:
+        """Take a chunk; return a block once there is a full one."""
+        end = chunk.find(b"\n")
+        if end < 0:
+            self._keep(chunk)
+            return None
+        self._add(self._tail + (b"\n" if self._cut else chunk[: end + 1]))
+        self._tail, self._cut = b"", False
+        last = chunk.rfind(b"\n")
+        if last > end:
+            self._add(chunk[end + 1 : last + 1])
+        self._keep(chunk[last + 1 :])
+        return self._take() if self._buffered >= self._size else None
+
+    def finish(self) -> tuple[int, bytes] | None:
+        """The stream ended: the last block, with a line feed after a last line without one."""
+        if self._tail:
+            self._add(self._tail + b"\n")
+            self._tail = b""
+        return self._take() if self._parts else None
+
+    def _keep(self, data: bytes) -> None:
+        if not self._cut:
+            self._tail += data
+            if len(self._tail) > _KEPT_LINE_BYTES:
+                self._tail, self._cut = self._tail[:_KEPT_LINE_BYTES], True
+
+    def _add(self, data: bytes) -> None:
+        self._parts.append(data)
+        self._buffered += len(data)
+
+    def _take(self) -> tuple[int, bytes]:
+        data = b"".join(self._parts)
+        first, self._line = self._line, self._line + data.count(b"\n")
+        self._parts, self._buffered = [], 0
+        return first, data
+
+
+# --- the workers' side --------------------------------------------------------------
+
+
+def parse_block(block: Block) -> Parsed:
+    """Parse a block (in a worker process): its rows, encoded for COPY, and its errors."""
+    lines: list[bytes | None] = list(block.data.split(b"\n"))
+    lines.pop()  # after the last line feed
+    if b"\r" in block.data:
+        lines = [line[:-1] if line and line.endswith(b"\r") else line for line in lines]
+    if lines and max(map(len, lines)) > MAX_LINE_BYTES:  # type: ignore[arg-type]
+        lines = [None if len(line) > MAX_LINE_BYTES else line for line in lines]  # type: ignore[arg-type]
+    batch = Batch()
+    open_record = None
+    if block.layout.csv:
+        parser = _CsvParser(block.layout, block.first_line, block.open_record)
+        parser.parse(lines, batch)
+        open_record = parser.open_record()
     else:
-        parser = _NdjsonParser()
-    async for raw_lines in lines:
-        parser.parse(raw_lines, batch)
-        if len(batch) >= batch_rows:
-            yield batch
-            batch = Batch()
-    parser.finish(batch)
-    if len(batch):
-        yield batch
-
-
-# --- lines ----------------------------------------------------------------------
-
-
-class _Lines:
-    """Complete lines of a byte stream, a chunk at a time, without their line ends; None
-    stands for a line longer than MAX_LINE_BYTES."""
-
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-        self._too_long = False
-        self._done = False
-
-    def __aiter__(self) -> _Lines:
-        return self
-
-    async def __anext__(self) -> list[bytes | None]:
-        while not self._done:
-            try:
-                chunk = await anext(self._chunks)
-            except StopAsyncIteration:
-                self._done = True
-                break
-            lines = self._split(chunk)
-            if lines:
-                return lines
-        if self._too_long:
-            self._too_long = False
-            return [None]
-        if self._pending:
-            last, self._pending = self._pending, b""
-            return [_check(last)]
-        raise StopAsyncIteration
-
-    def _split(self, chunk: bytes) -> list[bytes | None]:
-        parts = chunk.split(b"\n")
-        out: list[bytes | None] = []
-        if len(parts) > 1:
-            if self._too_long:
-                out.append(None)
-                self._too_long = False
-            else:
-                out.append(_check(self._pending + parts[0]))
-            out.extend(_check(part) for part in parts[1:-1])
-            self._pending = b""
-        tail = parts[-1] if len(parts) > 1 else self._pending + parts[-1]
-        if self._too_long or len(tail) > MAX_LINE_BYTES:
-            self._too_long, self._pending = True, b""
-        else:
-            self._pending = tail
-        return out
-
-
-def _check(line: bytes) -> bytes | None:
-    line = line[:-1] if line.endswith(b"\r") else line
-    return line if len(line) <= MAX_LINE_BYTES else None
+        _parse_ndjson(lines, block.first_line, batch)
+    return Parsed(
+        rows=len(batch.rows),
+        copy_data=staging_copy_data(batch.rows),
+        numbers=array("q", [row[1] for row in batch.rows]),
+        errors=batch.errors,
+        mapped_legacy=batch.mapped_legacy,
+        open_record=open_record,
+    )
 
 
 def _decode(raw_lines: list[bytes | None], line: int, batch: Batch) -> list[tuple[int, str]]:
     """(line number, text) of the lines that are short enough and UTF-8; errors for the rest."""
     if None not in raw_lines:
-        try:  # the common case: the whole chunk decodes at once, far faster than line by line
+        try:  # the common case: the whole block decodes at once, far faster than line by line
             text = b"\n".join(raw_lines).decode("utf-8")  # type: ignore[arg-type]
         except UnicodeDecodeError:
             pass
         else:
-            return list(enumerate(text.split("\n"), start=line))
+            return list(enumerate(text.split("\n"), start=line)) if raw_lines else []
     decoded = []
     for offset, raw in enumerate(raw_lines):
         if raw is None:
@@ -190,45 +390,22 @@ def _decode(raw_lines: list[bytes | None], line: int, batch: Batch) -> list[tupl
 
 
 class _CsvParser:
-    """CSV rows after the header. A quoted field may hold line breaks, so a record stays
-    open while its quotes are unbalanced; it is numbered by its first line."""
+    """A block's CSV records. A quoted field may hold line breaks, so a record stays open
+    while its quotes are unbalanced, maybe past the block's end; it is numbered by its first
+    line."""
 
-    def __init__(self, delimiter: str, names: list[str]) -> None:
-        self.line = 2
-        self._delimiter = delimiter
-        # Where each field is in a record; a missing column reads from the padding, "".
-        self._width = len(names) + 1
-        self._indexes = [names.index(name) if name in names else len(names) for name in FIELDS]
-        self._open: list[str] = []
-        self._open_line = 0
-
-    @classmethod
-    async def open(cls, lines: _Lines) -> tuple[_CsvParser, list[bytes | None]]:
-        """Read the header; return the parser and the lines after the header in its chunk."""
-        try:
-            first = await anext(lines)
-        except StopAsyncIteration:
-            raise ImportFormatError("the file is empty: a header row is needed") from None
-        header_line, rest = first[0], first[1:]
-        if header_line is None:
-            raise ImportFormatError("the header row is too long")
-        try:
-            header = header_line.decode("utf-8-sig")
-        except UnicodeDecodeError as err:
-            raise ImportFormatError("the header row is not UTF-8") from err
-        delimiter = max(",;\t", key=header.count)  # Excel in Vietnamese locales writes ';'
-        names = [name.strip().lower() for name in next(csv.reader([header], delimiter=delimiter))]
-        if "number" not in names:
-            raise ImportFormatError(f"no 'number' column in the header ({', '.join(names)})")
-        return cls(delimiter, names), rest
+    def __init__(self, layout: Layout, line: int, open_record: OpenRecord | None) -> None:
+        self._layout = layout
+        self._line = line
+        self._open = [] if open_record is None else list(open_record.texts)
+        self._open_line = 0 if open_record is None else open_record.line
 
     def parse(self, raw_lines: list[bytes | None], batch: Batch) -> None:
-        """Parse a chunk's complete lines into the batch."""
-        delimiter, width = self._delimiter, self._width
-        number_at, category_at, reported_at, note_at = self._indexes
+        """Parse the block's lines into the batch."""
+        delimiter, width = self._layout.delimiter, self._layout.width
+        number_at, category_at, reported_at, note_at = self._layout.indexes
         quoted: list[tuple[int, str]] = []
-        errors_before = len(batch.errors)
-        for number, text in _decode(raw_lines, self.line, batch):
+        for number, text in _decode(raw_lines, self._line, batch):
             quotes = text.count('"')
             if not quotes and not self._open:  # the common case, inlined for speed
                 record = text.split(delimiter)
@@ -247,7 +424,7 @@ class _CsvParser:
             elif self._open:
                 self._open.append(text)
                 if quotes % 2:
-                    self._records([(self._open_line, "\n".join(self._open))], batch)
+                    quoted.append((self._open_line, "\n".join(self._open)))
                     self._open = []
                 elif sum(map(len, self._open)) > MAX_LINE_BYTES:
                     batch.errors.append(RowError(self._open_line, "", _TOO_LONG))
@@ -258,30 +435,25 @@ class _CsvParser:
                 quoted.append((number, text))
         if quoted:
             self._records(quoted, batch)
-            # Quoted rows were read after the rest of the chunk; keep errors in line order.
-            batch.errors[errors_before:] = sorted(
-                batch.errors[errors_before:], key=lambda error: error.line
-            )
-        self.line += len(raw_lines)
+            # Quoted rows were read after the rest of the block; keep errors in line order.
+            batch.errors.sort(key=lambda error: error.line)
 
-    def finish(self, batch: Batch) -> None:
-        """The stream ended: a record still open is refused."""
-        if self._open:
-            value = self._open[0][:MAX_ERROR_VALUE]
-            batch.errors.append(RowError(self._open_line, value, "a quoted field is not closed"))
-            self._open = []
+    def open_record(self) -> OpenRecord | None:
+        """The record the block ended in, if it did."""
+        return OpenRecord(self._open_line, tuple(self._open)) if self._open else None
 
     def _records(self, texts: list[tuple[int, str]], batch: Batch) -> None:
         """Records with quotes, each whole, read by the csv module: one reader for all of a
-        chunk's (creating one costs more than reading a row), one per record if any fails."""
+        block's (creating one costs more than reading a row), one per record if any fails."""
+        delimiter = self._layout.delimiter
         try:
-            records = list(csv.reader([text for _, text in texts], delimiter=self._delimiter))
+            records = list(csv.reader([text for _, text in texts], delimiter=delimiter))
         except csv.Error:
             records = []
         if len(records) != len(texts):
             for line, text in texts:
                 try:
-                    self._add(line, next(csv.reader([text], delimiter=self._delimiter)), batch)
+                    self._add(line, next(csv.reader([text], delimiter=delimiter)), batch)
                 except (csv.Error, StopIteration):
                     batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not a CSV row"))
             return
@@ -289,49 +461,42 @@ class _CsvParser:
             self._add(line, record, batch)
 
     def _add(self, line: int, record: list[str], batch: Batch) -> None:
-        record += [""] * max(0, self._width - len(record))
-        _add_row(batch, line, *(record[index] for index in self._indexes))
+        record += [""] * max(0, self._layout.width - len(record))
+        number_at, category_at, reported_at, note_at = self._layout.indexes
+        number, category = record[number_at], record[category_at]
+        _add_row(batch, line, number, category, record[reported_at], record[note_at])
 
 
 # --- NDJSON ---------------------------------------------------------------------
 
 
-class _NdjsonParser:
-    """One JSON object a line."""
+def _parse_ndjson(raw_lines: list[bytes | None], line: int, batch: Batch) -> None:
+    """A block of NDJSON, one object a line, into the batch."""
+    for number, text in _decode(raw_lines, line, batch):
+        if text.strip():
+            _ndjson_record(text, number, batch)
 
-    def __init__(self) -> None:
-        self.line = 1
 
-    def parse(self, raw_lines: list[bytes | None], batch: Batch) -> None:
-        """Parse a chunk's complete lines into the batch."""
-        for number, text in _decode(raw_lines, self.line, batch):
-            if text.strip():
-                self._record(text, number, batch)
-        self.line += len(raw_lines)
-
-    def finish(self, batch: Batch) -> None:
-        """Nothing spans lines in NDJSON."""
-
-    def _record(self, text: str, line: int, batch: Batch) -> None:
-        try:
-            record = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
-            batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not valid JSON"))
+def _ndjson_record(text: str, line: int, batch: Batch) -> None:
+    try:
+        record = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not valid JSON"))
+        return
+    if not isinstance(record, dict):
+        batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not a JSON object"))
+        return
+    fields = []
+    for name in FIELDS:
+        value = record.get(name)
+        if name == "number" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if value is not None and not isinstance(value, str):
+            reason = f"'{name}' is not a string"
+            batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], reason))
             return
-        if not isinstance(record, dict):
-            batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not a JSON object"))
-            return
-        fields = []
-        for name in FIELDS:
-            value = record.get(name)
-            if name == "number" and isinstance(value, int) and not isinstance(value, bool):
-                value = str(value)
-            if value is not None and not isinstance(value, str):
-                reason = f"'{name}' is not a string"
-                batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], reason))
-                return
-            fields.append(value or "")
-        _add_row(batch, line, *fields)
+        fields.append(value or "")
+    _add_row(batch, line, *fields)
 
 
 # --- rows -----------------------------------------------------------------------

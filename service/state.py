@@ -6,6 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from service.config import Config
+from service.imports import Parsers
 from service.limits import TokenBuckets
 from service.listings import Clock, Listings
 from service.metrics import Metrics
@@ -17,3 +18,5 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 LISTINGS = web.AppKey("listings", Listings)
 REPORT_LIMITS = web.AppKey("report_limits", TokenBuckets)
 """Per-key token buckets for POST /v1/reports."""
+PARSERS = web.AppKey("parsers", Parsers)
+"""The worker processes that parse bulk imports."""

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Sequence
+import struct
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -522,6 +523,15 @@ CREATE TEMP TABLE import_staging (
     line bigint, number bigint, category text, reported_at timestamptz, note text
 ) ON COMMIT DROP
 """
+# import_staging's rows in COPY's binary format (PostgreSQL docs, "COPY", "Binary Format").
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
+_COPY_ROW_START = struct.Struct(">hiqiq").pack  # 5 fields; line and number, 8-byte ints
+_COPY_TIMESTAMP = struct.Struct(">iq").pack  # 8 bytes: microseconds since _PG_EPOCH
+_COPY_LENGTH = struct.Struct(">i").pack
+_COPY_NULL = b"\xff\xff\xff\xff"
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 # The merge runs once, after the last batch (merging batch by batch cost Postgres half as
 # much again), as an update of the numbers the source already lists and a plain insert of
 # the rest: 1 M rows in 3 s where INSERT ... ON CONFLICT took 4.4 s. The first row of a
@@ -590,26 +600,24 @@ class ImportWriter:
 
     async def stage(
         self,
-        rows: Sequence[tuple[int, int, str, datetime | None, str | None]],
+        copy_data: bytes,
+        rows: int,
         errors: Sequence[tuple[int, str, str]],
         mapped_legacy: int,
     ) -> None:
-        """Stage valid rows (line, number, category, reported_at, note) and record refused
-        ones (line, value, reason). Returns once the previous batch is in, so Postgres takes
-        in one batch while the caller parses the next."""
+        """Stage `rows` valid rows, encoded by staging_copy_data, and record refused ones
+        (line, value, reason). Returns once the previous batch is in, so Postgres takes in one
+        batch while the caller reads the next."""
         await self._copied()
-        self._copying = asyncio.ensure_future(self._copy(rows, errors))
-        self.staged += len(rows)
+        self._copying = asyncio.ensure_future(self._copy(copy_data, errors))
+        self.staged += rows
         self.rejected += len(errors)
         self.mapped_legacy += mapped_legacy
 
-    async def _copy(
-        self,
-        rows: Sequence[tuple[int, int, str, datetime | None, str | None]],
-        errors: Sequence[tuple[int, str, str]],
-    ) -> None:
-        if rows:
-            await self._conn.copy_records_to_table("import_staging", records=rows)
+    async def _copy(self, copy_data: bytes, errors: Sequence[tuple[int, str, str]]) -> None:
+        # A memoryview: asyncpg would take bytes for a file name.
+        data = memoryview(copy_data)
+        await self._conn.copy_to_table("import_staging", source=data, format="binary")
         if errors:
             await self._conn.copy_records_to_table(
                 "import_errors",
@@ -652,6 +660,36 @@ class ImportWriter:
         await self._conn.execute(_NOTIFY_IMPORT, self.summary.id)
         self.summary = ImportSummary(**dict(record))
         return self.summary
+
+
+def staging_copy_data(
+    rows: Iterable[tuple[int, int, str, datetime | None, str | None]],
+) -> bytes:
+    """Rows (line, number, category, reported_at, note) as one binary COPY into
+    import_staging, for ImportWriter.stage. Plain Python, so worker processes can encode
+    while the event loop only forwards the bytes."""
+    parts = [_COPY_HEADER]
+    append = parts.append
+    texts: dict[str, bytes] = {}  # the few categories, encoded once per call
+    for line, number, category, reported_at, note in rows:
+        encoded = texts.get(category)
+        if encoded is None:
+            raw = category.encode()
+            encoded = texts[category] = _COPY_LENGTH(len(raw)) + raw
+        append(_COPY_ROW_START(5, 8, line, 8, number))
+        append(encoded)
+        if reported_at is None:
+            append(_COPY_NULL)
+        else:
+            append(_COPY_TIMESTAMP(8, (reported_at - _PG_EPOCH) // _MICROSECOND))
+        if note is None:
+            append(_COPY_NULL)
+        else:
+            raw = note.encode()
+            append(_COPY_LENGTH(len(raw)))
+            append(raw)
+    append(_COPY_TRAILER)
+    return b"".join(parts)
 
 
 class ImportReplayed(Exception):

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
+import signal
 import time
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -13,6 +17,7 @@ import pytest
 
 from service.app import create_app
 from service.config import Config
+from service.state import PARSERS
 from tests.conftest import AppClient, ClientFactory, MakeKey
 
 CSV_TYPE = {"Content-Type": "text/csv"}
@@ -61,7 +66,7 @@ not-a-number,other,,,
 
 
 async def test_a_messy_csv_is_imported_and_its_errors_reported(
-    client: AppClient, operator: dict[str, str], auth: dict[str, str]
+    client: AppClient, operator: dict[str, str], auth: dict[str, str], pool: asyncpg.Pool
 ) -> None:
     body = await post_import(client, {**operator, **CSV_TYPE}, MESSY_CSV)
     assert {k: body[k] for k in ("rows", "accepted", "duplicates", "rejected")} == {
@@ -88,6 +93,16 @@ async def test_a_messy_csv_is_imported_and_its_errors_reported(
     lookup = await (await client.get("/v1/numbers/0912345678", headers=auth)).json()
     assert lookup["sources"] == ["viettel"]
     assert lookup["categories"] == ["online_loan"]  # the first row of the number wins
+    stored = await pool.fetch(
+        "SELECT number, reported_at, note FROM trusted_listings ORDER BY number"
+    )
+    vietnam = timezone(timedelta(hours=7))
+    assert [tuple(record) for record in stored] == [
+        (84321234567, None, None),
+        (84912345678, datetime(2024, 3, 26, 9, 30, tzinfo=vietnam), "vay online"),
+        (84933333333, None, "quoted, with a comma"),
+        (84987654321, datetime(2024, 3, 26, tzinfo=vietnam), None),  # local midnight
+    ]
 
 
 async def test_ndjson_and_gzip(
@@ -312,3 +327,37 @@ async def test_quoted_fields_may_hold_line_breaks(
     ]
     note = await pool.fetchval("SELECT note FROM trusted_listings WHERE number = 84912345678")
     assert note == 'first line\nsecond line, and "quotes"'
+
+
+async def test_a_parser_process_killed_mid_import_imports_nothing_and_the_next_works(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    parsers = client.app[PARSERS]
+    killed = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"number,category\n"
+        for start in range(0, 200_000, 20_000):
+            yield b"".join(b"+8491%07d,other\n" % n for n in range(start, start + 20_000))
+            if start == 100_000:
+                await killed.wait()
+
+    async def kill_the_parsers() -> None:
+        while not parsers.pids():
+            await asyncio.sleep(0.01)
+        for pid in parsers.pids():
+            os.kill(pid, signal.SIGKILL)
+        killed.set()
+
+    killer = asyncio.create_task(kill_the_parsers())
+    response = await client.post(
+        "/v1/imports?source=killed", data=body(), headers={**operator, **CSV_TYPE}
+    )
+    await killer
+    assert response.status == 503, await response.text()
+    assert response.headers["Retry-After"] == "1"
+    assert "Send the list again" in (await response.json())["detail"]
+    for table in ("trusted_listings", "imports", "import_errors"):
+        assert await count(pool, table) == 0, table
+    again = await post_import(client, {**operator, **CSV_TYPE}, b"number\n0912345678\n")
+    assert again["accepted"] == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from http import HTTPStatus
 from typing import Any
 
@@ -13,9 +14,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from service import store
 from service.auth import API_KEY, Role, requires
-from service.imports import FORMATS, ImportFormatError, gunzip, read_batches
-from service.problems import bad_request, not_found
-from service.state import LISTINGS, POOL
+from service.imports import FORMATS, ImportFormatError, ParserLost, gunzip, parse_stream
+from service.problems import Problem, bad_request, not_found
+from service.state import CONFIG, LISTINGS, PARSERS, POOL
 from service.store import ImportReplayed, ImportSummary
 
 from .bodies import check_text, content_encoding, json_response, query_int
@@ -23,8 +24,6 @@ from .bodies import check_text, content_encoding, json_response, query_int
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 16
-BATCH_ROWS = 20_000
-"""Rows staged with one COPY; memory holds about one batch."""
 INLINE_ERRORS = 1000
 MAX_SOURCE_LENGTH = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
@@ -63,18 +62,22 @@ async def create_import(request: web.Request) -> web.Response:
     chunks: AsyncIterator[bytes] = request.content.iter_chunked(CHUNK_BYTES)
     if content_encoding(request) == "gzip":
         chunks = gunzip(chunks)
-    listings, pool = request.app[LISTINGS], request.app[POOL]
+    listings, pool, config = request.app[LISTINGS], request.app[POOL], request.app[CONFIG]
     errors: list[tuple[int, str, str]] = []
     started = time.perf_counter()
     try:
         async with store.import_writer(
             pool, source, request[API_KEY].id, idempotency_key, listings.clock()
         ) as writer:
-            async for batch in read_batches(chunks, request.content_type, BATCH_ROWS):
-                listings.add_numbers([row[1] for row in batch.rows])
-                refused = [(error.line, error.value, error.reason) for error in batch.errors]
-                errors.extend(refused[: INLINE_ERRORS - len(errors)])
-                await writer.stage(batch.rows, refused, batch.mapped_legacy)
+            parse = parse_stream(
+                chunks, request.content_type, request.app[PARSERS], config.import_block_bytes
+            )
+            async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
+                async for parsed in blocks:
+                    listings.add_numbers(parsed.numbers)
+                    refused = [(error.line, error.value, error.reason) for error in parsed.errors]
+                    errors.extend(refused[: INLINE_ERRORS - len(errors)])
+                    await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
             listings.own_import(writer.summary.id)
             streamed = time.perf_counter()
             summary = await writer.merge()
@@ -93,6 +96,12 @@ async def create_import(request: web.Request) -> web.Response:
         raise bad_request(f"Nothing was imported: {err}.") from err
     except (HttpProcessingError, ConnectionError) as err:
         raise bad_request(f"Nothing was imported: the upload was cut short ({err}).") from err
+    except ParserLost as err:
+        raise Problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "Nothing was imported: a parser process stopped. Send the list again.",
+            headers={"Retry-After": "1"},
+        ) from err
     return json_response(
         {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
     )
