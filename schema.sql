@@ -132,3 +132,31 @@ CREATE TABLE IF NOT EXISTS audit_log (
     reason      text,
     detail      jsonb NOT NULL DEFAULT '{}'
 );
+
+-- The change log: every change to what is stored about a number (reported, listed,
+-- delisted, allowlisted or not, a whole import), appended in the transaction that makes it.
+-- Processes apply the changes past their cursor to their Bloom filters and caches, and
+-- catch up from here after missing notifications. Rows are numbered under a lock taken
+-- just before commit, so they commit in `seq` order: a reader never sees a higher seq
+-- before a lower one. Pruned after a retention period; a process further behind rebuilds.
+CREATE TABLE IF NOT EXISTS changes (
+    seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at         timestamptz NOT NULL DEFAULT clock_timestamp(),
+    kind       text NOT NULL
+               CHECK (kind IN ('reported', 'listed', 'delisted', 'allowlisted', 'unallowlisted', 'imported')),
+    number     bigint,  -- NULL for an import
+    import_id  bigint,
+    CHECK ((number IS NULL) <> (import_id IS NULL))
+);
+
+-- Saved Bloom filters, for a fast start: load the newest and apply the changes after its
+-- cursor. A cache of what the tables say, never a source of truth; only the newest is kept.
+CREATE TABLE IF NOT EXISTS filter_snapshots (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    cursor      bigint NOT NULL,  -- every change up to this seq is in the filter
+    created_at  timestamptz NOT NULL,
+    capacity    bigint NOT NULL,
+    error_rate  double precision NOT NULL,
+    entries     bigint NOT NULL,
+    data        bytea NOT NULL
+);

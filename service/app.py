@@ -25,7 +25,14 @@ from service.auth import KEY_CACHE, KeyCache, auth_middleware
 from service.config import Config
 from service.imports import Parsers
 from service.limits import TokenBuckets
-from service.listings import REPORTER_KEY_SETTING, Clock, Listings, build_filter, utc_now
+from service.listings import (
+    REPORTER_KEY_SETTING,
+    Clock,
+    Listings,
+    build_filter,
+    load_snapshot,
+    utc_now,
+)
 from service.metrics import Metrics, metrics_middleware
 from service.problems import problem_middleware
 from service.state import CLOCK, CONFIG, LISTINGS, METRICS, PARSERS, POOL, REPORT_LIMITS
@@ -98,33 +105,35 @@ async def database(app: web.Application) -> AsyncIterator[None]:
 
 
 async def listings(app: web.Application) -> AsyncIterator[None]:
-    """The Bloom filter, loaded with every listed number, and the lookup/report paths."""
+    """The Bloom filter (from the newest snapshot and the change log, or from the tables),
+    the lookup/report paths, and the filter's upkeep in the background."""
     config, pool = app[CONFIG], app[POOL]
-    number_filter = await build_filter(
-        pool, config.filter_backend, config.filter_error_rate, config.filter_min_capacity
-    )
+    built = await load_snapshot(pool, config) if config.filter_snapshots else None
+    if built is None:
+        built = await build_filter(pool, config, app[CLOCK]())
     reporter_key = await store.secret_setting(pool, REPORTER_KEY_SETTING)
-    app[LISTINGS] = Listings(
-        pool,
-        number_filter,
-        app[METRICS],
-        reporter_key,
-        config.rules,
-        config.reports_per_reporter_per_day,
-        app[CLOCK],
-    )
+    listings = Listings(pool, built, app[METRICS], reporter_key, config, app[CLOCK])
+    app[LISTINGS] = listings
+    await listings.catch_up()  # the changes after the snapshot
+    upkeep = asyncio.create_task(listings.maintain())
     yield
-    await app[LISTINGS].close()
+    upkeep.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await upkeep
+    await listings.close()
 
 
 async def change_feed(app: web.Application) -> AsyncIterator[None]:
-    """The change feed from other processes to the key cache and filter; cancelled at shutdown."""
+    """The change feed from other processes to the key cache, filter and positive cache;
+    cancelled at shutdown."""
     config, listings = app[CONFIG], app[LISTINGS]
     assert config.database_url is not None
+
+    def set_live(live: bool) -> None:
+        listings.feed_live = live
+
     subscribers = feed.Subscribers(
-        keys=app[KEY_CACHE],
-        add_number=lambda number: listings.filter.add(number),
-        import_committed=listings.import_committed,
+        keys=app[KEY_CACHE], catch_up=listings.catch_up, set_live=set_live
     )
     task = asyncio.create_task(feed.follow_changes(config.database_url, subscribers))
     yield

@@ -32,7 +32,21 @@ class Config:
     filter_backend: str = "rbloom"
     filter_error_rate: float = 0.001
     filter_min_capacity: int = 1_000_000
-    """The filter is sized for max(this, 2 x listed numbers) so reports can grow it."""
+    filter_headroom: float = 1.25
+    """The filter is sized for max(filter_min_capacity, this x listed numbers): 10 M listed
+    numbers take 22.5 MB at 0.1 %. Past its capacity it is rebuilt bigger."""
+    filter_snapshots: bool = True
+    """Save each built filter in Postgres, so processes start from it and the change log."""
+    filter_check_interval: timedelta = timedelta(minutes=10)
+    """How often the filter's fill and staleness are checked (and the log pruned)."""
+    filter_stale_share: float = 0.25
+    """Rebuild when more than this share of the filter's entries are no longer listed."""
+    filter_rebuild_interval: timedelta = timedelta(hours=24)
+    change_retention: timedelta = timedelta(days=7)
+    """Changes older than this are pruned; a process further behind rebuilds its filter."""
+    cache_size: int = 100_000
+    """Listed numbers whose evidence is kept in memory (about 1 KB each)."""
+    cache_max_age: timedelta = timedelta(minutes=5)
     key_cache_size: int = 10_000
     rules: Rules = field(default_factory=Rules)
     """The verdict thresholds (README, "Verdicts")."""

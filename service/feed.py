@@ -1,28 +1,30 @@
 """The change feed: LISTEN on Postgres for changes other processes make, and apply them here.
 
-It carries API key changes (created, revoked) to the key cache, and numbers that became
-known (reported, listed, allowlisted, imported) to the Bloom filter. The key cache is trusted only
-while the listening connection is up; when it drops, the cache is cleared and bypassed
-until the feed has reconnected. Numbers notified while the connection was down are not yet
-caught up: a sequence-numbered change log for that is the next step.
+API key changes (created, revoked) clear the key cache. Number changes are read from the
+change log (store.changes_since), not from the notifications, which only say "there is
+more": on each one, and on every keepalive, the listings catch up from their cursor. After a
+dropped connection the feed reconnects and catches up from the same cursor, so no change is
+lost. The key cache and the positive cache are trusted only while the feed is connected and
+caught up; in between they are bypassed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
 
 from service.auth import KeyCache
-from service.store import DATABASE_UNAVAILABLE, IMPORTS_CHANNEL, KEYS_CHANNEL, NUMBERS_CHANNEL
+from service.store import CHANGES_CHANNEL, DATABASE_UNAVAILABLE, KEYS_CHANNEL
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 5.0
-"""How often an idle listening connection is checked, so a dead one is noticed."""
+"""How often an idle listening connection is checked (and the log read), so a dead one is
+noticed."""
 RETRY_SECONDS = 1.0
 APPLICATION_NAME = "callguard-feed"
 """How the listening connection shows in pg_stat_activity."""
@@ -30,11 +32,13 @@ APPLICATION_NAME = "callguard-feed"
 
 @dataclass(frozen=True, slots=True)
 class Subscribers:
-    """What to do with each kind of change."""
+    """What the feed keeps current."""
 
     keys: KeyCache
-    add_number: Callable[[int], None]
-    import_committed: Callable[[int], None]
+    catch_up: Callable[[], Awaitable[int]]
+    """Apply the change log past the process's cursor."""
+    set_live: Callable[[bool], None]
+    """Whether the feed is connected and caught up."""
 
 
 async def follow_changes(dsn: str, subscribers: Subscribers) -> None:
@@ -46,7 +50,7 @@ async def follow_changes(dsn: str, subscribers: Subscribers) -> None:
         except DATABASE_UNAVAILABLE as err:
             log.warning("change feed lost its connection (%r); retrying", err)
         except Exception:
-            # Never let the feed die: while it is down the key cache is bypassed, not stale.
+            # Never let the feed die: while it is down the caches are bypassed, not stale.
             log.exception("change feed failed; retrying")
         await asyncio.sleep(RETRY_SECONDS)
 
@@ -56,26 +60,31 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
         dsn, server_settings={"application_name": APPLICATION_NAME}
     )
     lost = asyncio.Event()
+    more = asyncio.Event()
     try:
-        conn.add_termination_listener(lambda _conn: lost.set())
+
+        def terminated(_conn: asyncpg.Connection) -> None:
+            lost.set()
+            more.set()  # wake the loop below
+
+        conn.add_termination_listener(terminated)
         cache = subscribers.keys
         await conn.add_listener(KEYS_CHANNEL, lambda *_args: cache.clear())
-        await conn.add_listener(
-            NUMBERS_CHANNEL,
-            lambda _conn, _pid, _channel, payload: subscribers.add_number(int(payload)),
-        )
-        await conn.add_listener(
-            IMPORTS_CHANNEL,
-            lambda _conn, _pid, _channel, payload: subscribers.import_committed(int(payload)),
-        )
+        await conn.add_listener(CHANGES_CHANNEL, lambda *_args: more.set())
         cache.clear()  # changes made while nobody listened
         cache.live = True
+        await subscribers.catch_up()
+        subscribers.set_live(True)
         while not lost.is_set():
             try:
-                await asyncio.wait_for(lost.wait(), KEEPALIVE_SECONDS)
+                await asyncio.wait_for(more.wait(), KEEPALIVE_SECONDS)
             except TimeoutError:
                 await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
+            more.clear()
+            if not lost.is_set():
+                await subscribers.catch_up()
     finally:
+        subscribers.set_live(False)
         subscribers.keys.live = False
         subscribers.keys.clear()
         await asyncio.shield(_close(conn))

@@ -1,8 +1,19 @@
 """Looking numbers up, reporting and moderating them: the Bloom filter in front, Postgres behind.
 
-A number the filter has never seen is answered "unknown" without a database round trip;
-only a "maybe" reads what is stored about it, and the verdict is judged then, as of now,
-so expiry and delisting take effect at once whatever the filter still holds.
+A number the filter has never seen is answered "unknown" without a database round trip; a
+"maybe" is answered from the positive cache (service/cache.py) or reads what is stored about
+it, and the verdict is judged then, as of now, so expiry and delisting take effect at once
+whatever the filter still holds.
+
+The filter and cache follow the change log (store.changes_since): `catch_up` applies every
+change past this process's cursor. The feed (service/feed.py) calls it on each notification
+and after each reconnect. A Bloom filter cannot forget, so `rebuild` builds a fresh one from
+Postgres in the background and swaps it in between two lookups; numbers added meanwhile are
+recorded and added to the new filter before the swap.
+
+When Postgres cannot be reached, lookups still answer from the filter and the cache, marked
+degraded: a negative is still certain, a cached number keeps its evidence, and any other
+"maybe" is answered unknown.
 """
 
 from __future__ import annotations
@@ -10,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,20 +30,27 @@ from datetime import UTC, datetime
 import asyncpg
 
 from service import store
-from service.filter import NumberFilter, make_filter
+from service.cache import EvidenceCache
+from service.config import Config
+from service.filter import NumberFilter, capacity_for, load_filter, make_filter
 from service.metrics import Metrics
 from service.reputation import (
     UNKNOWN,
     Evidence,
     Judgement,
-    Rules,
     Verdict,
     judge,
     window_start,
 )
-from service.store import Actor, NewReport
+from service.store import DATABASE_UNAVAILABLE, Actor, Change, NewReport
+
+log = logging.getLogger(__name__)
 
 REPORTER_KEY_SETTING = "reporter_hash_key"
+CHANGE_PAGE = 10_000
+"""Changes read from the log at a time."""
+ADDING_KINDS = frozenset({"reported", "listed", "allowlisted"})
+"""Changes that may give a number a verdict: it goes into the filter."""
 Clock = Callable[[], datetime]
 
 
@@ -46,6 +66,8 @@ class Answer:
     number: int
     evidence: Evidence
     judgement: Judgement
+    degraded: bool = False
+    """Postgres could not be reached: answered from the filter and cache alone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +82,49 @@ class Report:
     occurred_at: datetime | None
 
 
-async def build_filter(
-    pool: asyncpg.Pool, backend: str, error_rate: float, min_capacity: int
-) -> NumberFilter:
-    """A filter holding every number stored about, sized with room to grow."""
-    capacity = max(min_capacity, 2 * await store.count_known_numbers(pool))
-    number_filter = make_filter(backend, capacity, error_rate)
-    async for numbers in store.known_numbers(pool):
-        number_filter.update(numbers)
-    return number_filter
+@dataclass(frozen=True, slots=True)
+class Built:
+    """A filter built from Postgres, and the last change it holds."""
+
+    filter: NumberFilter
+    cursor: int
+    seconds: float
+    source: str
+    """"snapshot" (a saved filter plus the changes after it) or "tables" (a full read)."""
+
+
+async def build_filter(pool: asyncpg.Pool, config: Config, now: datetime) -> Built:
+    """A filter holding every listed number, from a full read of the tables."""
+    started = time.perf_counter()
+    since = window_start(now, config.rules)
+    rows = await store.count_listed_rows(pool, since)
+    capacity = capacity_for(rows, config.filter_min_capacity, config.filter_headroom)
+    number_filter = make_filter(config.filter_backend, capacity, config.filter_error_rate)
+    cursor, distinct = await store.copy_listed_numbers(pool, since, number_filter.update)
+    number_filter.entries = distinct
+    return Built(number_filter, cursor, time.perf_counter() - started, "tables")
+
+
+async def load_snapshot(pool: asyncpg.Pool, config: Config) -> Built | None:
+    """The newest saved filter, if it suits this configuration and the log still holds
+    every change after it."""
+    started = time.perf_counter()
+    snapshot = await store.latest_filter_snapshot(pool)
+    if snapshot is None or snapshot.error_rate != config.filter_error_rate:
+        return None
+    first = await store.first_change(pool)
+    if first is not None and first > snapshot.cursor + 1:
+        return None  # changes it lacks were pruned
+    loaded = load_filter(
+        config.filter_backend,
+        snapshot.capacity,
+        snapshot.error_rate,
+        snapshot.entries,
+        snapshot.data,
+    )
+    if loaded is None:
+        return None
+    return Built(loaded, snapshot.cursor, time.perf_counter() - started, "snapshot")
 
 
 class Listings:
@@ -77,49 +133,114 @@ class Listings:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        number_filter: NumberFilter,
+        built: Built,
         metrics: Metrics,
         reporter_key: bytes,
-        rules: Rules,
-        reports_per_reporter_per_day: int,
+        config: Config,
         clock: Clock,
     ) -> None:
         self.pool = pool
-        self.filter = number_filter
-        self.rules = rules
+        self.filter = built.filter
+        self.cursor = built.cursor
+        """Every change up to this seq is applied here."""
+        self.config = config
+        self.rules = config.rules
         self.clock = clock
+        self.cache = EvidenceCache(config.cache_size, config.cache_max_age)
+        self.feed_live = False
+        """The change feed is connected and caught up: the cache may be trusted."""
+        self.built_at = time.monotonic()
         self._metrics = metrics
         self._reporter_key = reporter_key
-        self._reports_per_reporter_per_day = reports_per_reporter_per_day
+        self._reports_per_reporter_per_day = config.reports_per_reporter_per_day
         self._own_imports: set[int] = set()
         self._loading: set[asyncio.Task[None]] = set()
+        self._recording: list[Collection[int]] | None = None
+        self._catching_up = asyncio.Lock()
+        self._rebuilding = asyncio.Lock()
+        self.negatives = 0
+        self.false_positives = 0
         self._negative = metrics.filter_checks.labels("negative")
         self._verdicts = {verdict: metrics.lookups.labels(verdict.value) for verdict in Verdict}
+        self._cache_hits = metrics.cache_lookups.labels("hit")
+        self._cache_misses = metrics.cache_lookups.labels("miss")
         metrics.filter_entries.set_function(lambda: self.filter.entries)
         metrics.filter_capacity.set_function(lambda: self.filter.capacity)
         metrics.filter_bytes.set_function(lambda: self.filter.nbytes)
+        metrics.filter_false_positive_rate.set_function(self.false_positive_rate)
+        metrics.cache_entries.set_function(lambda: len(self.cache))
+        metrics.change_cursor.set_function(lambda: self.cursor)
+        metrics.filter_builds.labels(built.source).inc()
+        metrics.filter_build_seconds.labels(built.source).set(built.seconds)
+
+    def false_positive_rate(self) -> float:
+        """Of the lookups of numbers nothing is stored about, the share the filter let
+        through: the measured false-positive rate."""
+        checked = self.negatives + self.false_positives
+        return self.false_positives / checked if checked else 0.0
 
     async def lookup(self, number: int) -> Answer:
         """The verdict on one number."""
         return (await self.lookup_many([number]))[0]
 
     async def lookup_many(self, numbers: Sequence[int]) -> list[Answer]:
-        """The verdicts on many numbers, in their order, with one query for all the maybes."""
+        """The verdicts on many numbers, in their order, with one query for all the maybes
+        the cache cannot answer."""
         now = self.clock()
         maybes = [number for number in numbers if number in self.filter]
-        self._negative.inc(len(numbers) - len(maybes))
-        found = await self._evidence(maybes, now) if maybes else {}
+        negatives = len(numbers) - len(maybes)
+        self.negatives += negatives
+        self._negative.inc(negatives)
+        found: dict[int, Evidence] = {}
+        degraded = False
+        if maybes:
+            found, degraded = await self._evidence_for(maybes, now)
         answers = []
         for number in numbers:
             evidence = found.get(number)
-            if evidence is None:  # not in the filter: certainly nothing is stored
-                answer = Answer(number, Evidence(number), UNKNOWN)
+            if evidence is None:  # not in the filter, or nothing known while degraded
+                answer = Answer(number, Evidence(number), UNKNOWN, degraded)
             else:
-                answer = Answer(number, evidence, judge(evidence, now, self.rules))
-                self._metrics.filter_checks.labels(_maybe_outcome(answer)).inc()
+                answer = Answer(number, evidence, judge(evidence, now, self.rules), degraded)
+                self._count_maybe(answer)
             self._verdicts[answer.judgement.verdict].inc()
             answers.append(answer)
         return answers
+
+    async def _evidence_for(
+        self, maybes: Sequence[int], now: datetime
+    ) -> tuple[dict[int, Evidence], bool]:
+        """Evidence for the filter's maybes: from the cache while the feed keeps it
+        current, else from Postgres; from the cache alone (degraded) if Postgres is gone."""
+        found: dict[int, Evidence] = {}
+        missing: Sequence[int] = maybes
+        if self.feed_live:
+            missing = []
+            for number in maybes:
+                cached = self.cache.get(number, now)
+                if cached is None:
+                    missing.append(number)
+                else:
+                    found[number] = cached
+            self._cache_hits.inc(len(maybes) - len(missing))
+            self._cache_misses.inc(len(missing))
+        if not missing:
+            return found, False
+        generation = self.cache.generation
+        try:
+            read = await self._evidence(missing, now)
+        except DATABASE_UNAVAILABLE:
+            for number in missing:  # whatever the cache still has, feed or not
+                cached = self.cache.get(number, now)
+                if cached is not None:
+                    found[number] = cached
+            return found, True
+        window = self.rules.window
+        for evidence in read.values():
+            found[evidence.number] = evidence
+            if evidence.known:
+                self.cache.put(evidence, now, window, generation)
+        return found, False
 
     async def report(self, report: Report, api_key_id: int) -> tuple[int, Answer]:
         """Store a report and list its number; return the report id and the new verdict.
@@ -141,7 +262,7 @@ class Listings:
         report_id = await store.add_report(
             self.pool, new_report, self._reports_per_reporter_per_day
         )
-        self.filter.add(report.number)
+        self._changed(report.number, listed=True)
         self._metrics.reports_accepted.labels(report.category).inc()
         return report_id, await self._answer(report.number, now)
 
@@ -151,12 +272,14 @@ class Listings:
         """List a number as a scam on a trusted source's word."""
         now = self.clock()
         await store.list_trusted(self.pool, number, source, category, note, actor, now)
-        self.filter.add(number)
+        self._changed(number, listed=True)
         return await self._answer(number, now)
 
     async def delist(self, number: int, reason: str, actor: Actor) -> bool:
         """End every listing of the number at once; False if nothing was listed."""
-        return await store.delist(self.pool, number, reason, actor, self.clock())
+        delisted = await store.delist(self.pool, number, reason, actor, self.clock())
+        self._changed(number, listed=False)
+        return delisted
 
     async def allowlist_add(
         self, number: int, owner: str, note: str | None, actor: Actor
@@ -164,36 +287,155 @@ class Listings:
         """Verify a number."""
         now = self.clock()
         await store.allowlist_add(self.pool, number, owner, note, actor, now)
-        self.filter.add(number)
+        self._changed(number, listed=True)
         return await self._answer(number, now)
 
     async def allowlist_remove(self, number: int, reason: str | None, actor: Actor) -> bool:
         """Take a number off the allowlist; False if it was not on it."""
-        return await store.allowlist_remove(self.pool, number, reason, actor, self.clock())
+        removed = await store.allowlist_remove(self.pool, number, reason, actor, self.clock())
+        self._changed(number, listed=False)
+        return removed
 
     async def resolve_appeal(
         self, appeal_id: int, delist: bool, note: str, actor: Actor
     ) -> store.Appeal | None:
         """Decide an open appeal; see store.resolve_appeal."""
-        return await store.resolve_appeal(self.pool, appeal_id, delist, note, actor, self.clock())
+        appeal = await store.resolve_appeal(self.pool, appeal_id, delist, note, actor, self.clock())
+        if appeal is not None:
+            self._changed(appeal.number, listed=False)
+        return appeal
+
+    def _changed(self, number: int, listed: bool) -> None:
+        """This process changed a number: answer from the change at once, before the
+        change log brings it round again."""
+        if listed:
+            self.add_numbers([number])
+        self.cache.invalidate(number)
 
     def add_numbers(self, numbers: Collection[int]) -> None:
         """Put numbers in the filter ahead of their commit: a "maybe" for a number whose
         import then fails costs one database read, never a wrong answer."""
-        self.filter.update(numbers)
+        if len(numbers) == 1:  # a change, maybe applied twice (here, then from the log)
+            self.filter.add(next(iter(numbers)))
+        else:
+            self.filter.update(numbers)
+        if self._recording is not None:
+            self._recording.append(numbers)
 
     def own_import(self, import_id: int) -> None:
         """This process made the import: its numbers are already in the filter."""
         self._own_imports.add(import_id)
 
-    def import_committed(self, import_id: int) -> None:
-        """Another process's import committed: load its numbers into the filter."""
-        if import_id in self._own_imports:
-            self._own_imports.discard(import_id)
+    async def catch_up(self) -> int:
+        """Apply every change logged past the cursor; return how many. One run at a time."""
+        applied = 0
+        async with self._catching_up:
+            while True:
+                changes = await store.changes_since(self.pool, self.cursor, CHANGE_PAGE)
+                if changes and changes[0].seq > self.cursor + 1:
+                    first = await store.first_change(self.pool)
+                    if first is not None and first > self.cursor + 1:
+                        log.warning("the change log was pruned past this process: rebuilding")
+                        await self._rebuild_behind()
+                        continue
+                for change in changes:
+                    self._apply(change)
+                if changes:
+                    self.cursor = changes[-1].seq
+                    applied += len(changes)
+                if len(changes) < CHANGE_PAGE:
+                    return applied
+
+    def _apply(self, change: Change) -> None:
+        if change.import_id is not None:
+            self.cache.clear()  # its numbers' trusted sources changed
+            if change.import_id in self._own_imports:
+                self._own_imports.discard(change.import_id)
+            else:
+                self._load_import_later(change.import_id)
             return
+        assert change.number is not None
+        if change.kind in ADDING_KINDS:
+            self.add_numbers([change.number])
+        self.cache.invalidate(change.number)
+
+    def _load_import_later(self, import_id: int) -> None:
         task = asyncio.get_running_loop().create_task(self._load_import(import_id))
         self._loading.add(task)
         task.add_done_callback(self._loading.discard)
+
+    async def _load_import(self, import_id: int) -> None:
+        async for numbers in store.imported_numbers(self.pool, import_id):
+            self.add_numbers(numbers)
+
+    async def rebuild(self) -> Built:
+        """Build a fresh filter from Postgres and swap it in; the live one keeps answering
+        meanwhile, and what is added to it meanwhile goes into the new one too."""
+        async with self._rebuilding:
+            recorded: list[Collection[int]] = []
+            self._recording = recorded
+            try:
+                built = await build_filter(self.pool, self.config, self.clock())
+            finally:
+                self._recording = None
+            snapshot = built.filter.to_bytes() if self.config.filter_snapshots else None
+            for numbers in recorded:  # no await from here to the swap
+                built.filter.update(numbers)
+            self.filter = built.filter
+            self.built_at = time.monotonic()
+            self._metrics.filter_builds.labels(built.source).inc()
+            self._metrics.filter_build_seconds.labels(built.source).set(built.seconds)
+        if snapshot is not None:
+            await store.save_filter_snapshot(
+                self.pool,
+                store.FilterSnapshot(
+                    cursor=built.cursor,
+                    created_at=self.clock(),
+                    capacity=built.filter.capacity,
+                    error_rate=built.filter.error_rate,
+                    entries=built.filter.entries,
+                    data=snapshot,
+                ),
+            )
+        return built
+
+    async def _rebuild_behind(self) -> None:
+        """The cursor is behind a pruned log: rebuild, then go on from the build's cursor."""
+        built = await self.rebuild()
+        self.cache.clear()
+        self.cursor = max(self.cursor, built.cursor)
+
+    async def maintain(self) -> None:
+        """Forever: rebuild the filter on schedule, when it is full, or when too many of its
+        entries are stale; prune the change log. Errors are logged and retried."""
+        config = self.config
+        while True:
+            await asyncio.sleep(config.filter_check_interval.total_seconds())
+            try:
+                await self._maintain_once()
+            except DATABASE_UNAVAILABLE as err:
+                log.warning("filter maintenance: database unavailable (%r)", err)
+            except Exception:
+                log.exception("filter maintenance failed")
+
+    async def _maintain_once(self) -> None:
+        config, now = self.config, self.clock()
+        await store.prune_changes(self.pool, now - config.change_retention)
+        listed = await store.count_listed_numbers(self.pool, window_start(now, self.rules))
+        entries = max(self.filter.entries, 1)
+        stale_share = max(0.0, 1 - listed / entries)
+        self._metrics.filter_stale_share.set(stale_share)
+        age = time.monotonic() - self.built_at
+        reason = None
+        if listed > self.filter.capacity:
+            reason = f"{listed} listed numbers exceed its capacity {self.filter.capacity}"
+        elif stale_share > config.filter_stale_share:
+            reason = f"{stale_share:.0%} of its entries are stale"
+        elif age > config.filter_rebuild_interval.total_seconds():
+            reason = f"it is {age / 3600:.1f} h old"
+        if reason is not None:
+            built = await self.rebuild()
+            log.info("filter rebuilt from %s in %.2f s: %s", built.source, built.seconds, reason)
 
     async def close(self) -> None:
         """Stop loading other processes' imports: the process is shutting down."""
@@ -201,9 +443,11 @@ class Listings:
             task.cancel()
         await asyncio.gather(*self._loading, return_exceptions=True)
 
-    async def _load_import(self, import_id: int) -> None:
-        async for numbers in store.imported_numbers(self.pool, import_id):
-            self.add_numbers(numbers)
+    def _count_maybe(self, answer: Answer) -> None:
+        outcome = _maybe_outcome(answer)
+        if outcome == "false_positive":
+            self.false_positives += 1
+        self._metrics.filter_checks.labels(outcome).inc()
 
     async def _evidence(self, numbers: Sequence[int], now: datetime) -> dict[int, Evidence]:
         return await store.get_evidence(self.pool, numbers, window_start(now, self.rules))

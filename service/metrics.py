@@ -64,6 +64,45 @@ class Metrics:
         self.filter_bytes = Gauge(
             "callguard_filter_bytes", "Memory held by the Bloom filter's bits.", registry=r
         )
+        self.filter_false_positive_rate = Gauge(
+            "callguard_filter_false_positive_rate",
+            "Measured: of the lookups of numbers nothing is stored about, the share the Bloom "
+            "filter answered maybe.",
+            registry=r,
+        )
+        self.filter_stale_share = Gauge(
+            "callguard_filter_stale_share",
+            "Share of the Bloom filter's entries no longer listed, at the last check.",
+            registry=r,
+        )
+        self.filter_builds = Counter(
+            "callguard_filter_builds",
+            "Bloom filters built, from a snapshot plus the log or from the tables.",
+            ["source"],
+            registry=r,
+        )
+        self.filter_build_seconds = Gauge(
+            "callguard_filter_build_seconds",
+            "How long the last filter build took.",
+            ["source"],
+            registry=r,
+        )
+        self.cache_lookups = Counter(
+            "callguard_cache_lookups",
+            "Positive-cache lookups for filter maybes, by result.",
+            ["result"],
+            registry=r,
+        )
+        for result in ("hit", "miss"):
+            self.cache_lookups.labels(result)
+        self.cache_entries = Gauge(
+            "callguard_cache_entries", "Numbers in the positive cache.", registry=r
+        )
+        self.change_cursor = Gauge(
+            "callguard_change_cursor",
+            "The last change-log seq applied to this process's filter and cache.",
+            registry=r,
+        )
         self.db_pool_size = Gauge(
             "callguard_db_pool_connections", "Connections open in the database pool.", registry=r
         )

@@ -48,6 +48,9 @@ class Evidence:
     trusted_sources: tuple[str, ...] = ()
     recent_reporters: int = 0
     """Distinct reporters whose last report is within the window and after any delisting."""
+    oldest_recent_report: datetime | None = None
+    """The oldest of those reporters' last reports: when it leaves the window, the count of
+    recent reporters drops, so evidence read before then holds until then."""
     report_count: int = 0
     """Reports since the last delisting."""
     categories: tuple[str, ...] = ()

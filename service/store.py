@@ -7,7 +7,7 @@ import contextlib
 import json
 import secrets
 import struct
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,10 +21,15 @@ from service.reputation import Evidence
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 KEYS_CHANNEL = "callguard_keys"
 """NOTIFY channel: a key was created or revoked, so processes drop their key caches."""
-NUMBERS_CHANNEL = "callguard_numbers"
-"""NOTIFY channel: a number became known (reported, listed, allowlisted); processes add it to
-their filters. The payload is the number."""
-_NOTIFY_NUMBER = f"SELECT pg_notify('{NUMBERS_CHANNEL}', $1::bigint::text)"
+CHANGES_CHANNEL = "callguard_changes"
+"""NOTIFY channel: a change was logged; the payload is its seq. Processes then read the log."""
+_LOCK_CHANGES = "SELECT pg_advisory_xact_lock(0x6368616e676573)"  # any constant: "changes"
+_LOG_CHANGE = f"""
+WITH logged AS (
+    INSERT INTO changes (kind, number, import_id) VALUES ($1, $2, $3) RETURNING seq
+)
+SELECT pg_notify('{CHANGES_CHANNEL}', seq::text) FROM logged
+"""
 
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
@@ -102,9 +107,8 @@ SELECT n.number,
        a.owner,
        coalesce(t.sources, '{}') AS trusted_sources,
        coalesce(t.categories, '{}') AS trusted_categories,
-       (SELECT count(*) FROM number_reporters r
-         WHERE r.number = n.number AND r.epoch = c.epoch AND r.last_reported_at > $2
-       ) AS recent_reporters,
+       r.recent_reporters,
+       r.oldest_recent_report,
        coalesce(c.report_count, 0) AS report_count,
        coalesce(c.categories, '{}') AS categories,
        c.first_reported_at,
@@ -113,17 +117,39 @@ FROM unnest($1::bigint[]) AS n (number)
 LEFT JOIN community_listings c ON c.number = n.number
 LEFT JOIN allowlist a ON a.number = n.number
 LEFT JOIN LATERAL (
+    SELECT count(*) AS recent_reporters, min(last_reported_at) AS oldest_recent_report
+    FROM number_reporters
+    WHERE number = n.number AND epoch = c.epoch AND last_reported_at > $2
+) r ON true
+LEFT JOIN LATERAL (
     SELECT array_agg(source ORDER BY listed_at) AS sources,
            array_agg(category ORDER BY listed_at) AS categories
     FROM trusted_listings WHERE number = n.number
 ) t ON true
 """
-_SELECT_KNOWN_NUMBERS = """
-SELECT number FROM community_listings
-UNION SELECT number FROM trusted_listings
-UNION SELECT number FROM allowlist
+# What the Bloom filter holds: every number whose verdict may be other than unknown.
+_LISTED_NUMBERS = """
+SELECT number FROM community_listings WHERE last_reported_at > $1
+UNION ALL SELECT number FROM trusted_listings
+UNION ALL SELECT number FROM allowlist
 """
-_COUNT_KNOWN_NUMBERS = f"SELECT count(*) FROM ({_SELECT_KNOWN_NUMBERS}) known"
+_COUNT_LISTED_NUMBERS = f"SELECT count(DISTINCT number) FROM ({_LISTED_NUMBERS}) listed"
+_COUNT_LISTED_ROWS = f"SELECT count(*) FROM ({_LISTED_NUMBERS}) listed"
+_LAST_CHANGE = "SELECT coalesce(max(seq), 0) FROM changes"
+_SELECT_CHANGES = """
+SELECT seq, kind, number, import_id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2
+"""
+_FIRST_CHANGE = "SELECT min(seq) FROM changes"
+_PRUNE_CHANGES = "DELETE FROM changes WHERE at < $1 AND seq < (SELECT max(seq) FROM changes)"
+_INSERT_SNAPSHOT = """
+INSERT INTO filter_snapshots (cursor, created_at, capacity, error_rate, entries, data)
+VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+"""
+_DELETE_OLD_SNAPSHOTS = "DELETE FROM filter_snapshots WHERE id < $1"
+_SELECT_SNAPSHOT = """
+SELECT cursor, created_at, capacity, error_rate, entries, data FROM filter_snapshots
+ORDER BY id DESC LIMIT 1
+"""
 
 _LOCK_REPORTER = "SELECT pg_advisory_xact_lock(hashtextextended(encode($1::bytea, 'hex'), 0))"
 _REPORTS_SINCE = """
@@ -174,6 +200,7 @@ def _evidence(record: asyncpg.Record) -> Evidence:
         allowlisted_owner=record["owner"],
         trusted_sources=tuple(record["trusted_sources"]),
         recent_reporters=record["recent_reporters"],
+        oldest_recent_report=record["oldest_recent_report"],
         report_count=record["report_count"],
         categories=tuple(dict.fromkeys([*record["categories"], *record["trusted_categories"]])),
         first_reported_at=record["first_reported_at"],
@@ -215,7 +242,7 @@ async def add_report(pool: asyncpg.Pool, report: NewReport, per_reporter_daily: 
         await conn.execute(
             _UPSERT_REPORTER, report.number, report.reporter_hash, report.received_at, epoch
         )
-        await conn.execute(_NOTIFY_NUMBER, report.number)
+        await log_change(conn, "reported", report.number)
     return report_id
 
 
@@ -229,15 +256,120 @@ async def _number_batches(
             yield [row["number"] for row in rows]
 
 
-def known_numbers(pool: asyncpg.Pool) -> AsyncIterator[list[int]]:
-    """Every number the filter must hold, in batches."""
-    return _number_batches(pool, _SELECT_KNOWN_NUMBERS)
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row of the change log: a number's listing changed, or an import committed."""
+
+    seq: int
+    kind: str
+    number: int | None
+    import_id: int | None
 
 
-async def count_known_numbers(pool: asyncpg.Pool) -> int:
-    """How many numbers the filter must hold."""
-    count: int = await pool.fetchval(_COUNT_KNOWN_NUMBERS)
+async def log_change(
+    conn: asyncpg.Connection, kind: str, number: int | None = None, import_id: int | None = None
+) -> None:
+    """Append a change to the log; the last statement of its transaction before commit, as
+    the lock it takes orders commits by seq until then."""
+    await conn.execute(_LOCK_CHANGES)
+    await conn.execute(_LOG_CHANGE, kind, number, import_id)
+
+
+async def changes_since(pool: asyncpg.Pool, after: int, limit: int) -> list[Change]:
+    """Up to `limit` changes after seq `after`, oldest first."""
+    records = await pool.fetch(_SELECT_CHANGES, after, limit)
+    return [Change(**dict(record)) for record in records]
+
+
+async def first_change(pool: asyncpg.Pool) -> int | None:
+    """The oldest seq still in the log (older ones were pruned), None if it is empty."""
+    seq: int | None = await pool.fetchval(_FIRST_CHANGE)
+    return seq
+
+
+async def prune_changes(pool: asyncpg.Pool, before: datetime) -> int:
+    """Drop changes logged before a time (never the newest); return how many."""
+    status = await pool.execute(_PRUNE_CHANGES, before)
+    return int(status.split()[-1])
+
+
+async def copy_listed_numbers(
+    pool: asyncpg.Pool, window_start: datetime, add: Callable[[list[int]], None]
+) -> tuple[int, int]:
+    """Pass every listed number to `add`, in batches, from one snapshot of the database;
+    return (the last change in that snapshot, how many distinct numbers). A number listed
+    twice (reported and imported) comes twice."""
+    tail = b""
+
+    def receive(chunk: bytes) -> None:
+        nonlocal tail
+        data = tail + chunk
+        end = data.rfind(b"\n") + 1
+        tail = data[end:]
+        if end:
+            add(list(map(int, data[:end].split())))
+
+    async def sink(chunk: bytes) -> None:
+        receive(chunk)
+
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        cursor: int = await conn.fetchval(_LAST_CHANGE)
+        count: int = await conn.fetchval(_COUNT_LISTED_NUMBERS, window_start)
+        query = _LISTED_NUMBERS.replace("$1", _quote_time(window_start))
+        await conn.copy_from_query(query, output=sink, format="text")
+    if tail:
+        add([int(tail)])
+    return cursor, count
+
+
+def _quote_time(at: datetime) -> str:
+    """A timestamptz literal: COPY (query) takes no parameters."""
+    return f"'{at.astimezone(UTC).isoformat()}'::timestamptz"
+
+
+async def count_listed_rows(pool: asyncpg.Pool, window_start: datetime) -> int:
+    """How many listed numbers, counting one listed twice twice: cheap, to size a filter."""
+    count: int = await pool.fetchval(_COUNT_LISTED_ROWS, window_start)
     return count
+
+
+async def count_listed_numbers(pool: asyncpg.Pool, window_start: datetime) -> int:
+    """How many distinct numbers the filter must hold now."""
+    count: int = await pool.fetchval(_COUNT_LISTED_NUMBERS, window_start)
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class FilterSnapshot:
+    """A saved Bloom filter and the last change it holds."""
+
+    cursor: int
+    created_at: datetime
+    capacity: int
+    error_rate: float
+    entries: int
+    data: bytes
+
+
+async def save_filter_snapshot(pool: asyncpg.Pool, snapshot: FilterSnapshot) -> None:
+    """Keep this snapshot as the newest, dropping older ones."""
+    async with pool.acquire() as conn, conn.transaction():
+        snapshot_id = await conn.fetchval(
+            _INSERT_SNAPSHOT,
+            snapshot.cursor,
+            snapshot.created_at,
+            snapshot.capacity,
+            snapshot.error_rate,
+            snapshot.entries,
+            snapshot.data,
+        )
+        await conn.execute(_DELETE_OLD_SNAPSHOTS, snapshot_id)
+
+
+async def latest_filter_snapshot(pool: asyncpg.Pool) -> FilterSnapshot | None:
+    """The newest saved filter, if any."""
+    record = await pool.fetchrow(_SELECT_SNAPSHOT)
+    return None if record is None else FilterSnapshot(**dict(record))
 
 
 # --- moderation: trusted listings, delisting, the allowlist -------------------
@@ -336,8 +468,8 @@ async def list_trusted(
     """List a number as a scam on a trusted source's word, until it is delisted."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(_UPSERT_TRUSTED, number, source, category, note, at, actor.key_id)
-        await conn.execute(_NOTIFY_NUMBER, number)
         await _audit(conn, at, actor, "list", number, note, source=source, category=category)
+        await log_change(conn, "listed", number)
 
 
 async def delist(pool: asyncpg.Pool, number: int, reason: str, actor: Actor, at: datetime) -> bool:
@@ -357,6 +489,7 @@ async def _delist(
     await _audit(
         conn, at, actor, "delist", number, reason, trusted_sources=sources, community=community
     )
+    await log_change(conn, "delisted", number)
     return True
 
 
@@ -389,8 +522,8 @@ async def _allowlist_add(
     at: datetime,
 ) -> None:
     await conn.execute(_UPSERT_ALLOWLIST, number, owner, note, at, actor.key_id)
-    await conn.execute(_NOTIFY_NUMBER, number)
     await _audit(conn, at, actor, "allowlist_add", number, note, owner=owner)
+    await log_change(conn, "allowlisted", number)
 
 
 async def allowlist_remove(
@@ -401,6 +534,7 @@ async def allowlist_remove(
         if await conn.fetchval(_DELETE_ALLOWLIST, number) is None:
             return False
         await _audit(conn, at, actor, "allowlist_remove", number, reason)
+        await log_change(conn, "unallowlisted", number)
     return True
 
 
@@ -497,9 +631,6 @@ async def resolve_appeal(
 
 # --- bulk imports -------------------------------------------------------------
 
-IMPORTS_CHANNEL = "callguard_imports"
-"""NOTIFY channel: an import committed; processes add its numbers to their filters. The
-payload is the import id."""
 _IMPORT_COLUMNS = (
     "id, source, api_key_id, created_at, rows, accepted, duplicates, rejected, mapped_legacy"
 )
@@ -559,7 +690,6 @@ _FINISH_IMPORT = f"""
 UPDATE imports SET rows = $2, accepted = $3, duplicates = $4, rejected = $5, mapped_legacy = $6
 WHERE id = $1 RETURNING {_IMPORT_COLUMNS}
 """
-_NOTIFY_IMPORT = f"SELECT pg_notify('{IMPORTS_CHANNEL}', $1::bigint::text)"
 _SELECT_IMPORT_ERRORS = """
 SELECT line, value, reason FROM import_errors WHERE import_id = $1 AND line > $2
 ORDER BY line LIMIT $3
@@ -657,7 +787,7 @@ class ImportWriter:
             self.rejected,
             self.mapped_legacy,
         )
-        await self._conn.execute(_NOTIFY_IMPORT, self.summary.id)
+        await log_change(self._conn, "imported", import_id=self.summary.id)
         self.summary = ImportSummary(**dict(record))
         return self.summary
 

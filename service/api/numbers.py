@@ -72,6 +72,8 @@ def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
         body["sources"] = list(evidence.trusted_sources)
     if verdict in (Verdict.SUSPICIOUS, Verdict.SCAM):
         body["advice"] = advice_for(evidence.categories, lang)
+    if answer.degraded:
+        body["degraded"] = True  # Postgres unreachable: from the filter and cache alone
     return body
 
 

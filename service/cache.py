@@ -1,0 +1,66 @@
+"""The positive cache: what is stored about recently looked-up listed numbers, per process.
+
+Hot scam numbers are asked about again and again; their evidence is kept here so those
+lookups do not read Postgres each time. The cache holds evidence, not verdicts: the verdict
+is still judged at lookup, as of now, so expiry needs no invalidation. An entry is dropped
+when the change feed says the number changed, and is never used past `valid_until`, the
+moment its count of recent reporters would drop. A read that raced an invalidation is not
+cached (the generation check), so a change is never hidden behind an older read.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+from service.reputation import Evidence
+
+
+class EvidenceCache:
+    """A bounded LRU map from number to evidence, kept coherent by the change feed."""
+
+    def __init__(self, size: int, max_age: timedelta) -> None:
+        self.size = size
+        self.max_age = max_age
+        self.generation = 0
+        """Bumped by every invalidation: a read begun before one may be stale."""
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[int, tuple[Evidence, datetime]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, number: int, now: datetime) -> Evidence | None:
+        """The number's evidence if cached and still valid at `now`."""
+        entry = self._entries.get(number)
+        if entry is None or entry[1] <= now:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(number)
+        self.hits += 1
+        return entry[0]
+
+    def put(
+        self, evidence: Evidence, read_at: datetime, window: timedelta, generation: int
+    ) -> None:
+        """Keep evidence read at `read_at`, unless an invalidation came since `generation`."""
+        if generation != self.generation or self.size <= 0:
+            return
+        valid_until = read_at + self.max_age
+        if evidence.oldest_recent_report is not None:
+            valid_until = min(valid_until, evidence.oldest_recent_report + window)
+        self._entries[evidence.number] = (evidence, valid_until)
+        self._entries.move_to_end(evidence.number)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def invalidate(self, number: int) -> None:
+        """The number changed."""
+        self.generation += 1
+        self._entries.pop(number, None)
+
+    def clear(self) -> None:
+        """Anything may have changed (an import, a gap in the feed)."""
+        self.generation += 1
+        self._entries.clear()
