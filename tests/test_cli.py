@@ -107,12 +107,21 @@ class Cli:
         return rows
 
     @contextlib.contextmanager
-    def serve(self, port: int) -> Iterator[Server]:
+    def serve(self, port: int, *options: str) -> Iterator[Server]:
         """`callguard serve` in the background; stopped (or killed) on the way out."""
         log_path = self.log_dir / f"serve-{port}-{time.monotonic_ns()}.log"
         with log_path.open("w") as log:
             process = subprocess.Popen(
-                [*self.argv, "serve", "--host", "127.0.0.1", "--port", str(port), *self.dir_args],
+                [
+                    *self.argv,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    *options,
+                    *self.dir_args,
+                ],
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -213,7 +222,7 @@ def _stop_leftover_postgres(data_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def _data_dir() -> Iterator[Path]:
+def fresh_data_dir() -> Iterator[Path]:
     """A fresh data dir for the embedded Postgres; its server is stopped afterwards."""
     with postgres_dir() as data_dir:
         try:
@@ -225,14 +234,14 @@ def _data_dir() -> Iterator[Path]:
 @pytest.fixture(params=list(ENTRY_POINTS))
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
     """The command, through each entry point, on a fresh data dir."""
-    with _data_dir() as data_dir:
+    with fresh_data_dir() as data_dir:
         yield Cli(ENTRY_POINTS[request.param], data_dir, tmp_path)
 
 
 @pytest.fixture
 def callguard(tmp_path: Path) -> Iterator[Cli]:
     """The `callguard` script on a fresh data dir."""
-    with _data_dir() as data_dir:
+    with fresh_data_dir() as data_dir:
         yield Cli(ENTRY_POINTS["callguard"], data_dir, tmp_path)
 
 

@@ -1,0 +1,218 @@
+"""`callguard serve --workers N`: N processes on one port, run for real on the embedded Postgres."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.test_cli import (
+    ENTRY_POINTS,
+    NUMBER,
+    STOP_TIMEOUT,
+    Cli,
+    Server,
+    free_port,
+    fresh_data_dir,
+)
+
+WORKERS = 2
+LISTEN_TIMEOUT = 60.0
+"""Until every worker listens: each is a fresh interpreter that loads its own filter."""
+SPREAD_TIMEOUT = 10.0
+"""Until new connections have reached every worker."""
+FEED_TIMEOUT = 2.0
+"""Until a change made through one worker shows in the others (test_cli's REVOKE_TIMEOUT)."""
+POLL_SECONDS = 0.05
+
+Answer = tuple[int, Any]
+"""(status, JSON body) of one request."""
+
+
+@pytest.fixture(params=list(ENTRY_POINTS))
+def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    """The command, through each entry point (spawn treats each main module its own way)."""
+    with fresh_data_dir() as data_dir:
+        yield Cli(ENTRY_POINTS[request.param], data_dir, tmp_path)
+
+
+@pytest.fixture
+def callguard(tmp_path: Path) -> Iterator[Cli]:
+    """The `callguard` script on a fresh data dir."""
+    with fresh_data_dir() as data_dir:
+        yield Cli(ENTRY_POINTS["callguard"], data_dir, tmp_path)
+
+
+def port_of(server: Server) -> int:
+    return int(server.url.rsplit(":", 1)[1])
+
+
+def is_running(process: psutil.Process) -> bool:
+    """Whether the process runs: an orphan's zombie may wait long for init to reap it."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def listening_workers(server: Server) -> list[psutil.Process]:
+    """The server's child processes that listen on its port, once WORKERS of them do."""
+    port = port_of(server)
+    deadline = time.monotonic() + LISTEN_TIMEOUT
+    while True:
+        assert server.process.poll() is None, f"serve exited:\n{server.log()}"
+        listeners = []
+        for child in psutil.Process(server.process.pid).children():
+            try:
+                connections = child.net_connections("tcp")
+            except psutil.NoSuchProcess:
+                continue
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections):
+                listeners.append(child)
+        if len(listeners) == WORKERS:
+            return listeners
+        assert time.monotonic() < deadline, f"{len(listeners)} listener(s):\n{server.log()}"
+        time.sleep(POLL_SECONDS)
+
+
+def request_one(
+    server: Server, workers: list[psutil.Process], path: str, key: str | None
+) -> tuple[int, Answer]:
+    """(pid of the worker that answered, answer) of a GET on a new connection."""
+    connection = http.client.HTTPConnection("127.0.0.1", port_of(server), timeout=5)
+    try:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+        answer = response.status, json.loads(response.read())
+        # The connection stays open (keep-alive): the worker holding its other end answered.
+        client_port = connection.sock.getsockname()[1]
+        for worker in workers:
+            for c in worker.net_connections("tcp"):
+                if c.raddr and c.raddr.port == client_port and c.laddr.port == port_of(server):
+                    return worker.pid, answer
+        pytest.fail(f"no worker holds the connection from port {client_port}")
+    finally:
+        connection.close()
+
+
+def ask_every_worker(
+    server: Server,
+    workers: list[psutil.Process],
+    path: str,
+    key: str | None,
+    wanted: Callable[[Answer], bool],
+    timeout: float,
+) -> dict[int, Answer]:
+    """Each worker's latest answer, once every worker's latest answer is wanted."""
+    latest: dict[int, Answer] = {}
+    deadline = time.monotonic() + SPREAD_TIMEOUT + timeout
+    while True:
+        pid, answer = request_one(server, workers, path, key)
+        latest[pid] = answer
+        if len(latest) == len(workers) and all(map(wanted, latest.values())):
+            return latest
+        assert time.monotonic() < deadline, f"answers by worker: {latest}\n{server.log()}"
+
+
+def test_workers_share_the_port_and_stop_together_on_sigterm(cli: Cli) -> None:
+    with cli.serve(free_port(), "--workers", str(WORKERS)) as server:
+        workers = listening_workers(server)
+        parent = psutil.Process(server.process.pid)
+        assert not parent.net_connections("tcp"), "the parent itself should not listen"
+
+        answers = ask_every_worker(
+            server, workers, "/readyz", None, lambda answer: answer[0] == 200, 0
+        )
+
+        assert set(answers) == {worker.pid for worker in workers}
+        assert server.terminate() == 0, server.log()
+        assert not [worker for worker in workers if is_running(worker)], "a worker left"
+    assert not (cli.data_dir / "postmaster.pid").exists(), "embedded Postgres left running"
+
+
+def test_a_new_key_and_a_listing_reach_every_worker(callguard: Cli) -> None:
+    def lookup_says(verdict: str) -> Callable[[Answer], bool]:
+        return lambda answer: answer[0] == 200 and answer[1]["verdict"] == verdict
+
+    with callguard.serve(free_port(), "--workers", str(WORKERS)) as server:
+        workers = listening_workers(server)
+        key = callguard.create_key("admin", "moderator")  # while the workers run
+        path = f"/v1/numbers/{NUMBER}"
+
+        ask_every_worker(server, workers, path, key, lookup_says("unknown"), FEED_TIMEOUT)
+        status, body = server.request("PUT", path, key, {"category": "online_loan"})
+        assert status == 200, body
+        assert body["verdict"] == "scam"
+
+        # Whichever worker took the PUT, the change feed carries the listing to the others.
+        ask_every_worker(server, workers, path, key, lookup_says("scam"), FEED_TIMEOUT)
+        assert server.terminate() == 0, server.log()
+
+
+def test_a_worker_that_dies_stops_the_others_and_fails(callguard: Cli) -> None:
+    with callguard.serve(free_port(), "--workers", str(WORKERS)) as server:
+        killed, other = listening_workers(server)
+
+        killed.send_signal(signal.SIGKILL)
+
+        assert server.process.wait(STOP_TIMEOUT) == 1, server.log()
+        assert f"worker {killed.pid} exited with status -9" in server.log()
+        assert not is_running(other), "the other worker was left running"
+    assert not (callguard.data_dir / "postmaster.pid").exists(), "embedded Postgres left running"
+
+
+def test_workers_stop_when_the_parent_is_killed(callguard: Cli) -> None:
+    with callguard.serve(free_port(), "--workers", str(WORKERS)) as server:
+        workers = listening_workers(server)
+
+        server.process.kill()
+        server.process.wait()
+
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while running := [worker for worker in workers if is_running(worker)]:
+            assert time.monotonic() < deadline, f"{running} left running:\n{server.log()}"
+            time.sleep(POLL_SECONDS)
+        assert "the parent process is gone" in server.log()
+    # The killed parent left the embedded Postgres running: the fixture stops it.
+
+
+@pytest.mark.parametrize("workers", ["0", "65", "two", "-1"])
+def test_serve_rejects_a_bad_worker_count(callguard: Cli, workers: str) -> None:
+    result = callguard.run("serve", "--port", str(free_port()), "--workers", workers)
+
+    assert result.returncode == 2
+    assert "--workers: must be a whole number from 1 to 64" in result.stderr
+    assert not callguard.data_dir.exists()  # rejected before the database was started
+
+
+def test_workers_need_a_fixed_port(callguard: Cli) -> None:
+    result = callguard.run("serve", "--port", "0", "--workers", str(WORKERS))
+
+    assert result.returncode == 2
+    assert "--workers needs a fixed --port" in result.stderr
+    assert not callguard.data_dir.exists()
+
+
+def test_workers_do_not_join_a_port_already_in_use(callguard: Cli) -> None:
+    # SO_REUSEPORT alone would let the workers share the port with this socket.
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = callguard.run("serve", "--port", str(port), "--workers", str(WORKERS))
+
+    assert result.returncode == 1
+    assert "Address already in use" in result.stderr
+    assert not callguard.data_dir.exists()
