@@ -114,6 +114,9 @@ async def listings(app: web.Application) -> AsyncIterator[None]:
     reporter_key = await store.secret_setting(pool, REPORTER_KEY_SETTING)
     listings = Listings(pool, built, app[METRICS], reporter_key, config, app[CLOCK])
     app[LISTINGS] = listings
+    snapshot = listings.snapshot_of(built)  # so the next process to start need not read it all
+    if snapshot is not None:
+        listings.save_snapshot_later(snapshot)
     await listings.catch_up()  # the changes after the snapshot
     upkeep = asyncio.create_task(listings.maintain())
     yield

@@ -3,6 +3,9 @@
 A lookup must not cost a database round trip for its key, so verified keys are cached in
 process. The cache is trusted only while the change feed listens: every key change
 NOTIFYs, the feed clears the cache, and while the feed is down every request asks Postgres.
+If Postgres cannot answer either (an outage), a key the cache knew is accepted anyway, so
+lookups go on answering from the filter; a key revoked while the feed was down could then
+be honoured until Postgres is back.
 """
 
 from __future__ import annotations
@@ -66,6 +69,12 @@ class KeyCache:
 
     def get(self, key_hash: bytes) -> tuple[bool, ApiKey | None]:
         """(found, key): found is False when Postgres must be asked."""
+        if not self.live:
+            return False, None
+        return self.last_known(key_hash)
+
+    def last_known(self, key_hash: bytes) -> tuple[bool, ApiKey | None]:
+        """get(), also while the feed is down: for when Postgres cannot be asked."""
         try:
             entry = self._entries[key_hash]
         except KeyError:
@@ -75,14 +84,20 @@ class KeyCache:
 
     def put(self, key_hash: bytes, key: ApiKey | None, generation: int) -> None:
         """Remember an answer read while the cache was at `generation`, if still current."""
-        if not self.live or generation != self.generation:
+        if generation != self.generation:
             return  # a key changed while Postgres was being asked: the answer may be stale
         self._entries[key_hash] = key
         if len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
+    def suspend(self) -> None:
+        """The feed lost track: ask Postgres from now on, keeping the entries for when it
+        cannot answer. The feed clears them once it is back."""
+        self.live = False
+        self.generation += 1
+
     def clear(self) -> None:
-        """Forget everything: a key changed, or the feed lost track."""
+        """Forget everything: a key changed, or the feed is back after missing changes."""
         self._entries.clear()
         self.generation += 1
 
@@ -94,7 +109,13 @@ async def authenticate(pool: asyncpg.Pool, cache: KeyCache, key: str) -> ApiKey 
     if found:
         return api_key
     generation = cache.generation
-    api_key = await store.find_active_key(pool, key_hash)
+    try:
+        api_key = await store.find_active_key(pool, key_hash)
+    except store.DATABASE_UNAVAILABLE:
+        found, api_key = cache.last_known(key_hash)
+        if found:
+            return api_key
+        raise
     cache.put(key_hash, api_key, generation)
     return api_key
 

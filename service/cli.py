@@ -6,23 +6,15 @@ import argparse
 import asyncio
 import csv
 import logging
-import multiprocessing
-import os
-import signal
-import socket
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from types import FrameType
 
 import asyncpg
 from aiohttp import web
 
-from service import store, upload
+from service import store, upload, workers
 from service.app import create_app
 from service.auth import Role, hash_key, new_key
 from service.config import Config
@@ -34,13 +26,7 @@ from service.store import Actor
 
 CLI_ACTOR = Actor(None, "cli")
 """Moderation done on the command line; the audit log names it so."""
-MAX_WORKERS = 64
-WORKER_STOP_SECONDS = 70.0
-"""How long a stopping worker may take: aiohttp's 60 s for requests in flight, then cleanup."""
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-WORKERS_LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s"
-
-log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         "--workers",
         type=_workers,
         default=1,
-        help=f"processes sharing the port (SO_REUSEPORT), 1 to {MAX_WORKERS} (default 1)",
+        help=f"processes sharing the port (SO_REUSEPORT), 1 to {workers.MAX_WORKERS} (default 1)",
     )
     serve.set_defaults(command=_serve)
 
@@ -129,12 +115,12 @@ def _name(text: str) -> str:
 
 def _workers(text: str) -> int:
     try:
-        workers = int(text)
+        count = int(text)
     except ValueError:
-        workers = 0
-    if not 1 <= workers <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS}")
-    return workers
+        count = 0
+    if not 1 <= count <= workers.MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {workers.MAX_WORKERS}")
+    return count
 
 
 def _import_file(text: str) -> Path:
@@ -158,139 +144,14 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
         if config.port == 0:
             print("callguard serve: --workers needs a fixed --port, not 0", file=sys.stderr)
             return 2
-        logging.basicConfig(level=logging.INFO, format=WORKERS_LOG_FORMAT)
-        return _serve_workers(config, args.workers)
+        logging.basicConfig(level=logging.INFO, format=workers.LOG_FORMAT)
+        return workers.serve(config, args.workers)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     with database_url(config.database_url, config.data_dir) as url:
         web.run_app(
             create_app(replace(config, database_url=url)), host=config.host, port=config.port
         )
     return 0
-
-
-def _serve_workers(config: Config, count: int) -> int:
-    """Serve from `count` processes on one port until SIGTERM or SIGINT (then return 0).
-
-    A worker that stops by itself stops them all (return 1) rather than being restarted:
-    the service's supervisor (systemd, Docker, Kubernetes) sees the failure and restarts
-    the whole, instead of a pool that serves on at part strength.
-    """
-    try:
-        _check_port_free(config.host, config.port)
-    except OSError as err:
-        log.error("cannot listen on %s port %d: %s", config.host, config.port, err)
-        return 1
-    wakeup, signalled = socket.socketpair()
-    with wakeup, signalled:
-        # The handlers stay until exit: a later signal must not cut short the embedded
-        # Postgres's shutdown. The wakeup fd lets one wait() see a signal or a worker's end.
-        signalled.setblocking(False)
-        signal.set_wakeup_fd(signalled.fileno())
-        signal.signal(signal.SIGTERM, _note_signal)
-        signal.signal(signal.SIGINT, _note_signal)
-        with database_url(config.database_url, config.data_dir) as url:
-            context = multiprocessing.get_context("spawn")  # a clean process: no inherited threads
-            worker_config = replace(config, database_url=url)
-            workers = [
-                context.Process(target=_worker, args=(worker_config,), name=f"worker-{n}")
-                for n in range(1, count + 1)
-            ]
-            try:
-                for worker in workers:
-                    worker.start()
-                log.info(
-                    "serving on %s port %d with %d workers (pids %s)",
-                    config.host,
-                    config.port,
-                    count,
-                    ", ".join(str(worker.pid) for worker in workers),
-                )
-                return _wait_for_stop(workers, wakeup)
-            finally:
-                _stop_workers(workers, wakeup)
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """Raise OSError if something listens on host:port already.
-
-    Workers bind with SO_REUSEPORT, which would let them share the port with any listener
-    of the same user (an earlier callguard still running) instead of failing as one
-    process does.
-    """
-    for family, kind, proto, _, address in socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    ):
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-
-
-def _note_signal(signum: int, frame: FrameType | None) -> None:
-    """Nothing to do: the signal's number reaches the wakeup fd."""
-
-
-def _wait_for_stop(workers: Sequence[BaseProcess], wakeup: socket.socket) -> int:
-    """Wait for a stop signal (return 0) or a worker's end (return 1)."""
-    ready = wait([wakeup, *(worker.sentinel for worker in workers)])
-    if wakeup in ready:
-        signum = wakeup.recv(1)[0]
-        log.info("%s: stopping the workers", signal.Signals(signum).name)
-        return 0
-    for worker in workers:
-        if worker.sentinel in ready:
-            worker.join()  # the sentinel can be ready a moment before the exit status
-            log.error("worker %d exited with status %s", worker.pid, worker.exitcode)
-    log.error("stopping the other workers")
-    return 1
-
-
-def _stop_workers(workers: Sequence[BaseProcess], wakeup: socket.socket) -> None:
-    """SIGTERM each running worker and wait up to WORKER_STOP_SECONDS for them to finish;
-    kill those left then, or at once on another signal to the parent."""
-    running = [worker for worker in workers if worker.is_alive()]
-    for worker in running:
-        worker.terminate()
-    deadline = time.monotonic() + WORKER_STOP_SECONDS
-    while running:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or wakeup in wait([wakeup, *(w.sentinel for w in running)], remaining):
-            break
-        running = [worker for worker in running if worker.is_alive()]
-    for worker in running:
-        log.warning("worker %d has not stopped; killing it", worker.pid)
-        worker.kill()
-    for worker in workers:
-        if worker.pid is not None:
-            worker.join()
-
-
-def _worker(config: Config) -> None:
-    """One process of `serve --workers`: the app on the shared port until SIGTERM."""
-    # Out of the terminal's process group, so a Ctrl-C reaches the parent alone, which
-    # stops each worker once: a second signal would cut short a worker's cleanup.
-    os.setpgid(0, 0)
-    logging.basicConfig(level=logging.INFO, format=WORKERS_LOG_FORMAT)
-    app = create_app(config)
-    app.cleanup_ctx.append(_exit_with_parent)
-    web.run_app(app, host=config.host, port=config.port, reuse_port=True)
-
-
-async def _exit_with_parent(app: web.Application) -> AsyncIterator[None]:
-    """Stop this worker if the parent dies without stopping it (SIGKILL, a crash)."""
-    parent = multiprocessing.parent_process()
-    assert parent is not None
-    loop = asyncio.get_running_loop()
-
-    def parent_gone() -> None:
-        loop.remove_reader(parent.sentinel)
-        log.error("the parent process is gone: stopping")
-        raise web.GracefulExit
-
-    loop.add_reader(parent.sentinel, parent_gone)
-    yield
-    loop.remove_reader(parent.sentinel)
 
 
 def _with_pool(

@@ -85,8 +85,7 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
                 await subscribers.catch_up()
     finally:
         subscribers.set_live(False)
-        subscribers.keys.live = False
-        subscribers.keys.clear()
+        subscribers.keys.suspend()
         await asyncio.shield(_close(conn))
 
 

@@ -154,7 +154,7 @@ class Listings:
         self._reporter_key = reporter_key
         self._reports_per_reporter_per_day = config.reports_per_reporter_per_day
         self._own_imports: set[int] = set()
-        self._loading: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._recording: list[Collection[int]] | None = None
         self._catching_up = asyncio.Lock()
         self._rebuilding = asyncio.Lock()
@@ -195,13 +195,15 @@ class Listings:
         degraded = False
         if maybes:
             found, degraded = await self._evidence_for(maybes, now)
+        unsure = frozenset(maybes) if degraded else frozenset()  # negatives stay certain
         answers = []
         for number in numbers:
             evidence = found.get(number)
             if evidence is None:  # not in the filter, or nothing known while degraded
-                answer = Answer(number, Evidence(number), UNKNOWN, degraded)
+                answer = Answer(number, Evidence(number), UNKNOWN, number in unsure)
             else:
-                answer = Answer(number, evidence, judge(evidence, now, self.rules), degraded)
+                judgement = judge(evidence, now, self.rules)
+                answer = Answer(number, evidence, judgement, number in unsure)
                 self._count_maybe(answer)
             self._verdicts[answer.judgement.verdict].inc()
             answers.append(answer)
@@ -361,8 +363,8 @@ class Listings:
 
     def _load_import_later(self, import_id: int) -> None:
         task = asyncio.get_running_loop().create_task(self._load_import(import_id))
-        self._loading.add(task)
-        task.add_done_callback(self._loading.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _load_import(self, import_id: int) -> None:
         async for numbers in store.imported_numbers(self.pool, import_id):
@@ -378,7 +380,7 @@ class Listings:
                 built = await build_filter(self.pool, self.config, self.clock())
             finally:
                 self._recording = None
-            snapshot = built.filter.to_bytes() if self.config.filter_snapshots else None
+            snapshot = self.snapshot_of(built)
             for numbers in recorded:  # no await from here to the swap
                 built.filter.update(numbers)
             self.filter = built.filter
@@ -386,18 +388,33 @@ class Listings:
             self._metrics.filter_builds.labels(built.source).inc()
             self._metrics.filter_build_seconds.labels(built.source).set(built.seconds)
         if snapshot is not None:
-            await store.save_filter_snapshot(
-                self.pool,
-                store.FilterSnapshot(
-                    cursor=built.cursor,
-                    created_at=self.clock(),
-                    capacity=built.filter.capacity,
-                    error_rate=built.filter.error_rate,
-                    entries=built.filter.entries,
-                    data=snapshot,
-                ),
-            )
+            await store.save_filter_snapshot(self.pool, snapshot)
         return built
+
+    def snapshot_of(self, built: Built) -> store.FilterSnapshot | None:
+        """A just-built filter's bits to save for other processes' start, if it was built
+        from the tables and snapshots are on; taken before anything else is added."""
+        if built.source != "tables" or not self.config.filter_snapshots:
+            return None
+        data = built.filter.to_bytes()
+        if data is None:
+            return None
+        return store.FilterSnapshot(
+            cursor=built.cursor,
+            created_at=self.clock(),
+            capacity=built.filter.capacity,
+            error_rate=built.filter.error_rate,
+            entries=built.filter.entries,
+            data=data,
+        )
+
+    def save_snapshot_later(self, snapshot: store.FilterSnapshot) -> None:
+        """Save a snapshot in the background (cancelled at shutdown)."""
+        task = asyncio.get_running_loop().create_task(
+            store.save_filter_snapshot(self.pool, snapshot)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _rebuild_behind(self) -> None:
         """The cursor is behind a pruned log: rebuild, then go on from the build's cursor."""
@@ -412,18 +429,20 @@ class Listings:
         while True:
             await asyncio.sleep(config.filter_check_interval.total_seconds())
             try:
-                await self._maintain_once()
+                await self.upkeep()
             except DATABASE_UNAVAILABLE as err:
                 log.warning("filter maintenance: database unavailable (%r)", err)
             except Exception:
                 log.exception("filter maintenance failed")
 
-    async def _maintain_once(self) -> None:
+    async def upkeep(self) -> str | None:
+        """Prune the change log; rebuild the filter if it is full, too stale or too old.
+        Returns why it was rebuilt, if it was."""
         config, now = self.config, self.clock()
         await store.prune_changes(self.pool, now - config.change_retention)
         listed = await store.count_listed_numbers(self.pool, window_start(now, self.rules))
-        entries = max(self.filter.entries, 1)
-        stale_share = max(0.0, 1 - listed / entries)
+        entries = self.filter.entries
+        stale_share = max(0.0, 1 - listed / entries) if entries else 0.0
         self._metrics.filter_stale_share.set(stale_share)
         age = time.monotonic() - self.built_at
         reason = None
@@ -436,12 +455,14 @@ class Listings:
         if reason is not None:
             built = await self.rebuild()
             log.info("filter rebuilt from %s in %.2f s: %s", built.source, built.seconds, reason)
+        return reason
 
     async def close(self) -> None:
-        """Stop loading other processes' imports: the process is shutting down."""
-        for task in list(self._loading):
+        """Stop loading other processes' imports and saving snapshots: the process is
+        shutting down."""
+        for task in list(self._background):
             task.cancel()
-        await asyncio.gather(*self._loading, return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
 
     def _count_maybe(self, answer: Answer) -> None:
         outcome = _maybe_outcome(answer)

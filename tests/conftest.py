@@ -36,6 +36,8 @@ TABLES = (
     "audit_log",
     "api_keys",
     "settings",
+    "changes",
+    "filter_snapshots",
 )
 
 

@@ -1,0 +1,290 @@
+"""Replicas kept current by the change log: notified changes within a second, missed ones
+caught up after a reconnect, later starters (from the tables or a snapshot), rebuilds that
+swap a fresh filter in, the positive cache, and lookups while Postgres is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiohttp.web import Application
+
+from service import store
+from service.app import create_app
+from service.auth import hash_key, new_key
+from service.config import Config
+from service.embedded import database_url as embedded_database_url
+from service.feed import APPLICATION_NAME
+from service.listings import Listings, utc_now
+from service.state import LISTINGS
+from service.store import Actor
+from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey
+
+ADMIN = Actor(None, "test")
+SECOND = 1.0
+
+
+@pytest.fixture
+async def admin(make_key: MakeKey) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await make_key('admin')}"}
+
+
+def listings_of(client: AppClient) -> Listings:
+    app: Application = client.app
+    return app[LISTINGS]
+
+
+async def verdict(client: AppClient, headers: dict[str, str], number: str) -> str:
+    response = await client.get(f"/v1/numbers/{number}", headers=headers)
+    assert response.status == 200, await response.text()
+    return str((await response.json())["verdict"])
+
+
+async def wait_for_verdict(
+    client: AppClient, headers: dict[str, str], number: str, expected: str, within: float
+) -> float:
+    """Seconds until the client answers `expected`; fails after `within`."""
+    started = time.monotonic()
+    while (answer := await verdict(client, headers, number)) != expected:
+        assert time.monotonic() - started < within, f"{number}: still {answer}"
+        await asyncio.sleep(0.02)
+    return time.monotonic() - started
+
+
+async def list_number(client: AppClient, headers: dict[str, str], number: str) -> None:
+    body = {"category": "impersonation_authority"}
+    response = await client.put(f"/v1/numbers/{number}", json=body, headers=headers)
+    assert response.status == 200, await response.text()
+
+
+async def test_a_change_through_one_replica_reaches_another_within_a_second(
+    aiohttp_client: ClientFactory, config: Config, admin: dict[str, str]
+) -> None:
+    first = await aiohttp_client(create_app(config))
+    second = await aiohttp_client(create_app(config))
+    for reporter in ("a", "b", "c"):
+        body = {"number": "0912345678", "category": "online_loan", "reporter": reporter}
+        assert (await first.post("/v1/reports", json=body, headers=admin)).status == 201
+    assert await wait_for_verdict(second, admin, "0912345678", "scam", SECOND) < SECOND
+    # The second replica now has the number's evidence cached; a delisting elsewhere ends it.
+    assert await verdict(second, admin, "0912345678") == "scam"
+    delisted = await first.delete(
+        "/v1/numbers/0912345678", json={"reason": "owner appealed"}, headers=admin
+    )
+    assert delisted.status == 200
+    assert await wait_for_verdict(second, admin, "0912345678", "unknown", SECOND) < SECOND
+    deadline = time.monotonic() + SECOND  # both have applied the 4 changes: 3 reports, 1 delisting
+    while {listings_of(first).cursor, listings_of(second).cursor} != {4}:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
+async def test_changes_made_while_the_feed_was_down_are_caught_up(
+    client: AppClient, pool: asyncpg.Pool, admin: dict[str, str]
+) -> None:
+    await list_number(client, admin, "0912345678")
+    assert await verdict(client, admin, "0912345678") == "scam"  # now cached here
+    listings = listings_of(client)
+    while not listings.feed_live:
+        await asyncio.sleep(0.01)
+    # Cut the feed's connection, then change two numbers behind the process's back: the
+    # notifications go to nobody.
+    cut = await pool.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1",
+        APPLICATION_NAME,
+    )
+    assert cut == 1
+    now = utc_now()
+    await store.delist(pool, 84912345678, "mistake", ADMIN, now)
+    await store.list_trusted(pool, 84987654321, "viettel", "other", None, ADMIN, now)
+    # Until the feed is back the cache is bypassed, so the delisting holds at once ...
+    assert await verdict(client, admin, "0912345678") == "unknown"
+    # ... and the listing made meanwhile reaches the filter once it has caught up.
+    assert await wait_for_verdict(client, admin, "0987654321", "scam", 5 * SECOND) < 5 * SECOND
+    assert listings.cursor == await pool.fetchval("SELECT max(seq) FROM changes")
+    assert listings.feed_live
+
+
+async def test_a_replica_started_later_sees_everything(
+    aiohttp_client: ClientFactory, config: Config, admin: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    first = await aiohttp_client(create_app(config))
+    await list_number(first, admin, "0912345678")
+    body = {"number": "0987654321", "category": "online_loan", "reporter": "r"}
+    assert (await first.post("/v1/reports", json=body, headers=admin)).status == 201
+    later = await aiohttp_client(create_app(config))
+    assert await verdict(later, admin, "0912345678") == "scam"
+    assert await verdict(later, admin, "0987654321") == "suspicious"
+    assert listings_of(later).cursor == 2
+
+    # With a snapshot saved by a rebuild, a replica starts from it and the changes after it.
+    built = await listings_of(first).rebuild()
+    assert built.source == "tables" and built.cursor == 2
+    await list_number(first, admin, "0933333333")
+    from_snapshot = await aiohttp_client(create_app(config))
+    metrics = await (await from_snapshot.get("/metrics")).text()
+    assert 'callguard_filter_builds_total{source="snapshot"} 1.0' in metrics
+    for number, expected in (
+        ("0912345678", "scam"),
+        ("0987654321", "suspicious"),
+        ("0933333333", "scam"),
+    ):
+        assert await verdict(from_snapshot, admin, number) == expected, number
+    assert listings_of(from_snapshot).cursor == 3
+
+
+async def test_a_snapshot_older_than_the_pruned_log_is_not_used(
+    aiohttp_client: ClientFactory, config: Config, admin: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    first = await aiohttp_client(create_app(config))
+    await listings_of(first).rebuild()  # a snapshot at cursor 0
+    await list_number(first, admin, "0912345678")
+    await list_number(first, admin, "0933333333")
+    await pool.execute("DELETE FROM changes WHERE seq = 1")  # as pruning would
+    later = await aiohttp_client(create_app(config))
+    metrics = await (await later.get("/metrics")).text()
+    assert 'callguard_filter_builds_total{source="tables"} 1.0' in metrics
+    assert await verdict(later, admin, "0912345678") == "scam"
+
+
+async def test_a_rebuild_forgets_delisted_numbers_and_keeps_what_came_meanwhile(
+    client: AppClient, admin: dict[str, str]
+) -> None:
+    listings = listings_of(client)
+    for number in ("0912345678", "0933333333"):
+        await list_number(client, admin, number)
+    response = await client.delete(
+        "/v1/numbers/0912345678", json={"reason": "owner appealed"}, headers=admin
+    )
+    assert response.status == 200
+    assert 84912345678 in listings.filter  # a Bloom filter cannot forget ...
+    rebuilding = asyncio.create_task(listings.rebuild())
+    while listings._recording is None:  # the build has started reading Postgres
+        await asyncio.sleep(0)
+    old_filter = listings.filter
+    body = {"number": "0944444444", "category": "other", "reporter": "r"}
+    assert (await client.post("/v1/reports", json=body, headers=admin)).status == 201
+    assert await verdict(client, admin, "0933333333") == "scam"  # answered during the build
+    await rebuilding
+    assert listings.filter is not old_filter
+    assert 84912345678 not in listings.filter  # ... a rebuilt one has
+    assert 84933333333 in listings.filter
+    assert 84944444444 in listings.filter  # reported while the build was reading
+    assert await verdict(client, admin, "0944444444") == "suspicious"
+
+
+async def test_hot_numbers_come_from_the_cache_and_a_change_clears_them(
+    client: AppClient, admin: dict[str, str]
+) -> None:
+    await list_number(client, admin, "0912345678")
+    listings = listings_of(client)
+    while not listings.feed_live:
+        await asyncio.sleep(0.01)
+    hits = listings.cache.hits
+    for _ in range(5):
+        assert await verdict(client, admin, "0912345678") == "scam"
+    assert listings.cache.hits >= hits + 4  # the first read fills it
+    response = await client.delete(
+        "/v1/numbers/0912345678", json={"reason": "owner appealed"}, headers=admin
+    )
+    assert response.status == 200
+    assert await verdict(client, admin, "0912345678") == "unknown"
+    metrics = await (await client.get("/metrics")).text()
+    assert 'callguard_cache_lookups_total{result="hit"}' in metrics
+
+
+async def lookup(client: AppClient, headers: dict[str, str], number: str) -> tuple[str, bool]:
+    response = await client.get(f"/v1/numbers/{number}", headers=headers)
+    assert response.status == 200, await response.text()
+    body = await response.json()
+    return body["verdict"], body.get("degraded", False)
+
+
+async def test_when_postgres_is_gone_lookups_answer_degraded_and_writes_503(
+    aiohttp_client: ClientFactory, pg_data_dir: Path
+) -> None:
+    key = new_key()
+    headers = {"Authorization": f"Bearer {key}"}
+    with embedded_database_url(None, pg_data_dir) as url:  # a Postgres of this test's own
+        async with await store.create_pool(url, 1, 1) as pool:
+            async with pool.acquire() as conn:
+                await store.apply_schema(conn)
+            await store.create_key(pool, "admin", "admin", hash_key(key))
+        config = Config(database_url=url, filter_min_capacity=10_000)
+        client = await aiohttp_client(create_app(config))
+        await list_number(client, headers, "0912345678")
+        await list_number(client, headers, "0933333333")
+        listings = listings_of(client)
+        while not listings.feed_live:
+            await asyncio.sleep(0.01)
+        assert await verdict(client, headers, "0912345678") == "scam"  # now cached
+        listings.cache.invalidate(84933333333)  # a listed number the cache does not hold
+    # Leaving the block stopped that Postgres under the running app. Once the feed has
+    # noticed, the cache is bypassed, and what needs Postgres is answered degraded.
+    deadline = time.monotonic() + 10
+    while listings.feed_live:
+        assert time.monotonic() < deadline, "the feed did not notice"
+        await asyncio.sleep(0.01)
+    assert await lookup(client, headers, "0912345678") == ("scam", True)
+    assert await lookup(client, headers, "0933333333") == ("unknown", True)
+    assert await lookup(client, headers, "0900000001") == ("unknown", False)  # certain
+    batch = await client.post(
+        "/v1/lookups", json={"numbers": ["0912345678", "0900000001"]}, headers=headers
+    )
+    assert [(r["verdict"], r.get("degraded", False)) for r in (await batch.json())["results"]] == [
+        ("scam", True),
+        ("unknown", False),
+    ]
+    report = {"number": "0944444444", "category": "other", "reporter": "r"}
+    response = await client.post("/v1/reports", json=report, headers=headers)
+    assert response.status == 503
+    assert "Retry-After" in response.headers
+    assert (await client.get("/readyz")).status == 503
+    with embedded_database_url(None, pg_data_dir) as again:  # back, at the same address
+        assert again == url
+        deadline = time.monotonic() + 10
+        while (await client.get("/readyz")).status != 200:
+            assert time.monotonic() < deadline, "not ready again"
+            await asyncio.sleep(0.1)
+        assert await lookup(client, headers, "0933333333") == ("scam", False)
+        assert (await client.post("/v1/reports", json=report, headers=headers)).status == 201
+        assert await verdict(client, headers, "0944444444") == "suspicious"
+        while not listings.feed_live:  # the feed is back and has caught up
+            assert time.monotonic() < deadline, "the feed did not come back"
+            await asyncio.sleep(0.05)
+
+
+async def test_upkeep_rebuilds_a_full_or_stale_filter_and_prunes_the_log(
+    aiohttp_client: ClientFactory,
+    config: Config,
+    clock: FakeClock,
+    admin: dict[str, str],
+    pool: asyncpg.Pool,
+) -> None:
+    small = replace(config, filter_min_capacity=2, filter_stale_share=0.5)
+    client = await aiohttp_client(create_app(small, clock))
+    listings = listings_of(client)
+    assert await listings.upkeep() is None
+    numbers = ["0912345678", "0933333333", "0944444444", "0955555555"]
+    for number in numbers:
+        await list_number(client, admin, number)
+    reason = await listings.upkeep()
+    assert reason is not None and "exceed its capacity 2" in reason
+    assert listings.filter.capacity == 5  # 4 listed x 1.25
+    assert await listings.upkeep() is None
+    for number in numbers[:3]:
+        response = await client.delete(
+            f"/v1/numbers/{number}", json={"reason": "owner appealed"}, headers=admin
+        )
+        assert response.status == 200
+    reason = await listings.upkeep()
+    assert reason is not None and "75% of its entries are stale" in reason
+    assert [n in listings.filter for n in (84912345678, 84955555555)] == [False, True]
+    assert await pool.fetchval("SELECT count(*) FROM changes") == 7
+    clock.advance(days=8)  # past the log's retention
+    await listings.upkeep()
+    assert await pool.fetchval("SELECT array_agg(seq) FROM changes") == [7]  # the newest stays
