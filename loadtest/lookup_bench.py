@@ -1,0 +1,399 @@
+"""The side-by-side lookup benchmark: callguard against a bare aiohttp ceiling and against the
+one-SELECT-per-request service a user would otherwise write, on this machine, in one run.
+
+The issue's targets: negative lookups at least 0.8 x the bare ceiling and at least 3 x the
+naive service; p99 at most 10 ms under 50 connections; batch lookups at least 500,000
+numbers/s on one core for E.164 input. Run from the repository root:
+
+    python loadtest/lookup_bench.py [--duration 8] [--listed 200000] [--keep]
+
+Everything runs on 127.0.0.1: an embedded Postgres in a temp dir, `callguard serve` on it with
+--listed numbers imported as trusted listings, then each server in turn, alone, under wrk
+(loadtest/*.lua; 2 threads, 50 connections, --duration seconds after a 2 s warm-up):
+
+    (a)  bare aiohttp, a constant JSON answer              loadtest/baselines.py bare
+    (b)  callguard serve, negative lookups                 loadtest/lookups.lua
+    (b+) callguard serve, 10 % listed numbers              loadtest/lookups_mixed.lua
+    (d)  callguard serve, batches of 1000 E.164 numbers    loadtest/batch.lua, 10 connections
+    (b-) callguard's app with the access log off, negative lookups   baselines.py service
+    (c)  naive aiohttp + asyncpg, one SELECT a lookup      loadtest/baselines.py naive
+
+wrk, the servers and Postgres share the machine's cores, as they would on one small host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from import_bench import callguard_env, free_port, machine, postmaster_pid, stop
+
+from service.embedded import database_url as embedded_database_url
+
+LOADTEST = Path(__file__).resolve().parent
+SEED = 20261123
+THREADS = 2
+CONNECTIONS = 50
+BATCH_CONNECTIONS = 10
+"""Enough to keep one service process busy; more only adds queueing to the latency."""
+BATCH_SIZE = 1000
+WARMUP_SECONDS = 2
+MIXED_LISTED_SHARE = 0.1
+READY_TIMEOUT = 120.0
+COMMAND_TIMEOUT = 120.0
+TARGET_CEILING_SHARE = 0.8
+TARGET_NAIVE_MULTIPLE = 3.0
+TARGET_P99_MS = 10.0
+TARGET_NUMBERS_PER_SECOND = 500_000
+PREFIXES = (
+    "32", "33", "34", "35", "36", "37", "38", "39", "70", "76", "77", "78", "79", "81",
+    "82", "83", "84", "85", "86", "88", "90", "91", "93", "94", "96", "97", "98",
+)  # fmt: skip
+"""The mobile prefixes the Lua scripts draw from."""
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One wrk run's figures, and the CPU the server and Postgres used meanwhile."""
+
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+    server_cores: float
+    """CPU seconds of the server process per wall second: 1.0 is one core saturated."""
+    postgres_cores: float
+
+    @property
+    def ok_per_second(self) -> float:
+        """2xx answers a second."""
+        return self.requests_per_second * (1 - self.non_2xx / max(1, self.requests))
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server process this script started, and where it answers."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+
+
+def listed_numbers(count: int) -> list[str]:
+    """`count` distinct seeded Vietnamese mobiles in E.164, from the Lua scripts' prefixes."""
+    rng = random.Random(SEED)
+    per_prefix = 10**7
+    drawn = rng.sample(range(len(PREFIXES) * per_prefix), count)
+    return [f"+84{PREFIXES[n // per_prefix]}{n % per_prefix:07d}" for n in drawn]
+
+
+def create_key(env: dict[str, str], role: str, name: str) -> str:
+    """A new key, made as an operator would: `callguard keys create`."""
+    created = subprocess.run(
+        [sys.executable, "-m", "service", "keys", "create", "--role", role, "--name", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    if created.returncode != 0:
+        sys.exit(f"callguard keys create failed:\n{created.stdout}{created.stderr}")
+    return created.stdout.splitlines()[-1]
+
+
+@contextlib.contextmanager
+def started(
+    name: str, argv: Sequence[str], env: dict[str, str], port: int, logs: Path
+) -> Iterator[Server]:
+    """Start a server on 127.0.0.1:port, wait for its /readyz, stop it on exit.
+
+    Its own session, so a Ctrl-C reaches only this script, which then stops it in order.
+    """
+    log_path = logs / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}")
+    try:
+        wait_ready(server, log_path)
+        yield server
+    finally:
+        stop(process)
+
+
+def wait_ready(server: Server, log_path: Path) -> None:
+    """Poll /readyz until it answers 200."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            sys.exit(f"{log_path.stem} exited early:\n{log_path.read_text(errors='replace')}")
+        with (
+            contextlib.suppress(OSError),
+            _NO_PROXY.open(server.url + "/readyz", timeout=5) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    sys.exit(f"{log_path.stem}: /readyz not 200 within {READY_TIMEOUT:.0f} s; see {log_path}")
+
+
+def import_listed(url: str, operator_key: str, numbers: list[str]) -> int:
+    """List the numbers through POST /v1/imports, as an operator would; the count accepted."""
+    body = ("number\n" + "\n".join(numbers) + "\n").encode()
+    request = urllib.request.Request(
+        url + "/v1/imports?source=bench",
+        data=body,
+        headers={"Content-Type": "text/csv", "Authorization": f"Bearer {operator_key}"},
+        method="POST",
+    )
+    with _NO_PROXY.open(request, timeout=COMMAND_TIMEOUT) as response:
+        result = response.read().decode()
+    accepted = re.search(r'"accepted":\s*(\d+)', result)
+    if accepted is None:
+        sys.exit(f"unexpected import answer: {result[:500]}")
+    return int(accepted.group(1))
+
+
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    """User + system CPU seconds so far of the processes still alive."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def postgres_processes(postgres_pid: int | None) -> list[psutil.Process]:
+    """The postmaster and its backends."""
+    if postgres_pid is None:
+        return []
+    with contextlib.suppress(psutil.NoSuchProcess):
+        postmaster = psutil.Process(postgres_pid)
+        return [postmaster, *postmaster.children()]
+    return []
+
+
+def wrk(
+    server: Server,
+    script: str,
+    env: dict[str, str],
+    duration: int,
+    connections: int,
+    postgres_pid: int | None,
+) -> Run:
+    """A warm-up, then a timed wrk run with --latency, parsed."""
+    argv = ["wrk", f"-t{THREADS}", f"-c{connections}", "-s", str(LOADTEST / script), server.url]
+    timeout = duration + 30
+    subprocess.run(
+        [*argv[:-1], f"-d{WARMUP_SECONDS}s", server.url],
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+        check=True,
+    )
+    service = [psutil.Process(server.process.pid)]
+    postgres = postgres_processes(postgres_pid)  # backends started by the warm-up included
+    service_before, postgres_before = cpu_seconds(service), cpu_seconds(postgres)
+    started = time.monotonic()
+    output = subprocess.run(
+        [*argv[:-1], f"-d{duration}s", "--latency", server.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    ).stdout
+    seconds = time.monotonic() - started
+    return parse_wrk(
+        output,
+        (cpu_seconds(service) - service_before) / seconds,
+        (cpu_seconds(postgres) - postgres_before) / seconds,
+    )
+
+
+def parse_wrk(output: str, server_cores: float, postgres_cores: float) -> Run:
+    """The figures from wrk's report."""
+
+    def number(pattern: str) -> re.Match[str]:
+        found = re.search(pattern, output, re.MULTILINE)
+        if found is None:
+            raise ValueError(f"no {pattern!r} in wrk's output:\n{output}")
+        return found
+
+    def percentile(p: int) -> float:
+        found = number(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)\s*$")
+        return float(found.group(1)) * _UNITS_MS[found.group(2)]
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return Run(
+        requests_per_second=float(number(r"^Requests/sec:\s+([\d.]+)").group(1)),
+        p50_ms=percentile(50),
+        p99_ms=percentile(99),
+        requests=int(number(r"^\s+(\d+) requests in").group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(map(int, socket.groups())) if socket else 0,
+        server_cores=server_cores,
+        postgres_cores=postgres_cores,
+    )
+
+
+def measure(work_dir: Path, duration: int, listed: int) -> tuple[dict[str, Run], int]:
+    """Every run, by row label; and the number of listed numbers the service loaded."""
+    runs: dict[str, Run] = {}
+    logs = work_dir / "logs"
+    logs.mkdir()
+    python = sys.executable
+    baselines = str(LOADTEST / "baselines.py")
+    with embedded_database_url(None, work_dir / "postgres") as database:
+        postgres_pid = postmaster_pid(work_dir / "postgres")
+        env = {**callguard_env(database), "PYTHONPATH": str(LOADTEST.parent)}
+        operator_key = create_key(env, "operator", "bench-import")
+        client_env = {**env, "CALLGUARD_KEY": create_key(env, "client", "bench-lookups")}
+
+        port = free_port()
+        serve = [python, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        with started("serve", serve, env, port, logs) as server:
+            numbers = listed_numbers(listed)
+            listed_file = work_dir / "listed.csv"
+            listed_file.write_text("number\n" + "\n".join(numbers) + "\n")
+            accepted = import_listed(server.url, operator_key, numbers)
+            runs["b"] = wrk(server, "lookups.lua", client_env, duration, CONNECTIONS, postgres_pid)
+            mixed_env = {
+                **client_env,
+                "CALLGUARD_LISTED": str(listed_file),
+                "CALLGUARD_LISTED_SHARE": str(MIXED_LISTED_SHARE),
+            }
+            runs["b+"] = wrk(
+                server, "lookups_mixed.lua", mixed_env, duration, CONNECTIONS, postgres_pid
+            )
+            runs["d"] = wrk(
+                server, "batch.lua", client_env, duration, BATCH_CONNECTIONS, postgres_pid
+            )
+
+        for label, app in (("b-", "service"), ("a", "bare"), ("c", "naive")):
+            port = free_port()
+            argv = [python, baselines, app, "--port", str(port), "--database-url", database]
+            with started(app, argv, env, port, logs) as server:
+                runs[label] = wrk(
+                    server, "lookups.lua", client_env, duration, CONNECTIONS, postgres_pid
+                )
+    return runs, accepted
+
+
+def report(runs: dict[str, Run], accepted: int, duration: int) -> None:
+    """The table, the ratios against the targets, the machine and the command."""
+    rows = (
+        ("a", "bare aiohttp, constant JSON (access log off)"),
+        ("b", "callguard serve, negative lookups (access log on)"),
+        ("b-", "callguard app, negative lookups (access log off)"),
+        ("b+", f"callguard serve, {MIXED_LISTED_SHARE:.0%} listed numbers (access log on)"),
+        ("c", "naive aiohttp + asyncpg SELECT (access log off)"),
+        ("d", f"callguard serve, batches of {BATCH_SIZE} E.164 numbers"),
+    )
+    print(f"command:  {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(f"machine:  {machine()}; wrk, servers and Postgres share it")
+    print(
+        f"wrk:      -t{THREADS} -c{CONNECTIONS} -d{duration}s --latency after a "
+        f"{WARMUP_SECONDS} s warm-up; (d) -c{BATCH_CONNECTIONS}"
+    )
+    print(f"listed:   {accepted:,} numbers imported as trusted listings\n")
+    header = f"{'':3} {'server':<52} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+    print(header + f" {'server CPU':>10} {'CPU µs/req':>10} {'PG CPU':>6}")
+    for label, title in rows:
+        run = runs[label]
+        print(
+            f"{label:3} {title:<52} {run.requests_per_second:>8,.0f} {run.p50_ms:>7.2f} "
+            f"{run.p99_ms:>7.2f} {run.non_2xx + run.socket_errors:>6} {run.server_cores:>10.2f} "
+            f"{run.server_cores * 1e6 / run.requests_per_second:>10,.0f} {run.postgres_cores:>6.2f}"
+        )
+    a, b, c, d = runs["a"], runs["b"], runs["c"], runs["d"]
+    share, multiple = b.ok_per_second / a.ok_per_second, b.ok_per_second / c.ok_per_second
+    numbers_per_second = d.ok_per_second * BATCH_SIZE
+    targets = (
+        (
+            f"(b)/(a) >= {TARGET_CEILING_SHARE}",
+            f"{share:.2f}",
+            share >= TARGET_CEILING_SHARE,
+            f"(b-)/(a) {runs['b-'].ok_per_second / a.ok_per_second:.2f}",
+        ),
+        (
+            f"(b)/(c) >= {TARGET_NAIVE_MULTIPLE}",
+            f"{multiple:.2f}",
+            multiple >= TARGET_NAIVE_MULTIPLE,
+            "",
+        ),
+        (
+            f"(b) p99 <= {TARGET_P99_MS:.0f} ms at {CONNECTIONS} connections",
+            f"{b.p99_ms:.2f} ms",
+            b.p99_ms <= TARGET_P99_MS,
+            f"(b-) {runs['b-'].p99_ms:.2f} ms",
+        ),
+        (
+            f"(d) >= {TARGET_NUMBERS_PER_SECOND:,} numbers/s on one core",
+            f"{numbers_per_second:,.0f}",
+            numbers_per_second >= TARGET_NUMBERS_PER_SECOND,
+            f"the service used {d.server_cores:.2f} cores",
+        ),
+    )
+    print(f"\n{'target':<42} {'measured':>10}")
+    for target, measured, met, note in targets:
+        print(f"{target:<42} {measured:>10}  {'met   ' if met else 'MISSED'}  {note}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=8, help="seconds of each timed wrk run")
+    parser.add_argument("--listed", type=int, default=200_000, help="numbers to list first")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, db)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        parser.error("needs wrk on PATH (Debian: apt-get install wrk)")
+    if not 1 <= args.listed <= len(PREFIXES) * 10**7:
+        parser.error(f"--listed must be from 1 to {len(PREFIXES) * 10**7:,}")
+
+    work_dir = Path(tempfile.mkdtemp(prefix="callguard-lookup-bench-"))
+    try:
+        runs, accepted = measure(work_dir, args.duration, args.listed)
+        report(runs, accepted, args.duration)
+    except KeyboardInterrupt:
+        print("interrupted; every server started was stopped", file=sys.stderr)
+        return 130
+    except subprocess.CalledProcessError as err:
+        print(f"{err.cmd[0]} failed ({err.returncode}):\n{err.stderr}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"kept:     {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
