@@ -4,11 +4,11 @@
            number's answer: the ceiling for any aiohttp handler on this machine.
 - naive:   the lookup a user would write without a filter: the number normalised as the
            service does it, one asyncpg SELECT on trusted_listings per request, no auth.
-- service: callguard's own create_app, with the aiohttp access log off (`callguard serve`
-           logs every request at INFO).
+- service: callguard's own create_app, with no request log at all (`callguard serve`
+           writes one JSON line per request).
 
 All three run `web.run_app(..., access_log=None)` in one process on the default asyncio loop,
-as `callguard serve` does apart from its access log. Run from the repository root:
+as `callguard serve` does apart from its request log. Run from the repository root:
 
     python loadtest/baselines.py bare --port 8081
     python loadtest/baselines.py naive --port 8082 --database-url postgresql://...

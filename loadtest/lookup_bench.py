@@ -15,7 +15,7 @@ Everything runs on 127.0.0.1: an embedded Postgres in a temp dir, `callguard ser
     (b)  callguard serve, negative lookups                 loadtest/lookups.lua
     (b+) callguard serve, 10 % listed numbers              loadtest/lookups_mixed.lua
     (d)  callguard serve, batches of 1000 E.164 numbers    loadtest/batch.lua, 10 connections
-    (b-) callguard's app with the access log off, negative lookups   baselines.py service
+    (b-) callguard's app with no request log, negative lookups   baselines.py service
     (c)  naive aiohttp + asyncpg, one SELECT a lookup      loadtest/baselines.py naive
 
 wrk, the servers and Postgres share the machine's cores, as they would on one small host.
@@ -310,9 +310,9 @@ def report(runs: dict[str, Run], accepted: int, duration: int) -> None:
     """The table, the ratios against the targets, the machine and the command."""
     rows = (
         ("a", "bare aiohttp, constant JSON (access log off)"),
-        ("b", "callguard serve, negative lookups (access log on)"),
-        ("b-", "callguard app, negative lookups (access log off)"),
-        ("b+", f"callguard serve, {MIXED_LISTED_SHARE:.0%} listed numbers (access log on)"),
+        ("b", "callguard serve, negative lookups (JSON request log)"),
+        ("b-", "callguard app, negative lookups (no request log)"),
+        ("b+", f"callguard serve, {MIXED_LISTED_SHARE:.0%} listed numbers (JSON request log)"),
         ("c", "naive aiohttp + asyncpg SELECT (access log off)"),
         ("d", f"callguard serve, batches of {BATCH_SIZE} E.164 numbers"),
     )

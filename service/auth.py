@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from service import store
 from service.problems import Problem
@@ -147,12 +146,12 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every /v1 request needs `Authorization: Bearer <key>` of a high enough role."""
+async def authorize(request: web.Request) -> None:
+    """A /v1 request needs `Authorization: Bearer <key>` of a high enough role; sets
+    request[API_KEY] or raises the 401 or 403 problem. Other paths need no key."""
     match_info = request.match_info
     if not request.path.startswith("/v1/") or match_info.http_exception is not None:
-        return await handler(request)
+        return
     header = request.headers.get("Authorization", "")
     if header[: len(_BEARER)].lower() != _BEARER:
         raise _unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
@@ -168,4 +167,3 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             kind="forbidden",
         )
     request[API_KEY] = api_key
-    return await handler(request)

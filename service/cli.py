@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -14,7 +13,7 @@ from pathlib import Path
 import asyncpg
 from aiohttp import web
 
-from service import store, upload, workers
+from service import logs, store, upload, workers
 from service.app import create_app
 from service.auth import Role, hash_key, new_key
 from service.config import Config
@@ -26,7 +25,6 @@ from service.store import Actor
 
 CLI_ACTOR = Actor(None, "cli")
 """Moderation done on the command line; the audit log names it so."""
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -144,12 +142,15 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
         if config.port == 0:
             print("callguard serve: --workers needs a fixed --port, not 0", file=sys.stderr)
             return 2
-        logging.basicConfig(level=logging.INFO, format=workers.LOG_FORMAT)
+        logs.configure()
         return workers.serve(config, args.workers)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logs.configure()
     with database_url(config.database_url, config.data_dir) as url:
         web.run_app(
-            create_app(replace(config, database_url=url)), host=config.host, port=config.port
+            create_app(replace(config, database_url=url)),
+            host=config.host,
+            port=config.port,
+            access_log_class=logs.JsonAccessLog,
         )
     return 0
 

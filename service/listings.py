@@ -160,8 +160,8 @@ class Listings:
         self._rebuilding = asyncio.Lock()
         self.negatives = 0
         self.false_positives = 0
-        self._negative = metrics.filter_checks.labels("negative")
-        self._verdicts = {verdict: metrics.lookups.labels(verdict.value) for verdict in Verdict}
+        self._checks = metrics.filter_checks.counts
+        self._verdicts = metrics.lookups.counts
         self._cache_hits = metrics.cache_lookups.labels("hit")
         self._cache_misses = metrics.cache_lookups.labels("miss")
         metrics.filter_entries.set_function(lambda: self.filter.entries)
@@ -170,6 +170,7 @@ class Listings:
         metrics.filter_false_positive_rate.set_function(self.false_positive_rate)
         metrics.cache_entries.set_function(lambda: len(self.cache))
         metrics.change_cursor.set_function(lambda: self.cursor)
+        metrics.database_up.set_function(lambda: float(self.feed_live))
         metrics.filter_builds.labels(built.source).inc()
         metrics.filter_build_seconds.labels(built.source).set(built.seconds)
 
@@ -178,6 +179,24 @@ class Listings:
         through: the measured false-positive rate."""
         checked = self.negatives + self.false_positives
         return self.false_positives / checked if checked else 0.0
+
+    def ruled_out(self, number: int) -> bool:
+        """Whether the filter rules the number out, so its answer is unknown without reading
+        anything (counted as such); False for a maybe, which needs lookup(). The fast path
+        of single and batch lookups."""
+        if number in self.filter:
+            return False
+        self.negatives += 1
+        self._checks["negative"] += 1
+        self._verdicts["unknown"] += 1
+        return True
+
+    def count_ruled_out(self, count: int) -> None:
+        """Count numbers a batch found not in the filter (answered unknown), as ruled_out()
+        counts one."""
+        self.negatives += count
+        self._checks["negative"] += count
+        self._verdicts["unknown"] += count
 
     async def lookup(self, number: int) -> Answer:
         """The verdict on one number."""
@@ -190,7 +209,7 @@ class Listings:
         maybes = [number for number in numbers if number in self.filter]
         negatives = len(numbers) - len(maybes)
         self.negatives += negatives
-        self._negative.inc(negatives)
+        self._checks["negative"] += negatives
         found: dict[int, Evidence] = {}
         degraded = False
         if maybes:
@@ -205,7 +224,7 @@ class Listings:
                 judgement = judge(evidence, now, self.rules)
                 answer = Answer(number, evidence, judgement, number in unsure)
                 self._count_maybe(answer)
-            self._verdicts[answer.judgement.verdict].inc()
+            self._verdicts[answer.judgement.verdict.value] += 1
             answers.append(answer)
         return answers
 
@@ -468,7 +487,7 @@ class Listings:
         outcome = _maybe_outcome(answer)
         if outcome == "false_positive":
             self.false_positives += 1
-        self._metrics.filter_checks.labels(outcome).inc()
+        self._checks[outcome] += 1
 
     async def _evidence(self, numbers: Sequence[int], now: datetime) -> dict[int, Evidence]:
         return await store.get_evidence(self.pool, numbers, window_start(now, self.rules))

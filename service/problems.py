@@ -1,4 +1,4 @@
-"""RFC 9457 problem+json errors, and the one middleware that turns every failure into one."""
+"""RFC 9457 problem+json errors, and turning any failure into one (app.py's middleware)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from service.store import DATABASE_UNAVAILABLE
 
@@ -100,27 +99,20 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Proble
     return Problem(status, detail, headers=headers)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer every failure as problem+json; never leak a stack trace."""
-    try:
-        return await handler(request)
-    except Problem as problem:
-        return problem.response()
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return _from_http_exception(request, exc).response()
-    except DATABASE_UNAVAILABLE as err:
+def problem_for(request: web.Request, err: Exception) -> Problem | None:
+    """The problem to answer a failure with, never a stack trace; None for an HTTP
+    exception that is not a failure (a redirect), to be raised on."""
+    if isinstance(err, Problem):
+        return err
+    if isinstance(err, web.HTTPException):
+        return _from_http_exception(request, err) if err.status >= 400 else None
+    if isinstance(err, DATABASE_UNAVAILABLE):
         log.warning("database unavailable on %s %s: %r", request.method, request.path, err)
         return Problem(
             HTTPStatus.SERVICE_UNAVAILABLE,
             "The database is unavailable; try again shortly.",
             kind="database-unavailable",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        ).response()
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return Problem(
-            HTTPStatus.INTERNAL_SERVER_ERROR, "The service failed; the error is logged."
-        ).response()
+        )
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=err)
+    return Problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The service failed; the error is logged.")

@@ -18,6 +18,7 @@ from types import FrameType
 
 from aiohttp import web
 
+from service import logs
 from service.app import create_app
 from service.config import Config
 from service.embedded import database_url
@@ -25,7 +26,6 @@ from service.embedded import database_url
 MAX_WORKERS = 64
 STOP_SECONDS = 70.0
 """How long a stopping worker may take: aiohttp's 60 s for requests in flight, then cleanup."""
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s %(message)s"
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +133,16 @@ def _worker(config: Config) -> None:
     # Out of the terminal's process group, so a Ctrl-C reaches the parent alone, which
     # stops each worker once: a second signal would cut short a worker's cleanup.
     os.setpgid(0, 0)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logs.configure()
     app = create_app(config)
     app.cleanup_ctx.append(_exit_with_parent)
-    web.run_app(app, host=config.host, port=config.port, reuse_port=True)
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        reuse_port=True,
+        access_log_class=logs.JsonAccessLog,
+    )
 
 
 async def _exit_with_parent(app: web.Application) -> AsyncIterator[None]:

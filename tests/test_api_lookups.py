@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from urllib.parse import quote
+
+import pytest
+
+from service.api.numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body
+from service.listings import Answer
+from service.reputation import UNKNOWN, Evidence
 from tests.conftest import AppClient
 
 
@@ -59,3 +67,42 @@ async def test_repeated_numbers_are_each_answered(client: AppClient, auth: dict[
     response = await client.post("/v1/lookups", json={"numbers": numbers}, headers=auth)
     results = (await response.json())["results"]
     assert [result["verdict"] for result in results] == ["suspicious"] * 3
+
+
+async def test_a_batch_answers_each_number_as_a_single_lookup_does(
+    client: AppClient, auth: dict[str, str]
+) -> None:
+    # Numbers the filter rules out are answered from pre-encoded bytes, the rest from what
+    # is stored: either way, each result is the single lookup's answer plus its input.
+    await client.post(
+        "/v1/reports",
+        json={"number": "0987654321", "category": "online_loan", "reporter": "r1"},
+        headers=auth,
+    )
+    inputs = [
+        "+84912345678",  # echoed as it is
+        "(+84) 912.345.678",
+        "tel:+84912345678",  # echoed through the JSON encoder
+        "０９１２３４５６７８",  # noqa: RUF001 (full-width digits)
+        '0912345678"',  # invalid: an error, escaped
+        "+84987654321",  # reported
+        "+1 650 253 0000",
+    ]
+    response = await client.post("/v1/lookups", json={"numbers": inputs}, headers=auth)
+    assert response.status == 200
+    assert response.headers["Content-Language"] == "vi"
+    results = (await response.json())["results"]
+    for item, result in zip(inputs, results, strict=True):
+        single = await client.get("/v1/numbers/" + quote(item, safe=""), headers=auth)
+        if single.status == 200:
+            assert result == {"input": item, **(await single.json())}, item
+        else:
+            assert set(result) == {"input", "error"}, item
+
+
+@pytest.mark.parametrize("number", [84912345678, 84321234567, 12025550123, 8424123456])
+def test_the_pre_encoded_unknown_answers_are_answer_bodys(number: int) -> None:
+    body = answer_body(Answer(number, Evidence(number), UNKNOWN), "vi")
+    assert json.loads(UNKNOWN_ANSWER % number) == body
+    result = UNKNOWN_RESULT_TEXT % ("0912 345 678", number)
+    assert json.loads(result) == {"input": "0912 345 678", **body}

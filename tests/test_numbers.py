@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.numbers import (
+    _VALID_NINE,
     InvalidNumber,
     Parsed,
     normalize,
+    nsn_nine_is_valid,
     parse,
     parse_fast,
     parse_slow,
@@ -189,6 +191,35 @@ def test_parse_equals_phonenumbers_on_the_fast_path_alphabet(text: str) -> None:
 @given(st.text(max_size=40))
 def test_parse_equals_phonenumbers_on_any_text(text: str) -> None:
     assert_same(text)
+
+
+def test_normalize_of_every_e164_nine_digit_shape_equals_phonenumbers() -> None:
+    # normalize's own branch for +84 and 9 digits, against phonenumbers, for every prefix.
+    rng = random.Random(9)
+    for prefix in range(1000):
+        for _ in range(3):
+            text = f"+84{prefix:03d}" + "".join(rng.choices("0123456789", k=6))
+            try:
+                expected: int | InvalidNumber = parse_slow(text).number
+            except InvalidNumber as err:
+                expected = err
+            try:
+                assert normalize(text) == expected, text
+            except InvalidNumber:
+                assert isinstance(expected, InvalidNumber), text
+
+
+@given(st.from_regex(r"[1-9][0-9]{8}", fullmatch=True))
+def test_the_nine_digit_prefix_table_equals_the_regex(nsn: str) -> None:
+    assert nsn_nine_is_valid(nsn) == (_VALID_NINE.fullmatch(nsn) is not None)
+
+
+def test_the_nine_digit_prefix_table_equals_the_regex_for_every_prefix() -> None:
+    rng = random.Random(4)
+    for head in range(1000, 10_000):
+        for _ in range(20):
+            nsn = f"{head}{rng.randrange(100_000):05d}"
+            assert nsn_nine_is_valid(nsn) == (_VALID_NINE.fullmatch(nsn) is not None), nsn
 
 
 def test_parse_equals_phonenumbers_for_every_three_digit_prefix() -> None:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
 from service.numbers import InvalidNumber, normalize
-from service.problems import Problem, bad_request
+from service.problems import Problem, bad_request, encode_json
 from service.state import CONFIG, LISTINGS
 
 from .bodies import read_object
-from .numbers import answer_body, language, lookup_response
+from .numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body, language, lookup_bytes
+
+_PLAIN = re.compile(r"[0-9+ .()-]{1,64}")
+"""Input that is echoed in JSON as it is: the common shapes of a number."""
 
 
 async def lookup_batch(request: web.Request) -> web.Response:
@@ -29,22 +34,46 @@ async def lookup_batch(request: web.Request) -> web.Response:
             kind="batch-too-large",
             limit=limit,
         )
-    errors: dict[int, str] = {}
-    numbers: dict[int, int] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            errors[index] = "must be a string"
+    listings = request.app[LISTINGS]
+    lang = language(request)
+    # Each result is written as soon as it is known; a maybe's place holds its index among
+    # the maybes until one query has answered them all. The loop is the batch's whole cost,
+    # so it keeps to local names and plain text, encoded once at the end.
+    parts: list[str | int] = []
+    maybes: list[tuple[str, int]] = []
+    in_filter = listings.filter.__contains__
+    unknown = UNKNOWN_RESULT_TEXT
+    for item in items:
+        if type(item) is not str:
+            parts.append(_error(item, "must be a string"))
             continue
         try:
-            numbers[index] = normalize(item)
+            number = normalize(item)
         except InvalidNumber as err:
-            errors[index] = str(err)
-    answers = iter(await request.app[LISTINGS].lookup_many(list(numbers.values())))
-    lang = language(request)
-    results: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        if index in errors:
-            results.append({"input": item, "error": errors[index]})
+            parts.append(_error(item, str(err)))
+            continue
+        if in_filter(number):
+            parts.append(len(maybes))
+            maybes.append((item, number))
+        elif (item[0] == "+" and item[1:].isdigit() and item.isascii()) or _PLAIN.fullmatch(item):
+            parts.append(unknown % (item, number))  # needs no JSON escaping
         else:
-            results.append({"input": item, **answer_body(next(answers), lang)})
-    return lookup_response({"results": results}, lang)
+            parts.append(_json({"input": item, **json.loads(UNKNOWN_ANSWER % number)}))
+    listings.count_ruled_out(len(parts) - len(maybes))
+    if maybes:
+        answers = await listings.lookup_many([number for _, number in maybes])
+        for index, part in enumerate(parts):
+            if type(part) is int:
+                item, _ = maybes[part]
+                parts[index] = _json({"input": item, **answer_body(answers[part], lang)})
+    text = '{"results": [' + ", ".join(parts) + "]}"  # type: ignore[arg-type]
+    return lookup_bytes(text.encode(), lang)
+
+
+def _error(item: object, reason: str) -> str:
+    return _json({"input": item, "error": reason})
+
+
+def _json(body: dict[str, Any]) -> str:
+    """JSON text that encodes to UTF-8 whatever the client sent (encode_json's care)."""
+    return encode_json(body).decode()

@@ -12,12 +12,12 @@ from service.auth import API_KEY, Role, requires
 from service.categories import CATEGORY_IDS
 from service.listings import Answer
 from service.numbers import InvalidNumber, normalize, to_e164
-from service.problems import Problem, bad_request, not_found
-from service.reputation import Verdict
+from service.problems import Problem, bad_request, encode_json, not_found
+from service.reputation import UNKNOWN, Evidence, Verdict
 from service.state import LISTINGS
 from service.store import Actor, ApiKey
 
-from .bodies import iso, json_response, optional_text_field, read_object, text_field
+from .bodies import iso, optional_text_field, read_object, text_field
 
 MAX_NOTE_LENGTH = 2000
 
@@ -79,17 +79,43 @@ def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
 
 def lookup_response(body: Any, lang: str) -> web.Response:
     """A lookup's JSON, marked with the language of its advice."""
-    response = json_response(body)
-    response.headers["Content-Language"] = lang
-    response.headers["Vary"] = "Accept-Language"
-    return response
+    return lookup_bytes(encode_json(body), lang)
+
+
+def lookup_bytes(data: bytes, lang: str) -> web.Response:
+    """A lookup's encoded JSON, marked with the language of its advice."""
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Content-Language": lang,
+        "Vary": "Accept-Language",
+    }
+    return web.Response(body=data, headers=headers)
+
+
+def _unknown_template(with_input: bool) -> bytes:
+    """answer_body's JSON for a number the filter rules out, with %d for the number (and %b
+    before it for the input): made by answer_body itself, so the two cannot drift."""
+    body = answer_body(Answer(0, Evidence(0), UNKNOWN), "vi")
+    if with_input:
+        body = {"input": "INPUT", **body}
+    return encode_json(body).replace(b'"INPUT"', b'"%b"').replace(b'"+0"', b'"+%d"')
+
+
+UNKNOWN_ANSWER = _unknown_template(with_input=False)
+"""The whole answer for a number the filter rules out: UNKNOWN_ANSWER % number."""
+UNKNOWN_RESULT_TEXT = _unknown_template(with_input=True).decode().replace('"%b"', '"%s"')
+"""A batch result for one, as text: UNKNOWN_RESULT_TEXT % (input, number), for input that
+needs no JSON escaping."""
 
 
 async def get_number(request: web.Request) -> web.Response:
     """The verdict on the number in the path, in whatever form it was typed."""
     number = parse_number(request.match_info["number"])
-    answer = await request.app[LISTINGS].lookup(number)
+    listings = request.app[LISTINGS]
     lang = language(request)
+    if listings.ruled_out(number):  # the common case: nothing to read, nothing to build
+        return lookup_bytes(UNKNOWN_ANSWER % number, lang)
+    answer = await listings.lookup(number)
     return lookup_response(answer_body(answer, lang), lang)
 
 

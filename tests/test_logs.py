@@ -1,0 +1,84 @@
+"""Logs: one JSON line per request, naming the route, status, latency and key id; never the
+key, the number asked about, or the reporter."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from service import logs
+from service.app import create_app
+from service.config import Config
+from tests.conftest import MakeKey
+
+
+@pytest.fixture
+def lines(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    out = io.StringIO()
+    monkeypatch.setattr(logs.JsonAccessLog, "buffer", logs.LineBuffer(out))
+    return out
+
+
+async def test_each_request_is_one_json_line_without_secrets(
+    config: Config, make_key: MakeKey, lines: io.StringIO
+) -> None:
+    server = TestServer(create_app(config))
+    # As `callguard serve` runs it (web.run_app takes the same two arguments).
+    access_log = logging.getLogger("aiohttp.access")
+    await server.start_server(access_log_class=logs.JsonAccessLog, access_log=access_log)
+    async with TestClient(server) as client:
+        await check_the_log(client, await make_key("client"), lines)
+
+
+async def check_the_log(
+    client: TestClient[web.Request, web.Application], key: str, lines: io.StringIO
+) -> None:
+    headers = {"Authorization": f"Bearer {key}"}
+    report = {"number": "0912345678", "category": "other", "reporter": "zalo-user-8812"}
+    assert (await client.post("/v1/reports", json=report, headers=headers)).status == 201
+    assert (await client.get("/v1/numbers/0987654321", headers=headers)).status == 200
+    assert (await client.get("/v1/numbers/0987654321")).status == 401
+    assert (await client.get("/nowhere")).status == 404
+    logs.JsonAccessLog.buffer.flush()
+    records = [json.loads(line) for line in lines.getvalue().splitlines()]
+    api_key_id = records[0]["key_id"]
+    assert isinstance(api_key_id, int)
+    assert [(r["method"], r["route"], r["status"], r["key_id"]) for r in records] == [
+        ("POST", "/v1/reports", 201, api_key_id),
+        ("GET", "/v1/numbers/{number}", 200, api_key_id),
+        ("GET", "/v1/numbers/{number}", 401, None),
+        ("GET", "unmatched", 404, None),
+    ]
+    assert all(r["ms"] >= 0 and r["ts"] > 1.7e9 for r in records)
+    for secret in (key, "0912345678", "0987654321", "912345678", "zalo-user-8812"):
+        assert secret not in lines.getvalue()
+
+
+async def test_lines_wait_at_most_a_second(lines: io.StringIO) -> None:
+    buffer = logs.JsonAccessLog.buffer
+    buffer.add('{"a": 1}\n')
+    assert lines.getvalue() == ""
+    await asyncio.sleep(logs.FLUSH_SECONDS + 0.2)
+    assert lines.getvalue() == '{"a": 1}\n'
+
+
+def test_the_services_own_messages_are_json_lines() -> None:
+    out = io.StringIO()
+    logs.configure(out)
+    try:
+        logging.getLogger("service.test").warning("the feed lost its connection: %s", "x")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logging.getLogger("service.test").exception("failed")
+    finally:
+        logging.getLogger().handlers.clear()
+    first, second = (json.loads(line) for line in out.getvalue().splitlines()[:2])
+    assert first["level"] == "warning" and first["message"].endswith(": x")
+    assert second["level"] == "error" and "RuntimeError: boom" in second["error"]
