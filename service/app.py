@@ -18,6 +18,7 @@ from service.api import (
     appeals,
     audit,
     categories,
+    docs,
     health,
     imports,
     lookups,
@@ -38,7 +39,16 @@ from service.listings import (
 )
 from service.metrics import Metrics
 from service.problems import problem_for
-from service.state import CLOCK, CONFIG, LISTINGS, METRICS, PARSERS, POOL, REPORT_LIMITS
+from service.state import (
+    CLOCK,
+    CONFIG,
+    LISTINGS,
+    LOOKUP_LIMITS,
+    METRICS,
+    PARSERS,
+    POOL,
+    REPORT_LIMITS,
+)
 
 
 def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
@@ -63,12 +73,17 @@ def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
     app[REPORT_LIMITS] = TokenBuckets(
         config.reports_per_key_per_second, config.report_burst_per_key
     )
+    app[LOOKUP_LIMITS] = TokenBuckets(
+        config.lookups_per_key_per_second, config.lookup_burst_per_key
+    )
     app.cleanup_ctx.extend([database, listings, change_feed, import_parsers])
     app.router.add_routes(
         [
             web.get("/healthz", health.healthz),
             web.get("/readyz", health.readyz),
             web.get("/metrics", make_aiohttp_handler(metrics.registry)),
+            web.get("/openapi.json", docs.openapi_json),
+            web.get("/docs", docs.docs_page),
             web.get("/v1/categories", categories.list_categories),
             web.get("/v1/numbers/{number}", numbers.get_number),
             web.put("/v1/numbers/{number}", numbers.list_number),

@@ -28,6 +28,10 @@ class Config:
     pool_max_size: int = 10
     max_body_bytes: int = 1 << 20
     """The largest JSON body accepted; a batch of 1000 numbers is about 20 KB."""
+    body_timeout: float = 10.0
+    """Seconds a JSON body may take to arrive (408 after): a slow client holds no more."""
+    upload_idle_timeout: float = 30.0
+    """Seconds an import upload may send nothing (408 after, nothing imported)."""
     batch_limit: int = 1000
     filter_backend: str = "rbloom"
     filter_error_rate: float = 0.001
@@ -54,6 +58,10 @@ class Config:
     reports_per_key_per_second: float = 200.0
     """A key is a whole app's traffic: this is per key, per replica."""
     report_burst_per_key: int = 2000
+    lookups_per_key_per_second: float = 50_000.0
+    """Numbers looked up (a batch counts each), per key, per replica: an operator's switch
+    may carry tens of thousands of calls a second on one key."""
+    lookup_burst_per_key: int = 100_000
     import_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Processes that parse bulk imports; more than the cores gains nothing."""
     import_block_bytes: int = 1 << 20
@@ -77,6 +85,9 @@ class Config:
         if "CALLGUARD_WINDOW_DAYS" in env:
             window = timedelta(days=float(env["CALLGUARD_WINDOW_DAYS"]))
             config = replace(config, rules=replace(config.rules, window=window))
+        if "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND" in env:
+            rate = float(env["CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND"])
+            config = replace(config, lookups_per_key_per_second=rate)
         if "CALLGUARD_IMPORT_WORKERS" in env:
             config = replace(config, import_workers=int(env["CALLGUARD_IMPORT_WORKERS"]))
         given = {name: value for name, value in overrides.items() if value is not None}

@@ -57,6 +57,10 @@ class ImportFormatError(Exception):
     """The stream as a whole cannot be read; str(error) says why, for the client."""
 
 
+class UploadStalled(Exception):
+    """The client stopped sending mid-upload."""
+
+
 class ParserLost(Exception):
     """A worker process died mid-import (killed, out of memory): retry the import."""
 
@@ -166,6 +170,20 @@ async def gunzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 data = decompressor.unconsumed_tail
     if received and not decompressor.eof:
         raise ImportFormatError("the gzip stream is cut short")
+
+
+async def idle_bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
+    """The chunks, raising UploadStalled if none comes for `seconds`: an upload that stalls
+    is given up rather than held open."""
+    while True:
+        try:
+            async with asyncio.timeout(seconds):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError as err:
+            raise UploadStalled(f"nothing came for {seconds:g} s") from err
+        yield chunk
 
 
 class Parsers:
@@ -530,10 +548,26 @@ def _add_row(
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=VIETNAM_TIME)
     remark = note.strip() or None if note else None
-    if remark is not None and (len(remark) > MAX_NOTE_LENGTH or "\x00" in remark):
-        reason = f"the note is longer than {MAX_NOTE_LENGTH} characters or has a NUL"
+    if remark is not None and (
+        len(remark) > MAX_NOTE_LENGTH or "\x00" in remark or not _storable(remark)
+    ):
+        reason = (
+            f"the note is longer than {MAX_NOTE_LENGTH} characters, "
+            "or has a NUL or an unpaired surrogate"
+        )
         batch.errors.append(RowError(line, text, reason))
         return
     batch.rows.append((line, parsed.number, category, moment, remark))
     if parsed.legacy:
         batch.mapped_legacy += 1
+
+
+def _storable(text: str) -> bool:
+    """Whether text encodes as UTF-8 (an NDJSON escape can make a lone surrogate)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 class TokenBuckets:
-    """A bucket per key that refills at `rate` a second up to `burst`; one token per call.
+    """A bucket per key that refills at `rate` tokens a second up to `burst`.
 
     Each replica limits on its own, so the service-wide limit is this times the replicas.
     """
@@ -20,13 +20,15 @@ class TokenBuckets:
         self._clock = clock
         self._buckets: dict[int, tuple[float, float]] = {}  # key -> (tokens, as of when)
 
-    def take(self, key: int) -> float:
-        """Take a token for `key`: 0.0 if granted, else the seconds until one is free."""
+    def take(self, key: int, cost: float = 1.0) -> float:
+        """Take `cost` tokens for `key` (at most a full bucket's worth): 0.0 if granted,
+        else the seconds until they are there."""
+        cost = min(cost, float(self.burst))
         now = self._clock()
         tokens, then = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
+        if tokens >= cost:
+            self._buckets[key] = (tokens - cost, now)
             return 0.0
         self._buckets[key] = (tokens, now)
-        return (1.0 - tokens) / self.rate
+        return (cost - tokens) / self.rate

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from service.metrics import route_label
 from service.store import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,13 @@ def problem_for(request: web.Request, err: Exception) -> Problem | None:
     if isinstance(err, web.HTTPException):
         return _from_http_exception(request, err) if err.status >= 400 else None
     if isinstance(err, DATABASE_UNAVAILABLE):
-        log.warning("database unavailable on %s %s: %r", request.method, request.path, err)
+        # The route template, not the path: a path holds the phone number asked about.
+        log.warning("database unavailable on %s %s: %r", request.method, route_label(request), err)
         return Problem(
             HTTPStatus.SERVICE_UNAVAILABLE,
             "The database is unavailable; try again shortly.",
             kind="database-unavailable",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    log.error("unhandled error on %s %s", request.method, request.path, exc_info=err)
+    log.error("unhandled error on %s %s", request.method, route_label(request), exc_info=err)
     return Problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The service failed; the error is logged.")

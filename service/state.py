@@ -18,5 +18,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 LISTINGS = web.AppKey("listings", Listings)
 REPORT_LIMITS = web.AppKey("report_limits", TokenBuckets)
 """Per-key token buckets for POST /v1/reports."""
+LOOKUP_LIMITS = web.AppKey("lookup_limits", TokenBuckets)
+"""Per-key token buckets for lookups: a token a number."""
 PARSERS = web.AppKey("parsers", Parsers)
 """The worker processes that parse bulk imports."""

@@ -361,3 +361,13 @@ async def test_a_parser_process_killed_mid_import_imports_nothing_and_the_next_w
         assert await count(pool, table) == 0, table
     again = await post_import(client, {**operator, **CSV_TYPE}, b"number\n0912345678\n")
     assert again["accepted"] == 1
+
+
+async def test_a_note_with_an_unpaired_surrogate_refuses_only_its_row(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    body = b'{"number": 84912345675, "note": "\\ud800"}\n{"number": "0987654321"}\n'
+    result = await post_import(client, {**operator, **NDJSON_TYPE}, body)
+    assert (result["accepted"], result["rejected"]) == (1, 1)
+    assert "unpaired surrogate" in result["errors"][0]["reason"]
+    assert await count(pool, "trusted_listings") == 1

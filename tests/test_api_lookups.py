@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from urllib.parse import quote
 
 import pytest
 
 from service.api.numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body
+from service.app import create_app
+from service.config import Config
 from service.listings import Answer
 from service.reputation import UNKNOWN, Evidence
-from tests.conftest import AppClient
+from tests.conftest import AppClient, ClientFactory, MakeKey
 
 
 async def test_results_come_in_input_order_and_invalid_items_do_not_fail_the_batch(
@@ -106,3 +109,25 @@ def test_the_pre_encoded_unknown_answers_are_answer_bodys(number: int) -> None:
     assert json.loads(UNKNOWN_ANSWER % number) == body
     result = UNKNOWN_RESULT_TEXT % ("0912 345 678", number)
     assert json.loads(result) == {"input": "0912 345 678", **body}
+
+
+async def test_each_key_may_look_up_so_many_numbers_a_second(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
+) -> None:
+    slow = replace(config, lookups_per_key_per_second=2.0, lookup_burst_per_key=5)
+    client = await aiohttp_client(create_app(slow))
+    first = {"Authorization": f"Bearer {await make_key('client')}"}
+    second = {"Authorization": f"Bearer {await make_key('client')}"}
+    batch = {"numbers": ["0912345678", "0987654321", "0933333333"]}
+    assert (await client.post("/v1/lookups", json=batch, headers=first)).status == 200
+    for _ in range(2):
+        assert (await client.get("/v1/numbers/0912345678", headers=first)).status == 200
+    refused = await client.get("/v1/numbers/0912345678", headers=first)  # the 6th number
+    assert refused.status == 429
+    assert refused.content_type == "application/problem+json"
+    assert refused.headers["Retry-After"] == "1"
+    assert "2 numbers a second" in (await refused.json())["detail"]
+    too_many = await client.post("/v1/lookups", json=batch, headers=first)
+    assert (too_many.status, too_many.headers["Retry-After"]) == (429, "2")  # 3 at 2 a second
+    # Another key has its own bucket.
+    assert (await client.post("/v1/lookups", json=batch, headers=second)).status == 200

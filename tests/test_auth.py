@@ -11,7 +11,7 @@ from aiohttp import web
 
 from service import store
 from service.app import create_app
-from service.auth import Role, hash_key, requires
+from service.auth import KEY_CACHE, Role, hash_key, requires
 from service.config import Config
 from service.feed import APPLICATION_NAME
 from service.listings import utc_now
@@ -86,6 +86,8 @@ async def test_revocation_holds_while_the_change_feed_reconnects(
 ) -> None:
     key = await make_key("client")
     headers = {"Authorization": f"Bearer {key}"}
+    while not client.app[KEY_CACHE].live:  # the feed has connected: keys are cached
+        await asyncio.sleep(0.01)
     for _ in range(3):
         assert (await client.get("/v1/categories", headers=headers)).status == 200
     # Cut the feed's listening connection, as a network blip would, then revoke while the

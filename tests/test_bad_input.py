@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
+import json
+import time
+from dataclasses import replace
 
 import asyncpg
 import pytest
 
-from tests.conftest import AppClient
+from service.app import create_app
+from service.config import Config
+from tests.conftest import AppClient, ClientFactory, MakeKey
 
 REPORT = '{"number": "0912345678", "category": "other", "reporter": "r1"}'
 ENDPOINTS = ["/v1/reports", "/v1/lookups"]
@@ -171,3 +177,52 @@ async def test_unknown_routes_and_methods(
     assert response.status == status
     assert response.content_type == "application/problem+json"
     assert (await response.json())["status"] == status
+
+
+async def slow_request(port: int, head: str, first_part: bytes) -> tuple[int, dict[str, object]]:
+    """Send the head and part of the body, then nothing: the status and problem answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.encode() + first_part)
+        await writer.drain()
+        headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        status_line, *lines = headers.decode().split("\r\n")
+        length = next(
+            int(line.split(":")[1]) for line in lines if line.lower().startswith("content-length:")
+        )
+        body = await asyncio.wait_for(reader.readexactly(length), timeout=10)
+    finally:
+        writer.close()
+    return int(status_line.split()[1]), json.loads(body)
+
+
+async def test_a_body_that_does_not_arrive_in_time_is_408(
+    aiohttp_client: ClientFactory, config: Config, auth: dict[str, str]
+) -> None:
+    client = await aiohttp_client(create_app(replace(config, body_timeout=0.3)))
+    head = (
+        "POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {auth['Authorization']}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100\r\n\r\n"
+    )
+    started = time.monotonic()
+    status, problem = await slow_request(client.port, head, b'{"number": ')
+    assert status == 408
+    assert problem["detail"] == "The body did not arrive within 0.3 s."
+    assert time.monotonic() - started < 5
+
+
+async def test_an_upload_that_stalls_is_408_and_imports_nothing(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey, pool: asyncpg.Pool
+) -> None:
+    client = await aiohttp_client(create_app(replace(config, upload_idle_timeout=0.3)))
+    head = (
+        "POST /v1/imports?source=stalled HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {await make_key('operator')}\r\nContent-Type: text/csv\r\n"
+        "Content-Length: 1000000\r\n\r\n"
+    )
+    status, problem = await slow_request(client.port, head, b"number\n0912345678\n")
+    assert status == 408
+    assert "sent nothing for 0.3 s" in str(problem["detail"])
+    assert await pool.fetchval("SELECT count(*) FROM imports") == 0
+    assert await pool.fetchval("SELECT count(*) FROM trusted_listings") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zlib
 from collections.abc import Collection, Mapping
@@ -41,7 +42,17 @@ async def read_object(
             f"Send the body as application/json, not {request.content_type}.",
             kind="unsupported-media-type",
         )
-    raw = _decompressed(request, await request.read())  # read() raises 413 past the limit
+    seconds = request.app[CONFIG].body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            body = await request.read()  # raises 413 past the size limit
+    except TimeoutError as err:
+        raise Problem(
+            HTTPStatus.REQUEST_TIMEOUT,
+            f"The body did not arrive within {seconds:g} s.",
+            kind="request-timeout",
+        ) from err
+    raw = _decompressed(request, body)
     if optional and not raw.strip():
         return {}
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from http import HTTPStatus
 from typing import Any
@@ -14,7 +13,15 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from service import store
 from service.auth import API_KEY, Role, requires
-from service.imports import FORMATS, ImportFormatError, ParserLost, gunzip, parse_stream
+from service.imports import (
+    FORMATS,
+    ImportFormatError,
+    ParserLost,
+    UploadStalled,
+    gunzip,
+    idle_bounded,
+    parse_stream,
+)
 from service.problems import Problem, bad_request, not_found
 from service.state import CONFIG, LISTINGS, PARSERS, POOL
 from service.store import ImportReplayed, ImportSummary
@@ -43,6 +50,12 @@ def summary_body(summary: ImportSummary) -> dict[str, Any]:
     }
 
 
+def storable(value: str) -> str:
+    """A refused row's value as Postgres can store it: a NUL, or a lone surrogate from an
+    NDJSON escape, is kept as its escape sequence (the row is refused anyway)."""
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def errors_body(errors: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
     """Refused rows as JSON."""
     return [{"line": line, "value": value, "reason": reason} for line, value, reason in errors]
@@ -53,16 +66,19 @@ async def create_import(request: web.Request) -> web.Response:
     """Stream a CSV or NDJSON list into trusted listings, all rows or none."""
     source = check_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
     if request.content_type not in FORMATS:
-        raise bad_request(
-            f"Send the list as text/csv or application/x-ndjson, not {request.content_type}."
+        raise Problem(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            f"Send the list as text/csv or application/x-ndjson, not {request.content_type}.",
+            kind="unsupported-media-type",
         )
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None:
         check_text(idempotency_key, "Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH)
-    chunks: AsyncIterator[bytes] = request.content.iter_chunked(CHUNK_BYTES)
+    config = request.app[CONFIG]
+    chunks = idle_bounded(request.content.iter_chunked(CHUNK_BYTES), config.upload_idle_timeout)
     if content_encoding(request) == "gzip":
         chunks = gunzip(chunks)
-    listings, pool, config = request.app[LISTINGS], request.app[POOL], request.app[CONFIG]
+    listings, pool = request.app[LISTINGS], request.app[POOL]
     errors: list[tuple[int, str, str]] = []
     started = time.perf_counter()
     try:
@@ -75,7 +91,7 @@ async def create_import(request: web.Request) -> web.Response:
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
                     listings.add_numbers(parsed.numbers)
-                    refused = [(error.line, error.value, error.reason) for error in parsed.errors]
+                    refused = [(e.line, storable(e.value), e.reason) for e in parsed.errors]
                     errors.extend(refused[: INLINE_ERRORS - len(errors)])
                     await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
             listings.own_import(writer.summary.id)
@@ -96,6 +112,12 @@ async def create_import(request: web.Request) -> web.Response:
         raise bad_request(f"Nothing was imported: {err}.") from err
     except (HttpProcessingError, ConnectionError) as err:
         raise bad_request(f"Nothing was imported: the upload was cut short ({err}).") from err
+    except UploadStalled as err:
+        raise Problem(
+            HTTPStatus.REQUEST_TIMEOUT,
+            f"Nothing was imported: the upload sent nothing for {config.upload_idle_timeout:g} s.",
+            kind="request-timeout",
+        ) from err
     except ParserLost as err:
         raise Problem(
             HTTPStatus.SERVICE_UNAVAILABLE,

@@ -14,7 +14,14 @@ from service.problems import Problem, bad_request, encode_json
 from service.state import CONFIG, LISTINGS
 
 from .bodies import read_object
-from .numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body, language, lookup_bytes
+from .numbers import (
+    UNKNOWN_ANSWER,
+    UNKNOWN_RESULT_TEXT,
+    answer_body,
+    language,
+    limit_lookups,
+    lookup_bytes,
+)
 
 _PLAIN = re.compile(r"[0-9+ .()-]{1,64}")
 """Input that is echoed in JSON as it is: the common shapes of a number."""
@@ -34,6 +41,7 @@ async def lookup_batch(request: web.Request) -> web.Response:
             kind="batch-too-large",
             limit=limit,
         )
+    limit_lookups(request, len(items))
     listings = request.app[LISTINGS]
     lang = language(request)
     # Each result is written as soon as it is known; a maybe's place holds its index among

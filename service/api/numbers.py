@@ -12,9 +12,9 @@ from service.auth import API_KEY, Role, requires
 from service.categories import CATEGORY_IDS
 from service.listings import Answer
 from service.numbers import InvalidNumber, normalize, to_e164
-from service.problems import Problem, bad_request, encode_json, not_found
+from service.problems import Problem, bad_request, encode_json, not_found, too_many_requests
 from service.reputation import UNKNOWN, Evidence, Verdict
-from service.state import LISTINGS
+from service.state import CONFIG, LISTINGS, LOOKUP_LIMITS
 from service.store import Actor, ApiKey
 
 from .bodies import iso, optional_text_field, read_object, text_field
@@ -28,6 +28,14 @@ def parse_number(text: str) -> int:
         return normalize(text)
     except InvalidNumber as err:
         raise bad_request(f"{text!r} is not a valid phone number: {err}.", number=text) from err
+
+
+def limit_lookups(request: web.Request, numbers: int) -> None:
+    """Take `numbers` lookups from the key's bucket, or answer 429 with Retry-After."""
+    wait = request.app[LOOKUP_LIMITS].take(request[API_KEY].id, numbers)
+    if wait:
+        rate = request.app[CONFIG].lookups_per_key_per_second
+        raise too_many_requests(f"This key may look up {rate:g} numbers a second.", wait)
 
 
 def category_field(data: dict[str, Any]) -> str:
@@ -110,6 +118,7 @@ needs no JSON escaping."""
 
 async def get_number(request: web.Request) -> web.Response:
     """The verdict on the number in the path, in whatever form it was typed."""
+    limit_lookups(request, 1)
     number = parse_number(request.match_info["number"])
     listings = request.app[LISTINGS]
     lang = language(request)

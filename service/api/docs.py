@@ -1,0 +1,38 @@
+"""GET /openapi.json (the API's OpenAPI 3.1 description) and GET /docs (the same, as a page)."""
+
+from __future__ import annotations
+
+import functools
+
+from aiohttp import web
+
+from service import docs, openapi
+from service.problems import encode_json
+
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
+"""The page loads nothing from anywhere and runs no script."""
+
+
+@functools.cache
+def _spec_json() -> bytes:
+    return encode_json(openapi.spec())
+
+
+@functools.cache
+def _page() -> str:
+    return docs.render(openapi.spec())
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI document."""
+    return web.Response(body=_spec_json(), content_type="application/json", charset="utf-8")
+
+
+async def docs_page(request: web.Request) -> web.Response:
+    """The human-readable documentation, rendered from the OpenAPI document."""
+    return web.Response(
+        text=_page(),
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
+    )

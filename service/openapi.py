@@ -1,0 +1,1069 @@
+"""The OpenAPI 3.1 description of the whole HTTP API, built from the handlers' own limits.
+
+Served at GET /openapi.json and rendered as the page at GET /docs (service/api/docs.py);
+tests/test_openapi.py checks real responses against it and runs schemathesis on it.
+"""
+
+from __future__ import annotations
+
+import functools
+from http import HTTPStatus
+from typing import Any
+
+from service import imports as import_formats
+from service import numbers as number_parsing
+from service.api import allowlist, appeals, imports, numbers, reports
+from service.categories import CATEGORIES
+from service.config import Config
+from service.reputation import Verdict
+
+Schema = dict[str, Any]
+
+_DEFAULTS = Config()
+ID_MAX = 10**18 - 1
+"""Path ids are at most 18 digits; longer ones name nothing (404)."""
+QUERY_ID_MAX = 2**62
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+"""Text fields: not only whitespace, and no NUL (Postgres cannot store it)."""
+E164 = r"^\+[1-9][0-9]{1,14}$"
+NO_ROUTE = "a path parameter holding `{`, `}` or an unencoded `/` (aiohttp's routing)."
+PHONE_NUMBER = "phone-number"
+"""Our format name for a phone number in any form a person types (PhoneNumberInput)."""
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+PUBLIC: list[dict[str, list[str]]] = []
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _text(max_length: int, description: str, *, nullable: bool = False) -> Schema:
+    """A string field read by bodies.text_field / check_text."""
+    return {
+        "type": ["string", "null"] if nullable else "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": NOT_BLANK,
+        "description": description,
+    }
+
+
+def _int(minimum: int, maximum: int | None = None, description: str = "") -> Schema:
+    schema: Schema = {"type": "integer", "minimum": minimum}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _time(description: str, *, nullable: bool = False) -> Schema:
+    return {
+        "type": ["string", "null"] if nullable else "string",
+        "format": "date-time",
+        "description": description,
+    }
+
+
+def _obj(properties: Schema, required: list[str] | None = None, description: str = "") -> Schema:
+    """An object that allows no other fields; every field is required unless said otherwise."""
+    schema: Schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _list_of(name: str, field: str, description: str) -> Schema:
+    return _obj({field: {"type": "array", "items": _ref(name)}}, description=description)
+
+
+def _verdict_properties() -> Schema:
+    """The fields of a lookup answer (service/api/numbers.py, answer_body)."""
+    return {
+        "number": _ref("E164"),
+        "verdict": _ref("Verdict"),
+        "score": _int(0, 100, "0-100: trusted (70 if a trusted source lists it) + community."),
+        "report_count": _int(0, description="Reports since the number's last delisting."),
+        "reporter_count": _int(0, description="Distinct reporters counting now."),
+        "categories": {"type": "array", "items": _ref("CategoryId")},
+        "first_reported_at": _time("The first report since the last delisting.", nullable=True),
+        "last_reported_at": _time("The latest report since the last delisting.", nullable=True),
+        "owner": {"type": "string", "description": "Only for a `verified` number: who owns it."},
+        "sources": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Only for a `scam` number a trusted source lists: the sources.",
+        },
+        "advice": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Only for `suspicious` and `scam`: advice per category, in the "
+            "language Content-Language names.",
+        },
+        "degraded": {
+            "type": "boolean",
+            "description": "Present (true) when Postgres was unreachable and the answer came "
+            "from the Bloom filter and the cache alone.",
+        },
+    }
+
+
+_VERDICT_REQUIRED = [
+    "number",
+    "verdict",
+    "score",
+    "report_count",
+    "reporter_count",
+    "categories",
+    "first_reported_at",
+    "last_reported_at",
+]
+
+
+def _schemas() -> Schema:
+    summary = {
+        "import_id": _int(1),
+        "source": {"type": "string"},
+        "created_at": _time("When the import started."),
+        "rows": _int(0, description="Data rows read: accepted + duplicates + rejected."),
+        "accepted": _int(0),
+        "duplicates": _int(0, description="Valid rows whose number came earlier in the file."),
+        "rejected": _int(0),
+        "mapped_legacy": _int(0, description="Pre-2018 11-digit mobiles mapped to today's."),
+    }
+    appeal = {
+        "appeal_id": _int(1),
+        "number": _ref("E164"),
+        "contact": {"type": "string"},
+        "message": {"type": "string"},
+        "status": _ref("AppealStatus"),
+        "created_at": _time("When it was filed."),
+        "resolved_at": _time("When an admin decided it.", nullable=True),
+        "resolution_note": {"type": ["string", "null"]},
+    }
+    entry = {
+        "number": _ref("E164"),
+        "owner": {"type": "string"},
+        "note": {"type": ["string", "null"]},
+        "added_at": _time("When it was verified."),
+        "spoofing_reports": _int(0, description="Reports against it flagged as spoofing."),
+    }
+    return {
+        "E164": {
+            "type": "string",
+            "pattern": E164,
+            "description": "A number in E.164 form.",
+            "examples": ["+84912345678"],
+        },
+        "PhoneNumberInput": {
+            **_text(
+                number_parsing.MAX_INPUT_LENGTH,
+                "A phone number as a person types it or a switch passes it: 0912345678, "
+                "+84 912 345 678, (+84) 912.345.678, 0084912345678, tel: URIs, foreign numbers "
+                "in international form. Text that is not a valid number gets 400.",
+            ),
+            "format": PHONE_NUMBER,
+            "examples": ["0912345678", "+84 912 345 678"],
+        },
+        "Verdict": {"type": "string", "enum": [verdict.value for verdict in Verdict]},
+        "CategoryId": {
+            "type": "string",
+            "enum": [category.id for category in CATEGORIES],
+            "description": "A scam category; GET /v1/categories lists them with labels.",
+        },
+        "AppealStatus": {"type": "string", "enum": list(appeals.STATUSES)},
+        "Problem": {
+            "type": "object",
+            "description": "An RFC 9457 problem: every error is one.",
+            "properties": {
+                "type": {
+                    "type": "string",
+                    "pattern": r"^(about:blank|urn:callguard:problem:[a-z-]+)$",
+                    "description": "urn:callguard:problem:<kind>, or about:blank.",
+                },
+                "title": {"type": "string", "description": "The status's reason phrase."},
+                "status": _int(400, 599),
+                "detail": {"type": "string", "description": "What went wrong, for people."},
+                "number": {"type": "string", "description": "400: the text that is no number."},
+                "categories": {
+                    "type": "array",
+                    "items": _ref("CategoryId"),
+                    "description": "422 unknown-category: the known categories.",
+                },
+                "retry_after": _int(1, description="429: seconds to wait, as in Retry-After."),
+                "limit": _int(1, description="413 batch-too-large: the most numbers a call."),
+            },
+            "required": ["type", "title", "status", "detail"],
+            "additionalProperties": False,
+        },
+        "NumberVerdict": {
+            **_obj(_verdict_properties(), _VERDICT_REQUIRED),
+            "description": "The verdict on one number, judged afresh at every lookup.",
+        },
+        "LookupAnswer": _obj(
+            {"input": {"type": "string", "description": "The item as sent."}}
+            | _verdict_properties(),
+            ["input", *_VERDICT_REQUIRED],
+            "A valid item of a batch: its input and its verdict.",
+        ),
+        "LookupError": _obj(
+            {
+                "input": {"description": "The item as sent, whatever its JSON type."},
+                "error": {"type": "string", "description": "Why it is not a number."},
+            },
+            description="An invalid item of a batch; it does not fail the batch.",
+        ),
+        "LookupResults": _obj(
+            {
+                "results": {
+                    "type": "array",
+                    "items": {"oneOf": [_ref("LookupAnswer"), _ref("LookupError")]},
+                    "description": "One per number sent, in input order.",
+                }
+            }
+        ),
+        "ReportCreated": _obj(
+            {"report_id": _int(1), "number": _ref("E164"), "verdict": _ref("Verdict")}
+        ),
+        "Categories": _obj(
+            {
+                "categories": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "id": _ref("CategoryId"),
+                            "label_vi": {"type": "string"},
+                            "label_en": {"type": "string"},
+                        }
+                    ),
+                }
+            }
+        ),
+        "AllowlistEntry": _obj(entry, description="A verified number."),
+        "AllowlistEntryDetail": _obj(
+            entry
+            | {
+                "flagged_reports": {
+                    "type": "array",
+                    "description": "The newest reports against it flagged as possible spoofing.",
+                    "items": _obj(
+                        {
+                            "report_id": _int(1),
+                            "category": _ref("CategoryId"),
+                            "description": {"type": ["string", "null"]},
+                            "occurred_at": _time(
+                                "When the caller says it happened.", nullable=True
+                            ),
+                            "received_at": _time("When the report came in."),
+                        }
+                    ),
+                }
+            }
+        ),
+        "AllowlistEntries": _list_of("AllowlistEntry", "entries", "Verified numbers, by number."),
+        "AllowlistPut": _obj(
+            {
+                "number": _ref("E164"),
+                "owner": {"type": "string"},
+                "note": {"type": ["string", "null"]},
+                "verdict": _ref("Verdict"),
+            }
+        ),
+        "Appeal": _obj(appeal),
+        "Appeals": _list_of("Appeal", "appeals", "Appeals, oldest first."),
+        "AuditEntries": _obj(
+            {
+                "entries": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            "id": _int(1),
+                            "at": _time("When it was done."),
+                            "api_key_id": {
+                                "type": ["integer", "null"],
+                                "description": "The key that did it; null for the command line.",
+                            },
+                            "actor": {"type": "string", "examples": ["key:3:moderator", "cli"]},
+                            "action": {
+                                "type": "string",
+                                "description": "allowlist_add, allowlist_remove, list, delist, "
+                                "appeal_delisted, appeal_rejected or key_revoke.",
+                            },
+                            "number": {"oneOf": [_ref("E164"), {"type": "null"}]},
+                            "reason": {"type": ["string", "null"]},
+                            "detail": {"type": "object", "description": "The action's details."},
+                        }
+                    ),
+                }
+            },
+            description="Moderation actions, newest first.",
+        ),
+        "ImportSummary": _obj(summary, description="What an import did."),
+        "ImportError": _obj(
+            {
+                "line": _int(1, description="The refused row's line; a CSV header is line 1."),
+                "value": {"type": "string", "description": "The offending value, shortened."},
+                "reason": {"type": "string"},
+            }
+        ),
+        "ImportCreated": _obj(
+            summary
+            | {
+                "errors": {
+                    "type": "array",
+                    "items": _ref("ImportError"),
+                    "maxItems": imports.INLINE_ERRORS,
+                    "description": f"The first {imports.INLINE_ERRORS} refused rows.",
+                }
+            }
+        ),
+        "Imports": _list_of("ImportSummary", "imports", "Imports, newest first."),
+        "ImportErrors": _obj(
+            {"import_id": _int(1), "errors": {"type": "array", "items": _ref("ImportError")}}
+        ),
+    }
+
+
+def _header(description: str, schema: Schema | None = None) -> Schema:
+    """A response header that is always sent."""
+    return {"description": description, "required": True, "schema": schema or {"type": "string"}}
+
+
+_RETRY_AFTER = _header("Whole seconds to wait before trying again.", {"pattern": "^[0-9]+$"})
+
+
+def _problem(status: HTTPStatus, description: str, headers: Schema | None = None) -> Schema:
+    """A problem+json response of this status."""
+    response: Schema = {
+        "description": description,
+        "content": {
+            PROBLEM: {
+                "schema": {
+                    "allOf": [_ref("Problem"), {"properties": {"status": {"const": int(status)}}}]
+                }
+            }
+        },
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _responses() -> Schema:
+    return {
+        "Unauthorized": _problem(
+            HTTPStatus.UNAUTHORIZED,
+            "No `Authorization: Bearer <key>`, or the key is unknown or revoked.",
+            {"WWW-Authenticate": _header('Bearer realm="callguard"')},
+        ),
+        "Forbidden": _problem(HTTPStatus.FORBIDDEN, "The key's role is too low for this call."),
+        "BodyTooLarge": _problem(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"The JSON body is larger than {_DEFAULTS.max_body_bytes} bytes (after gunzip).",
+        ),
+        "UnsupportedMediaType": _problem(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "The body is not application/json, or its Content-Encoding is not identity or gzip.",
+        ),
+        "BodyTimeout": _problem(
+            HTTPStatus.REQUEST_TIMEOUT,
+            "The body did not arrive in time: a slow client does not hold a connection long.",
+        ),
+        "TooManyReports": _problem(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            f"Too many reports: over {_DEFAULTS.reports_per_key_per_second:g} a second for the "
+            f"key, or {_DEFAULTS.reports_per_reporter_per_day} in 24 hours for the reporter.",
+            {"Retry-After": _RETRY_AFTER},
+        ),
+        "TooManyLookups": _problem(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "Too many numbers looked up a second with this key (a batch counts each number).",
+            {"Retry-After": _RETRY_AFTER},
+        ),
+        "Unavailable": _problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "Postgres is unreachable (or, for an import, a parser process stopped); try again "
+            "after Retry-After.",
+            {"Retry-After": _RETRY_AFTER},
+        ),
+    }
+
+
+def _use(name: str) -> Schema:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _json(schema: Schema, description: str, headers: Schema | None = None) -> Schema:
+    response: Schema = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _body(schema: Schema, example: Any, *, required: bool = True) -> Schema:
+    return {"required": required, "content": {JSON: {"schema": schema, "example": example}}}
+
+
+_LOOKUP_HEADERS = {
+    "Content-Language": _header("The language of the advice: vi or en.", {"enum": ["vi", "en"]}),
+    "Vary": _header("Accept-Language: the advice depends on it.", {"const": "Accept-Language"}),
+}
+
+
+def _lookup(description: str) -> Schema:
+    return _json(_ref("NumberVerdict"), description, _LOOKUP_HEADERS)
+
+
+def _bad(description: str) -> Schema:
+    return _problem(HTTPStatus.BAD_REQUEST, description)
+
+
+def _not_found(description: str) -> Schema:
+    return _problem(
+        HTTPStatus.NOT_FOUND,
+        f"{description} Also when the path names no route: {NO_ROUTE}",
+    )
+
+
+def _operation(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    description: str,
+    responses: Schema,
+    *,
+    role: str | None = "client",
+    parameters: list[Schema] | None = None,
+    body: Schema | None = None,
+    json_body: bool = True,
+) -> Schema:
+    """An operation; /v1 ones (with a role) also answer 401, 503 and, above client, 403; one
+    with a JSON body also 408, 413 and 415 (`responses` may describe any of them better)."""
+    operation: Schema = {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        "description": description,
+    }
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = body
+        if json_body:
+            responses = {
+                "408": _use("BodyTimeout"),
+                "413": _use("BodyTooLarge"),
+                "415": _use("UnsupportedMediaType"),
+                **responses,
+            }
+    if role is None:
+        operation["security"] = PUBLIC
+    else:
+        operation["x-role"] = role
+        operation["description"] += f"\n\nNeeds a key of role `{role}` or above."
+        responses = {"401": _use("Unauthorized"), "503": _use("Unavailable"), **responses}
+        if role != "client":
+            responses["403"] = _use("Forbidden")
+    operation["responses"] = dict(sorted(responses.items()))
+    return operation
+
+
+def _path(name: str, schema: Schema, description: str, example: Any) -> Schema:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema,
+        "description": description,
+        "example": example,
+    }
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+NUMBER_PARAMETER = _path(
+    "number",
+    {
+        "type": "string",
+        "format": PHONE_NUMBER,
+        "minLength": 1,
+        "maxLength": number_parsing.MAX_INPUT_LENGTH,
+    },
+    "The number, in any form a person types (URL-encoded); invalid text gets 400.",
+    "0912345678",
+)
+ACCEPT_LANGUAGE = {
+    "name": "Accept-Language",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Advice is in Vietnamese unless this prefers English.",
+    "example": "en",
+}
+
+
+def _limit(default: int, maximum: int) -> Schema:
+    return _query(
+        "limit", {**_int(1, maximum), "default": default}, "The most items in the answer."
+    )
+
+
+def _paths() -> Schema:
+    bad_number = "The number is not a valid phone number, or the body is malformed."
+    bad_body = "The body is not a JSON object of the known fields, or a field is invalid."
+    unknown_category = _problem(
+        HTTPStatus.UNPROCESSABLE_ENTITY, "Unknown category; `categories` lists the known ones."
+    )
+    import_id = _path(
+        "import_id", _int(1, ID_MAX), "The import's id; ids of other keys' imports get 404.", 1
+    )
+    paging_before = _query("before", _int(1, QUERY_ID_MAX), "Only entries with a lower id.")
+    return {
+        "/healthz": {
+            "get": _operation(
+                "healthz",
+                "operations",
+                "Liveness",
+                "200 while the process is alive.",
+                {"200": _json(_obj({"status": {"const": "ok"}}), "The event loop answers.")},
+                role=None,
+            )
+        },
+        "/readyz": {
+            "get": _operation(
+                "readyz",
+                "operations",
+                "Readiness",
+                "200 once the Bloom filter is loaded and Postgres answers, else 503.",
+                {
+                    "200": _json(
+                        _obj({"status": {"const": "ready"}, "filter_entries": _int(0)}),
+                        "Ready to answer lookups.",
+                    ),
+                    "503": _problem(
+                        HTTPStatus.SERVICE_UNAVAILABLE,
+                        "The filter is still loading, or Postgres does not answer.",
+                    ),
+                },
+                role=None,
+            )
+        },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "operations",
+                "Prometheus metrics",
+                "The app's registry in the Prometheus text format (or OpenMetrics, if Accept "
+                "asks for it). Needs no key.",
+                {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": {
+                            "text/plain": {"schema": {"type": "string"}},
+                            "application/openmetrics-text": {"schema": {"type": "string"}},
+                        },
+                    }
+                },
+                role=None,
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "docs",
+                "This description",
+                "The OpenAPI 3.1 description of the API.",
+                {"200": _json({"type": "object"}, "The OpenAPI document.")},
+                role=None,
+            )
+        },
+        "/docs": {
+            "get": _operation(
+                "docs",
+                "docs",
+                "The API's documentation page",
+                "This description as a self-contained HTML page.",
+                {
+                    "200": {
+                        "description": "An HTML page.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+                role=None,
+            )
+        },
+        "/v1/categories": {
+            "get": _operation(
+                "listCategories",
+                "lookups",
+                "The scam categories",
+                "Every category a report may name, with Vietnamese and English labels.",
+                {"200": _json(_ref("Categories"), "The categories.")},
+            )
+        },
+        "/v1/numbers/{number}": {
+            "parameters": [NUMBER_PARAMETER],
+            "get": _operation(
+                "getNumber",
+                "lookups",
+                "The verdict on one number",
+                "The number is normalised to E.164 and judged afresh, as of now.",
+                {
+                    "200": _lookup("The verdict."),
+                    "400": _bad("The text is not a valid phone number."),
+                    "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
+                    "429": _use("TooManyLookups"),
+                },
+                parameters=[ACCEPT_LANGUAGE],
+            ),
+            "put": _operation(
+                "listNumber",
+                "moderation",
+                "List a number as a scam",
+                "Lists the number on the admin's word (source `admin:<key name>`) until it is "
+                "delisted; answers the verdict now.",
+                {
+                    "200": _lookup("The verdict now."),
+                    "400": _bad(bad_number),
+                    "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
+                    "422": unknown_category,
+                },
+                role="admin",
+                parameters=[ACCEPT_LANGUAGE],
+                body=_body(
+                    _obj(
+                        {
+                            "category": _ref("CategoryId"),
+                            "note": _text(numbers.MAX_NOTE_LENGTH, "Why.", nullable=True),
+                        },
+                        ["category"],
+                    ),
+                    {"category": "impersonation_authority", "note": "Reported by the police"},
+                ),
+            ),
+            "delete": _operation(
+                "delistNumber",
+                "moderation",
+                "Delist a number",
+                "Ends every trusted listing now; reports from before now stop counting. Answers "
+                "the verdict after.",
+                {
+                    "200": _lookup("The verdict after delisting."),
+                    "400": _bad(bad_number),
+                    "404": _not_found("The number is not listed."),
+                },
+                role="admin",
+                parameters=[ACCEPT_LANGUAGE],
+                body=_body(
+                    _obj({"reason": _text(numbers.MAX_NOTE_LENGTH, "Why it is delisted.")}),
+                    {"reason": "The owner's appeal was upheld"},
+                ),
+            ),
+        },
+        "/v1/lookups": {
+            "post": _operation(
+                "lookupBatch",
+                "lookups",
+                "Verdicts on many numbers",
+                "Answers each number in input order; an invalid item gets an `error` and does "
+                "not fail the batch.",
+                {
+                    "200": _json(_ref("LookupResults"), "One result per number.", _LOOKUP_HEADERS),
+                    "400": _bad('The body is not {"numbers": [...]}.'),
+                    "413": _problem(
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        f"More than {_DEFAULTS.batch_limit} numbers, or the body is larger "
+                        f"than {_DEFAULTS.max_body_bytes} bytes.",
+                    ),
+                    "429": _use("TooManyLookups"),
+                },
+                parameters=[ACCEPT_LANGUAGE],
+                body=_body(
+                    _obj(
+                        {
+                            "numbers": {
+                                "type": "array",
+                                "items": {"type": "string", "format": PHONE_NUMBER},
+                                "maxItems": _DEFAULTS.batch_limit,
+                                "description": "Numbers in any form; an item that is not a "
+                                "string or not a number gets an error result.",
+                            }
+                        }
+                    ),
+                    {"numbers": ["0912345678", "+84 912 345 678", "abc"]},
+                ),
+            )
+        },
+        "/v1/reports": {
+            "post": _operation(
+                "createReport",
+                "reports",
+                "Report a number",
+                "A person reports the number that called them. Only an HMAC of `reporter` is "
+                "stored. Each reporter counts once per number.",
+                {
+                    "201": _json(_ref("ReportCreated"), "Stored; the number's verdict now."),
+                    "400": _bad(bad_body),
+                    "422": unknown_category,
+                    "429": _use("TooManyReports"),
+                },
+                body=_body(
+                    _obj(
+                        {
+                            "number": _ref("PhoneNumberInput"),
+                            "category": _ref("CategoryId"),
+                            "reporter": _text(
+                                reports.MAX_REPORTER_LENGTH,
+                                "The app's pseudonymous id of the person reporting.",
+                            ),
+                            "description": _text(
+                                reports.MAX_DESCRIPTION_LENGTH, "What happened.", nullable=True
+                            ),
+                            "occurred_at": {
+                                **_time(
+                                    "When the call came: ISO 8601 with a UTC offset, not in the "
+                                    "future.",
+                                    nullable=True,
+                                ),
+                                "maxLength": 64,
+                            },
+                        },
+                        ["number", "category", "reporter"],
+                    ),
+                    {
+                        "number": "0912345678",
+                        "category": "impersonation_authority",
+                        "reporter": "a1b2c3",
+                        "description": "Xưng là công an, yêu cầu chuyển tiền",
+                        "occurred_at": "2024-03-26T09:30:00+07:00",
+                    },
+                ),
+            )
+        },
+        "/v1/allowlist": {
+            "get": _operation(
+                "listAllowlist",
+                "moderation",
+                "Verified numbers",
+                "Every verified number, with how many reports against it look like spoofing.",
+                {"200": _json(_ref("AllowlistEntries"), "The allowlist.")},
+                role="admin",
+            )
+        },
+        "/v1/allowlist/{number}": {
+            "parameters": [NUMBER_PARAMETER],
+            "get": _operation(
+                "getAllowlistEntry",
+                "moderation",
+                "One verified number",
+                "The entry and its newest reports flagged as possible spoofing.",
+                {
+                    "200": _json(_ref("AllowlistEntryDetail"), "The entry."),
+                    "400": _bad("The number is not valid, or `limit` is out of range."),
+                    "404": _not_found("The number is not on the allowlist."),
+                },
+                role="admin",
+                parameters=[_limit(50, 1000)],
+            ),
+            "put": _operation(
+                "putAllowlistEntry",
+                "moderation",
+                "Verify a number",
+                "Its lookups say `verified` with its owner, whatever the reports.",
+                {
+                    "200": _json(_ref("AllowlistPut"), "Verified."),
+                    "400": _bad(bad_number),
+                    "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
+                },
+                role="admin",
+                body=_body(
+                    _obj(
+                        {
+                            "owner": _text(allowlist.MAX_OWNER_LENGTH, "Who owns the number."),
+                            "note": _text(allowlist.MAX_NOTE_LENGTH, "A note.", nullable=True),
+                        },
+                        ["owner"],
+                    ),
+                    {"owner": "Công an tỉnh Đồng Nai", "note": "Cyber-crime hotline"},
+                ),
+            ),
+            "delete": _operation(
+                "deleteAllowlistEntry",
+                "moderation",
+                "Un-verify a number",
+                "Its reports count again from now on. The body is optional.",
+                {
+                    "204": {"description": "Taken off the allowlist."},
+                    "400": _bad(bad_number),
+                    "404": _not_found("The number is not on the allowlist."),
+                },
+                role="admin",
+                body=_body(
+                    _obj({"reason": _text(allowlist.MAX_NOTE_LENGTH, "Why.", nullable=True)}, []),
+                    {"reason": "The hotline was retired"},
+                    required=False,
+                ),
+            ),
+        },
+        "/v1/appeals": {
+            "post": _operation(
+                "createAppeal",
+                "appeals",
+                "Appeal a listing",
+                "A number's owner asks for a delisting; an admin decides.",
+                {
+                    "201": _json(_ref("Appeal"), "Filed, open."),
+                    "400": _bad(bad_body),
+                },
+                body=_body(
+                    _obj(
+                        {
+                            "number": _ref("PhoneNumberInput"),
+                            "contact": _text(appeals.MAX_CONTACT_LENGTH, "How to reach the owner."),
+                            "message": _text(appeals.MAX_MESSAGE_LENGTH, "Why to delist it."),
+                        }
+                    ),
+                    {
+                        "number": "0912345678",
+                        "contact": "owner@example.com",
+                        "message": "This is my shop's number.",
+                    },
+                ),
+            ),
+            "get": _operation(
+                "listAppeals",
+                "appeals",
+                "Appeals",
+                "Appeals oldest first; page with `after` = the last `appeal_id` seen.",
+                {
+                    "200": _json(_ref("Appeals"), "The appeals."),
+                    "400": _bad("A query parameter is out of range."),
+                },
+                role="admin",
+                parameters=[
+                    _query("status", _ref("AppealStatus"), "Only appeals of this status."),
+                    _query("after", _int(0, QUERY_ID_MAX), "Only appeals with a higher id."),
+                    _limit(100, 1000),
+                ],
+            ),
+        },
+        "/v1/appeals/{appeal_id}/resolve": {
+            "post": _operation(
+                "resolveAppeal",
+                "appeals",
+                "Decide an appeal",
+                "`delist` delists the number at once; `reject` leaves it listed.",
+                {
+                    "200": _json(_ref("Appeal"), "Decided."),
+                    "400": _bad(bad_body),
+                    "404": _not_found("There is no such appeal."),
+                    "409": _problem(HTTPStatus.CONFLICT, "The appeal was already decided."),
+                },
+                role="admin",
+                parameters=[_path("appeal_id", _int(1, ID_MAX), "The appeal's id.", 1)],
+                body=_body(
+                    _obj(
+                        {
+                            "decision": {"type": "string", "enum": list(appeals.DECISIONS)},
+                            "note": _text(appeals.MAX_MESSAGE_LENGTH, "Why."),
+                        }
+                    ),
+                    {"decision": "reject", "note": "Reported by many people this week."},
+                ),
+            )
+        },
+        "/v1/audit": {
+            "get": _operation(
+                "listAudit",
+                "moderation",
+                "The audit log",
+                "Every moderation action, newest first; page with `before` = the last `id`.",
+                {
+                    "200": _json(_ref("AuditEntries"), "The entries."),
+                    "400": _bad("A query parameter is out of range."),
+                },
+                role="admin",
+                parameters=[paging_before, _limit(100, 1000)],
+            )
+        },
+        "/v1/imports": {
+            "post": _operation(
+                "createImport",
+                "imports",
+                "Import a list",
+                "Streams a CSV (a header row with a `number` column; `category`, `reported_at` "
+                "and `note` optional; `,`, `;` or tab) or NDJSON list into trusted listings. "
+                "Every accepted row lands, or none does. Refused rows are counted and listed "
+                f"with their reasons (lines over {import_formats.MAX_LINE_BYTES} bytes, invalid "
+                "numbers, unknown categories, bad times).",
+                {
+                    "201": _json(
+                        _ref("ImportCreated"), "Imported (or replayed by Idempotency-Key)."
+                    ),
+                    "400": _bad(
+                        "Nothing imported: `source` is missing, the body is empty, not CSV or "
+                        "NDJSON, has no `number` column, or its gzip stream is cut or corrupt."
+                    ),
+                    "408": _problem(
+                        HTTPStatus.REQUEST_TIMEOUT,
+                        "Nothing imported: the upload stalled, sending nothing for a while.",
+                    ),
+                    "415": _problem(
+                        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                        "The body is not text/csv or application/x-ndjson, or its "
+                        "Content-Encoding is not identity or gzip.",
+                    ),
+                },
+                role="operator",
+                parameters=[
+                    _query(
+                        "source",
+                        _text(imports.MAX_SOURCE_LENGTH, "Who the list comes from."),
+                        "Who the list comes from, e.g. viettel; named in lookups' `sources`.",
+                    )
+                    | {"required": True, "example": "viettel"},
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": _text(imports.MAX_IDEMPOTENCY_KEY_LENGTH, "Any text."),
+                        "description": "The same key from the same API key returns the first "
+                        "import and imports nothing twice.",
+                    },
+                    {
+                        "name": "Content-Encoding",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "enum": ["identity", "gzip"]},
+                        "description": "gzip bodies are decompressed as they stream in.",
+                    },
+                ],
+                body={
+                    "required": True,
+                    "description": "The list, streamed; no size limit.",
+                    "content": {
+                        import_formats.CSV: {
+                            "schema": {"type": "string"},
+                            "example": "number,category,reported_at,note\n"
+                            "0912345678,online_loan,2024-03-26 09:30,\n",
+                        },
+                        import_formats.NDJSON: {
+                            "schema": {"type": "string"},
+                            "example": '{"number": "0912345678", "category": "investment"}\n',
+                        },
+                    },
+                },
+                json_body=False,
+            ),
+            "get": _operation(
+                "listImports",
+                "imports",
+                "Imports",
+                "Imports newest first: an operator's own, or everyone's for an admin.",
+                {
+                    "200": _json(_ref("Imports"), "The imports."),
+                    "400": _bad("A query parameter is out of range."),
+                },
+                role="operator",
+                parameters=[paging_before, _limit(100, 1000)],
+            ),
+        },
+        "/v1/imports/{import_id}": {
+            "get": _operation(
+                "getImport",
+                "imports",
+                "One import",
+                "One import's counts.",
+                {
+                    "200": _json(_ref("ImportSummary"), "The import."),
+                    "404": _not_found("No such import of the caller's."),
+                },
+                role="operator",
+                parameters=[import_id],
+            )
+        },
+        "/v1/imports/{import_id}/errors": {
+            "get": _operation(
+                "getImportErrors",
+                "imports",
+                "One import's refused rows",
+                "All its refused rows in line order; page with `after` = the last `line`.",
+                {
+                    "200": _json(_ref("ImportErrors"), "The refused rows."),
+                    "400": _bad("A query parameter is out of range."),
+                    "404": _not_found("No such import of the caller's."),
+                },
+                role="operator",
+                parameters=[
+                    import_id,
+                    _query("after", _int(0, QUERY_ID_MAX), "Only rows after this line."),
+                    _limit(10_000, 100_000),
+                ],
+            )
+        },
+    }
+
+
+DESCRIPTION = """\
+Is the number calling me a reported scam number? callguard answers that for phone apps and
+telecom operators' switches in Vietnam.
+
+Every `/v1` call needs `Authorization: Bearer <key>`. Roles nest: `client` (lookups, reports,
+appeals) < `operator` (+ bulk imports) < `admin` (+ moderation). A missing, unknown or revoked
+key gets 401; a key whose role is too low, 403.
+
+JSON in and out; JSON bodies may be sent gzipped (`Content-Encoding: gzip`) and are limited
+to 1 MiB once decompressed. Every error is an RFC 9457 `application/problem+json` with `type`,
+`title`, `status` and `detail`. A method a path does not offer gets 405 with `Allow`.
+"""
+
+
+@functools.cache
+def spec() -> Schema:
+    """The whole OpenAPI document. Built once; callers must not change it."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "callguard",
+            "version": "1",
+            "summary": "Caller-ID scam-number lookups for Vietnam.",
+            "description": DESCRIPTION,
+        },
+        "tags": [
+            {"name": "lookups", "description": "Is this number a scam? Any key."},
+            {"name": "reports", "description": "People report the numbers that called them."},
+            {"name": "appeals", "description": "Owners ask for delistings; admins decide."},
+            {"name": "moderation", "description": "Admin keys only."},
+            {"name": "imports", "description": "Operators and police units push whole lists."},
+            {"name": "operations", "description": "Health and metrics; no key."},
+            {"name": "docs", "description": "This description; no key."},
+        ],
+        "security": BEARER,
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key made by `callguard keys create`.",
+                }
+            },
+            "schemas": _schemas(),
+            "responses": _responses(),
+        },
+    }
