@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -64,6 +64,20 @@ def database_url() -> Iterator[str]:
         resolve_database_url(os.environ.get("DATABASE_URL"), data_dir) as url,
     ):
         yield url
+
+
+@asynccontextmanager
+async def own_postgres(data_dir: Path) -> AsyncIterator[tuple[str, str]]:
+    """A Postgres of the test's own, to stop under a running app: its URL, schema applied,
+    and an admin key. Leaving the block stops it; `resolve_database_url(None, data_dir)`
+    starts it again at the same URL."""
+    key = new_key()
+    with resolve_database_url(None, data_dir) as url:
+        async with await store.create_pool(url, 1, 1) as pool:
+            async with pool.acquire() as conn:
+                await store.apply_schema(conn)
+            await store.create_key(pool, "admin", "admin", hash_key(key))
+        yield url, key
 
 
 @pytest.fixture

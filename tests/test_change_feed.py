@@ -15,14 +15,13 @@ from aiohttp.web import Application
 
 from service import store
 from service.app import create_app
-from service.auth import hash_key, new_key
 from service.config import Config
 from service.embedded import database_url as embedded_database_url
 from service.feed import APPLICATION_NAME
 from service.listings import Listings, utc_now
 from service.state import LISTINGS
 from service.store import Actor
-from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey
+from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey, own_postgres
 
 ADMIN = Actor(None, "test")
 SECOND = 1.0
@@ -207,13 +206,8 @@ async def lookup(client: AppClient, headers: dict[str, str], number: str) -> tup
 async def test_when_postgres_is_gone_lookups_answer_degraded_and_writes_503(
     aiohttp_client: ClientFactory, pg_data_dir: Path
 ) -> None:
-    key = new_key()
-    headers = {"Authorization": f"Bearer {key}"}
-    with embedded_database_url(None, pg_data_dir) as url:  # a Postgres of this test's own
-        async with await store.create_pool(url, 1, 1) as pool:
-            async with pool.acquire() as conn:
-                await store.apply_schema(conn)
-            await store.create_key(pool, "admin", "admin", hash_key(key))
+    async with own_postgres(pg_data_dir) as (url, key):
+        headers = {"Authorization": f"Bearer {key}"}
         config = Config(database_url=url, filter_min_capacity=10_000)
         client = await aiohttp_client(create_app(config))
         await list_number(client, headers, "0912345678")

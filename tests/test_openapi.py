@@ -29,9 +29,8 @@ from service import openapi, store
 from service.app import create_app
 from service.auth import hash_key, new_key
 from service.config import Config
-from service.embedded import database_url as embedded_database_url
 from service.state import LISTINGS, POOL
-from tests.conftest import TABLES, AppClient, ClientFactory, MakeKey
+from tests.conftest import TABLES, AppClient, ClientFactory, MakeKey, own_postgres
 
 SPEC = openapi.spec()
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -415,13 +414,8 @@ async def test_imports_match_the_spec(client: AppClient, keys: dict[str, dict[st
 async def test_answers_while_postgres_is_gone_match_the_spec(
     aiohttp_client: ClientFactory, pg_data_dir: Path
 ) -> None:
-    key = new_key()
-    headers = {"Authorization": f"Bearer {key}"}
-    with embedded_database_url(None, pg_data_dir) as url:  # a Postgres of this test's own
-        async with await store.create_pool(url, 1, 1) as pool:
-            async with pool.acquire() as conn:
-                await store.apply_schema(conn)
-            await store.create_key(pool, "admin", "admin", hash_key(key))
+    async with own_postgres(pg_data_dir) as (url, key):
+        headers = {"Authorization": f"Bearer {key}"}
         client = await aiohttp_client(
             create_app(Config(database_url=url, filter_min_capacity=10_000))
         )
