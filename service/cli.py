@@ -150,6 +150,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
             create_app(replace(config, database_url=url)),
             host=config.host,
             port=config.port,
+            shutdown_timeout=config.shutdown_timeout,
             access_log_class=logs.JsonAccessLog,
         )
     return 0

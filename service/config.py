@@ -66,6 +66,9 @@ class Config:
     """Processes that parse bulk imports; more than the cores gains nothing."""
     import_block_bytes: int = 1 << 20
     """An import is parsed in blocks of about this many bytes, several at once."""
+    shutdown_timeout: float = 60.0
+    """On SIGTERM, how long requests in flight may take to finish; those still running then
+    are cancelled (an import in flight is then rolled back), which may take as long again."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
@@ -90,5 +93,8 @@ class Config:
             config = replace(config, lookups_per_key_per_second=rate)
         if "CALLGUARD_IMPORT_WORKERS" in env:
             config = replace(config, import_workers=int(env["CALLGUARD_IMPORT_WORKERS"]))
+        if "CALLGUARD_SHUTDOWN_TIMEOUT" in env:
+            timeout = float(env["CALLGUARD_SHUTDOWN_TIMEOUT"])
+            config = replace(config, shutdown_timeout=timeout)
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(config, **given)

@@ -77,7 +77,10 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
         subscribers.set_live(True)
         while not lost.is_set():
             try:
-                await asyncio.wait_for(more.wait(), KEEPALIVE_SECONDS)
+                # Not asyncio.wait_for: on 3.11 it can swallow a cancel (the shutdown's)
+                # that lands as the wait ends, and the process then never exits.
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    await more.wait()
             except TimeoutError:
                 await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
             more.clear()
@@ -91,6 +94,7 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
 
 async def _close(conn: asyncpg.Connection) -> None:
     try:
-        await asyncio.wait_for(conn.close(), 2)
+        async with asyncio.timeout(2):
+            await conn.close()
     except DATABASE_UNAVAILABLE:
         conn.terminate()

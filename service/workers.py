@@ -24,8 +24,9 @@ from service.config import Config
 from service.embedded import database_url
 
 MAX_WORKERS = 64
-STOP_SECONDS = 70.0
-"""How long a stopping worker may take: aiohttp's 60 s for requests in flight, then cleanup."""
+CLEANUP_SECONDS = 10.0
+"""How long a stopping worker may take beyond aiohttp's bound on requests in flight (twice
+shutdown_timeout: they are waited for, then cancelled and waited for again) to close up."""
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def serve(config: Config, count: int) -> int:
                 )
                 return _wait_for_stop(workers, wakeup)
             finally:
-                _stop_workers(workers, wakeup)
+                _stop_workers(workers, wakeup, 2 * config.shutdown_timeout + CLEANUP_SECONDS)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -108,13 +109,13 @@ def _wait_for_stop(workers: Sequence[BaseProcess], wakeup: socket.socket) -> int
     return 1
 
 
-def _stop_workers(workers: Sequence[BaseProcess], wakeup: socket.socket) -> None:
-    """SIGTERM each running worker and wait up to STOP_SECONDS for them to finish;
-    kill those left then, or at once on another signal to the parent."""
+def _stop_workers(workers: Sequence[BaseProcess], wakeup: socket.socket, seconds: float) -> None:
+    """SIGTERM each running worker and wait up to `seconds` for them to finish; kill those
+    left then, or at once on another signal to the parent."""
     running = [worker for worker in workers if worker.is_alive()]
     for worker in running:
         worker.terminate()
-    deadline = time.monotonic() + STOP_SECONDS
+    deadline = time.monotonic() + seconds
     while running:
         remaining = deadline - time.monotonic()
         if remaining <= 0 or wakeup in wait([wakeup, *(w.sentinel for w in running)], remaining):
@@ -141,6 +142,7 @@ def _worker(config: Config) -> None:
         host=config.host,
         port=config.port,
         reuse_port=True,
+        shutdown_timeout=config.shutdown_timeout,
         access_log_class=logs.JsonAccessLog,
     )
 
