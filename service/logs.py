@@ -1,5 +1,5 @@
-"""Logs as JSON lines on stdout: one per request (the access log), and the service's own
-messages.
+"""Logs as JSON lines: one per request on stdout (the access log), and the service's own
+messages on stderr.
 
 The access log is on every lookup's path, whose whole budget is tens of microseconds;
 aiohttp's default access logger cost about 110 µs a request here (docs/benchmarks.md). So
