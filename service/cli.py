@@ -151,6 +151,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
             host=config.host,
             port=config.port,
             shutdown_timeout=config.shutdown_timeout,
+            keepalive_timeout=config.keepalive_timeout,
             access_log_class=logs.JsonAccessLog,
         )
     return 0

@@ -66,6 +66,10 @@ class Config:
     """Processes that parse bulk imports; more than the cores gains nothing."""
     import_block_bytes: int = 1 << 20
     """An import is parsed in blocks of about this many bytes, several at once."""
+    keepalive_timeout: float = 15.0
+    """Seconds a connection may wait for its next request's headers to be complete (aiohttp
+    counts from the connection's start or its last answer): an idle or slow-header client
+    is closed after this."""
     shutdown_timeout: float = 60.0
     """On SIGTERM, how long requests in flight may take to finish; those still running then
     are cancelled (an import in flight is then rolled back), which may take as long again."""
@@ -93,6 +97,9 @@ class Config:
             config = replace(config, lookups_per_key_per_second=rate)
         if "CALLGUARD_IMPORT_WORKERS" in env:
             config = replace(config, import_workers=int(env["CALLGUARD_IMPORT_WORKERS"]))
+        if "CALLGUARD_KEEPALIVE_TIMEOUT" in env:
+            timeout = float(env["CALLGUARD_KEEPALIVE_TIMEOUT"])
+            config = replace(config, keepalive_timeout=timeout)
         if "CALLGUARD_SHUTDOWN_TIMEOUT" in env:
             timeout = float(env["CALLGUARD_SHUTDOWN_TIMEOUT"])
             config = replace(config, shutdown_timeout=timeout)

@@ -143,6 +143,7 @@ def _worker(config: Config) -> None:
         port=config.port,
         reuse_port=True,
         shutdown_timeout=config.shutdown_timeout,
+        keepalive_timeout=config.keepalive_timeout,
         access_log_class=logs.JsonAccessLog,
     )
 

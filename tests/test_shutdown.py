@@ -360,3 +360,26 @@ async def test_an_upload_still_arriving_at_sigterm_is_cut_and_rolled_back(
         assert isinstance(upload.exception(), aiohttp.ClientError), upload
 
     assert await trusted_listings_of(callguard, "cut") == 0
+
+
+async def test_a_client_slow_to_send_its_headers_is_closed(
+    callguard: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CALLGUARD_KEEPALIVE_TIMEOUT", "1")
+    with callguard.serve(free_port()) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        started = time.monotonic()
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            while time.monotonic() - started < 10:  # a header line now and then, never the end
+                await asyncio.sleep(0.2)
+                writer.write(b"X-Slow: yes\r\n")
+                await writer.drain()
+                if reader.at_eof():
+                    break
+        except ConnectionError:
+            pass
+        closed = await asyncio.wait_for(reader.read(), 10)
+        assert closed == b""  # closed without an answer
+        assert time.monotonic() - started < 3
+        writer.close()
