@@ -18,30 +18,19 @@ as `callguard serve` does apart from its request log. Run from the repository ro
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
 
+from service.api.numbers import UNKNOWN_ANSWER
 from service.app import create_app
 from service.config import Config
 from service.numbers import InvalidNumber, normalize, to_e164
 
-CLEAN_ANSWER = json.dumps(
-    {
-        "number": "+84912345678",
-        "verdict": "unknown",
-        "score": 0,
-        "report_count": 0,
-        "reporter_count": 0,
-        "categories": [],
-        "first_reported_at": None,
-        "last_reported_at": None,
-    }
-).encode()
-"""What the service answers for a clean number, byte for byte but for the number."""
+CLEAN_ANSWER = UNKNOWN_ANSWER % 84912345678
+"""What the service answers for a clean number, byte for byte (its own template)."""
 
 POOL_SIZE = 10
 """asyncpg's default, and the service's pool_max_size."""

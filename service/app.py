@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from service import feed, store
+from service import feed, logs, store
 from service.api import (
     allowlist,
     appeals,
@@ -105,6 +105,20 @@ def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
         ]
     )
     return app
+
+
+def run(app: web.Application, config: Config, *, reuse_port: bool = False) -> None:
+    """Serve the app until SIGTERM or SIGINT as `callguard serve` does: on config's host and
+    port, with its connection and shutdown timeouts and the JSON request log (logs.py)."""
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        reuse_port=reuse_port,
+        shutdown_timeout=config.shutdown_timeout,
+        keepalive_timeout=config.keepalive_timeout,
+        access_log_class=logs.JsonAccessLog,
+    )
 
 
 def front_middleware(metrics: Metrics) -> Middleware:

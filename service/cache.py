@@ -19,26 +19,30 @@ from service.reputation import Evidence
 class EvidenceCache:
     """A bounded LRU map from number to evidence, kept coherent by the change feed."""
 
-    def __init__(self, size: int, max_age: timedelta) -> None:
+    def __init__(self, size: int, max_age: timedelta, counts: dict[str, int]) -> None:
         self.size = size
         self.max_age = max_age
         self.generation = 0
         """Bumped by every invalidation: a read begun before one may be stale."""
-        self.hits = 0
-        self.misses = 0
+        self.counts = counts
+        """Lookups by result, "hit" and "miss": the metric's own tally (metrics.Tally)."""
         self._entries: OrderedDict[int, tuple[Evidence, datetime]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def hits(self) -> int:
+        return self.counts["hit"]
+
     def get(self, number: int, now: datetime) -> Evidence | None:
         """The number's evidence if cached and still valid at `now`."""
         entry = self._entries.get(number)
         if entry is None or entry[1] <= now:
-            self.misses += 1
+            self.counts["miss"] += 1
             return None
         self._entries.move_to_end(number)
-        self.hits += 1
+        self.counts["hit"] += 1
         return entry[0]
 
     def put(

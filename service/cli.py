@@ -11,10 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
-from aiohttp import web
 
 from service import logs, store, upload, workers
-from service.app import create_app
+from service.app import create_app, run
 from service.auth import Role, hash_key, new_key
 from service.config import Config
 from service.embedded import database_url
@@ -146,14 +145,7 @@ def _serve(config: Config, args: argparse.Namespace) -> int:
         return workers.serve(config, args.workers)
     logs.configure()
     with database_url(config.database_url, config.data_dir) as url:
-        web.run_app(
-            create_app(replace(config, database_url=url)),
-            host=config.host,
-            port=config.port,
-            shutdown_timeout=config.shutdown_timeout,
-            keepalive_timeout=config.keepalive_timeout,
-            access_log_class=logs.JsonAccessLog,
-        )
+        run(create_app(replace(config, database_url=url)), config)
     return 0
 
 

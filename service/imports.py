@@ -67,11 +67,23 @@ class ParserLost(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RowError:
-    """A row refused, by line number (the header is line 1), with the value and why."""
+    """A row refused, by line number (the header is line 1), with the value and why. The
+    value is kept as Postgres can store it (storable)."""
 
     line: int
     value: str
     reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", storable(self.value))
+
+
+def storable(text: str) -> str:
+    """Text as Postgres can store it: a NUL, or a lone surrogate from an NDJSON escape, is
+    kept as its escape sequence; anything else is returned as it is."""
+    if text.isascii() and "\x00" not in text:  # the common case, at once
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,9 +560,7 @@ def _add_row(
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=VIETNAM_TIME)
     remark = note.strip() or None if note else None
-    if remark is not None and (
-        len(remark) > MAX_NOTE_LENGTH or "\x00" in remark or not _storable(remark)
-    ):
+    if remark is not None and (len(remark) > MAX_NOTE_LENGTH or storable(remark) != remark):
         reason = (
             f"the note is longer than {MAX_NOTE_LENGTH} characters, "
             "or has a NUL or an unpaired surrogate"
@@ -560,14 +570,3 @@ def _add_row(
     batch.rows.append((line, parsed.number, category, moment, remark))
     if parsed.legacy:
         batch.mapped_legacy += 1
-
-
-def _storable(text: str) -> bool:
-    """Whether text encodes as UTF-8 (an NDJSON escape can make a lone surrogate)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

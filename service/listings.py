@@ -97,12 +97,11 @@ async def build_filter(pool: asyncpg.Pool, config: Config, now: datetime) -> Bui
     """A filter holding every listed number, from a full read of the tables."""
     started = time.perf_counter()
     since = window_start(now, config.rules)
-    rows = await store.count_listed_rows(pool, since)
-    capacity = capacity_for(rows, config.filter_min_capacity, config.filter_headroom)
-    number_filter = make_filter(config.filter_backend, capacity, config.filter_error_rate)
-    cursor, distinct = await store.copy_listed_numbers(pool, since, number_filter.update)
-    number_filter.entries = distinct
-    return Built(number_filter, cursor, time.perf_counter() - started, "tables")
+    async with store.listed_numbers(pool, since) as listed:
+        capacity = capacity_for(listed.rows, config.filter_min_capacity, config.filter_headroom)
+        number_filter = make_filter(config.filter_backend, capacity, config.filter_error_rate)
+        await listed.copy(number_filter.update)  # update() counts them in `entries`
+    return Built(number_filter, listed.cursor, time.perf_counter() - started, "tables")
 
 
 async def load_snapshot(pool: asyncpg.Pool, config: Config) -> Built | None:
@@ -146,7 +145,9 @@ class Listings:
         self.config = config
         self.rules = config.rules
         self.clock = clock
-        self.cache = EvidenceCache(config.cache_size, config.cache_max_age)
+        self.cache = EvidenceCache(
+            config.cache_size, config.cache_max_age, metrics.cache_lookups.counts
+        )
         self.feed_live = False
         """The change feed is connected and caught up: the cache may be trusted."""
         self.built_at = time.monotonic()
@@ -158,12 +159,8 @@ class Listings:
         self._recording: list[Collection[int]] | None = None
         self._catching_up = asyncio.Lock()
         self._rebuilding = asyncio.Lock()
-        self.negatives = 0
-        self.false_positives = 0
         self._checks = metrics.filter_checks.counts
         self._verdicts = metrics.lookups.counts
-        self._cache_hits = metrics.cache_lookups.labels("hit")
-        self._cache_misses = metrics.cache_lookups.labels("miss")
         metrics.filter_entries.set_function(lambda: self.filter.entries)
         metrics.filter_capacity.set_function(lambda: self.filter.capacity)
         metrics.filter_bytes.set_function(lambda: self.filter.nbytes)
@@ -177,8 +174,9 @@ class Listings:
     def false_positive_rate(self) -> float:
         """Of the lookups of numbers nothing is stored about, the share the filter let
         through: the measured false-positive rate."""
-        checked = self.negatives + self.false_positives
-        return self.false_positives / checked if checked else 0.0
+        false_positives = self._checks["false_positive"]
+        checked = self._checks["negative"] + false_positives
+        return false_positives / checked if checked else 0.0
 
     def ruled_out(self, number: int) -> bool:
         """Whether the filter rules the number out, so its answer is unknown without reading
@@ -186,15 +184,12 @@ class Listings:
         of single and batch lookups."""
         if number in self.filter:
             return False
-        self.negatives += 1
-        self._checks["negative"] += 1
-        self._verdicts["unknown"] += 1
+        self.count_ruled_out(1)
         return True
 
     def count_ruled_out(self, count: int) -> None:
         """Count numbers a batch found not in the filter (answered unknown), as ruled_out()
         counts one."""
-        self.negatives += count
         self._checks["negative"] += count
         self._verdicts["unknown"] += count
 
@@ -208,7 +203,6 @@ class Listings:
         now = self.clock()
         maybes = [number for number in numbers if number in self.filter]
         negatives = len(numbers) - len(maybes)
-        self.negatives += negatives
         self._checks["negative"] += negatives
         found: dict[int, Evidence] = {}
         degraded = False
@@ -243,8 +237,6 @@ class Listings:
                     missing.append(number)
                 else:
                     found[number] = cached
-            self._cache_hits.inc(len(maybes) - len(missing))
-            self._cache_misses.inc(len(missing))
         if not missing:
             return found, False
         generation = self.cache.generation
@@ -459,7 +451,7 @@ class Listings:
         Returns why it was rebuilt, if it was."""
         config, now = self.config, self.clock()
         await store.prune_changes(self.pool, now - config.change_retention)
-        listed = await store.count_listed_numbers(self.pool, window_start(now, self.rules))
+        listed = await store.count_listed_rows(self.pool, window_start(now, self.rules))
         entries = self.filter.entries
         stale_share = max(0.0, 1 - listed / entries) if entries else 0.0
         self._metrics.filter_stale_share.set(stale_share)
@@ -484,10 +476,7 @@ class Listings:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     def _count_maybe(self, answer: Answer) -> None:
-        outcome = _maybe_outcome(answer)
-        if outcome == "false_positive":
-            self.false_positives += 1
-        self._checks[outcome] += 1
+        self._checks[_maybe_outcome(answer)] += 1
 
     async def _evidence(self, numbers: Sequence[int], now: datetime) -> dict[int, Evidence]:
         return await store.get_evidence(self.pool, numbers, window_start(now, self.rules))

@@ -26,7 +26,7 @@ from aiohttp.web_response import StreamResponse
 from aiohttp.web_urldispatcher import AbstractResource
 
 from service.auth import API_KEY
-from service.metrics import KNOWN_METHODS
+from service.metrics import KNOWN_METHODS, resource_label
 
 FLUSH_SECONDS = 1.0
 BUFFER_BYTES = 1 << 16
@@ -114,4 +114,4 @@ class JsonAccessLog(AbstractAccessLogger):
 @functools.lru_cache(maxsize=256)
 def _route_json(resource: AbstractResource | None) -> str:
     """A route's template as a JSON string, worked out once per route."""
-    return json.dumps(resource.canonical if resource is not None else "unmatched")
+    return json.dumps(resource_label(resource))

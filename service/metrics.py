@@ -107,14 +107,13 @@ class Metrics:
             ["source"],
             registry=r,
         )
-        self.cache_lookups = Counter(
+        self.cache_lookups = Tally(
             "callguard_cache_lookups",
             "Positive-cache lookups for filter maybes, by result.",
-            ["result"],
-            registry=r,
+            "result",
+            ("hit", "miss"),
         )
-        for result in ("hit", "miss"):
-            self.cache_lookups.labels(result)
+        r.register(self.cache_lookups)
         self.cache_entries = Gauge(
             "callguard_cache_entries", "Numbers in the positive cache.", registry=r
         )
@@ -167,5 +166,9 @@ class Metrics:
 
 def route_label(request: web.Request) -> str:
     """The route template, so label values stay bounded whatever paths clients send."""
-    resource = request.match_info.route.resource
+    return resource_label(request.match_info.route.resource)
+
+
+def resource_label(resource: AbstractResource | None) -> str:
+    """A route's template; "unmatched" for a request no route took."""
     return resource.canonical if resource is not None else "unmatched"

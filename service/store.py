@@ -133,7 +133,6 @@ SELECT number FROM community_listings WHERE last_reported_at > $1
 UNION ALL SELECT number FROM trusted_listings
 UNION ALL SELECT number FROM allowlist
 """
-_COUNT_LISTED_NUMBERS = f"SELECT count(DISTINCT number) FROM ({_LISTED_NUMBERS}) listed"
 _COUNT_LISTED_ROWS = f"SELECT count(*) FROM ({_LISTED_NUMBERS}) listed"
 _LAST_CHANGE = "SELECT coalesce(max(seq), 0) FROM changes"
 _SELECT_CHANGES = """
@@ -293,33 +292,44 @@ async def prune_changes(pool: asyncpg.Pool, before: datetime) -> int:
     return int(status.split()[-1])
 
 
-async def copy_listed_numbers(
-    pool: asyncpg.Pool, window_start: datetime, add: Callable[[list[int]], None]
-) -> tuple[int, int]:
-    """Pass every listed number to `add`, in batches, from one snapshot of the database;
-    return (the last change in that snapshot, how many distinct numbers). A number listed
-    twice (reported and imported) comes twice."""
-    tail = b""
+@dataclass(frozen=True, slots=True)
+class ListedNumbers:
+    """One snapshot of the listed numbers: the last change in it, how many rows list a
+    number (one listed twice, reported and imported, counts twice), and the numbers."""
 
-    def receive(chunk: bytes) -> None:
-        nonlocal tail
-        data = tail + chunk
-        end = data.rfind(b"\n") + 1
-        tail = data[end:]
-        if end:
-            add(list(map(int, data[:end].split())))
+    cursor: int
+    rows: int
+    _conn: asyncpg.Connection
+    _query: str
 
-    async def sink(chunk: bytes) -> None:
-        receive(chunk)
+    async def copy(self, add: Callable[[list[int]], None]) -> None:
+        """Pass every listed number to `add`, in batches, as COPY streams them."""
+        tail = b""
 
+        async def sink(chunk: bytes) -> None:
+            nonlocal tail
+            data = tail + chunk
+            end = data.rfind(b"\n") + 1
+            tail = data[end:]
+            if end:
+                add(list(map(int, data[:end].split())))
+
+        await self._conn.copy_from_query(self._query, output=sink, format="text")
+        if tail:
+            add([int(tail)])
+
+
+@asynccontextmanager
+async def listed_numbers(
+    pool: asyncpg.Pool, window_start: datetime
+) -> AsyncIterator[ListedNumbers]:
+    """The listed numbers (community listings reported since window_start, trusted
+    listings, the allowlist) as of one snapshot of the database."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         cursor: int = await conn.fetchval(_LAST_CHANGE)
-        count: int = await conn.fetchval(_COUNT_LISTED_NUMBERS, window_start)
+        rows: int = await conn.fetchval(_COUNT_LISTED_ROWS, window_start)
         query = _LISTED_NUMBERS.replace("$1", _quote_time(window_start))
-        await conn.copy_from_query(query, output=sink, format="text")
-    if tail:
-        add([int(tail)])
-    return cursor, count
+        yield ListedNumbers(cursor, rows, conn, query)
 
 
 def _quote_time(at: datetime) -> str:
@@ -328,14 +338,8 @@ def _quote_time(at: datetime) -> str:
 
 
 async def count_listed_rows(pool: asyncpg.Pool, window_start: datetime) -> int:
-    """How many listed numbers, counting one listed twice twice: cheap, to size a filter."""
+    """How many rows list a number, as ListedNumbers.rows counts them."""
     count: int = await pool.fetchval(_COUNT_LISTED_ROWS, window_start)
-    return count
-
-
-async def count_listed_numbers(pool: asyncpg.Pool, window_start: datetime) -> int:
-    """How many distinct numbers the filter must hold now."""
-    count: int = await pool.fetchval(_COUNT_LISTED_NUMBERS, window_start)
     return count
 
 

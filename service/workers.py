@@ -19,7 +19,7 @@ from types import FrameType
 from aiohttp import web
 
 from service import logs
-from service.app import create_app
+from service.app import create_app, run
 from service.config import Config
 from service.embedded import database_url
 
@@ -137,15 +137,7 @@ def _worker(config: Config) -> None:
     logs.configure()
     app = create_app(config)
     app.cleanup_ctx.append(_exit_with_parent)
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        reuse_port=True,
-        shutdown_timeout=config.shutdown_timeout,
-        keepalive_timeout=config.keepalive_timeout,
-        access_log_class=logs.JsonAccessLog,
-    )
+    run(app, config, reuse_port=True)
 
 
 async def _exit_with_parent(app: web.Application) -> AsyncIterator[None]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from service.app import create_app
 from service.auth import hash_key, new_key
 from service.config import Config
 from service.embedded import database_url as resolve_database_url
+from tests.processes import ENTRY_POINTS, Cli, fresh_data_dir, postgres_dir
 
 AppClient = TestClient[object, Application]
 ClientFactory = Callable[[Application], Awaitable[AppClient]]
@@ -39,21 +38,6 @@ TABLES = (
     "changes",
     "filter_snapshots",
 )
-
-
-@contextmanager
-def postgres_dir() -> Iterator[Path]:
-    """A directory for an embedded Postgres's data, removed afterwards.
-
-    Not under pytest's tmp_path: as root, Postgres runs as the `pgserver` user, and every
-    pytest session makes /tmp/pytest-of-root private again, locking out another session's
-    Postgres mid-run.
-    """
-    parent = Path(tempfile.mkdtemp(prefix="callguard-test-"))
-    try:
-        yield parent / "data"
-    finally:
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +140,17 @@ async def auth(make_key: MakeKey) -> dict[str, str]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=list(ENTRY_POINTS))
+def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
+    """The command, through each entry point, on a fresh data dir."""
+    with fresh_data_dir() as data_dir:
+        yield Cli(ENTRY_POINTS[request.param], data_dir, tmp_path)
+
+
+@pytest.fixture
+def callguard(tmp_path: Path) -> Iterator[Cli]:
+    """The `callguard` script on a fresh data dir."""
+    with fresh_data_dir() as data_dir:
+        yield Cli(ENTRY_POINTS["callguard"], data_dir, tmp_path)

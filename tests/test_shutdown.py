@@ -8,7 +8,7 @@ import asyncio
 import signal
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from service.embedded import database_url
-from tests.test_cli import ENTRY_POINTS, Cli, Server, free_port, fresh_data_dir
+from tests.processes import Cli, Server, free_port
 from tests.test_workers import listening_workers
 
 LOAD_CLIENTS = 32
@@ -65,17 +65,6 @@ class Load:
     before it stopped."""
 
 
-@pytest.fixture
-def callguard(tmp_path: Path) -> Iterator[Cli]:
-    """The `callguard` script on a fresh data dir."""
-    with fresh_data_dir() as data_dir:
-        yield Cli(ENTRY_POINTS["callguard"], data_dir, tmp_path)
-
-
-def port_of(server: Server) -> int:
-    return int(server.url.rsplit(":", 1)[1])
-
-
 async def wait_for_exit(server: Server, timeout: float) -> int:
     """The process's exit status, once it has exited, within `timeout`."""
     deadline = time.monotonic() + timeout
@@ -91,7 +80,7 @@ async def until_refused(server: Server) -> None:
     deadline = time.monotonic() + REFUSED_TIMEOUT
     while True:
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+            _, writer = await asyncio.open_connection("127.0.0.1", server.port)
         except (ConnectionRefusedError, ConnectionResetError):
             return
         writer.close()
@@ -367,7 +356,7 @@ async def test_a_client_slow_to_send_its_headers_is_closed(
 ) -> None:
     monkeypatch.setenv("CALLGUARD_KEEPALIVE_TIMEOUT", "1")
     with callguard.serve(free_port()) as server:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         started = time.monotonic()
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         try:

@@ -7,21 +7,18 @@ import json
 import signal
 import socket
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psutil
 import pytest
 
-from tests.test_cli import (
-    ENTRY_POINTS,
+from tests.processes import (
     NUMBER,
     STOP_TIMEOUT,
     Cli,
     Server,
     free_port,
-    fresh_data_dir,
 )
 
 WORKERS = 2
@@ -37,24 +34,6 @@ Answer = tuple[int, Any]
 """(status, JSON body) of one request."""
 
 
-@pytest.fixture(params=list(ENTRY_POINTS))
-def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    """The command, through each entry point (spawn treats each main module its own way)."""
-    with fresh_data_dir() as data_dir:
-        yield Cli(ENTRY_POINTS[request.param], data_dir, tmp_path)
-
-
-@pytest.fixture
-def callguard(tmp_path: Path) -> Iterator[Cli]:
-    """The `callguard` script on a fresh data dir."""
-    with fresh_data_dir() as data_dir:
-        yield Cli(ENTRY_POINTS["callguard"], data_dir, tmp_path)
-
-
-def port_of(server: Server) -> int:
-    return int(server.url.rsplit(":", 1)[1])
-
-
 def is_running(process: psutil.Process) -> bool:
     """Whether the process runs: an orphan's zombie may wait long for init to reap it."""
     try:
@@ -65,7 +44,7 @@ def is_running(process: psutil.Process) -> bool:
 
 def listening_workers(server: Server) -> list[psutil.Process]:
     """The server's child processes that listen on its port, once WORKERS of them do."""
-    port = port_of(server)
+    port = server.port
     deadline = time.monotonic() + LISTEN_TIMEOUT
     while True:
         assert server.process.poll() is None, f"serve exited:\n{server.log()}"
@@ -87,7 +66,7 @@ def request_one(
     server: Server, workers: list[psutil.Process], path: str, key: str | None
 ) -> tuple[int, Answer]:
     """(pid of the worker that answered, answer) of a GET on a new connection."""
-    connection = http.client.HTTPConnection("127.0.0.1", port_of(server), timeout=5)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         connection.request("GET", path, headers=headers)
@@ -97,7 +76,7 @@ def request_one(
         client_port = connection.sock.getsockname()[1]
         for worker in workers:
             for c in worker.net_connections("tcp"):
-                if c.raddr and c.raddr.port == client_port and c.laddr.port == port_of(server):
+                if c.raddr and c.raddr.port == client_port and c.laddr.port == server.port:
                     return worker.pid, answer
         pytest.fail(f"no worker holds the connection from port {client_port}")
     finally:

@@ -50,12 +50,6 @@ def summary_body(summary: ImportSummary) -> dict[str, Any]:
     }
 
 
-def storable(value: str) -> str:
-    """A refused row's value as Postgres can store it: a NUL, or a lone surrogate from an
-    NDJSON escape, is kept as its escape sequence (the row is refused anyway)."""
-    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def errors_body(errors: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
     """Refused rows as JSON."""
     return [{"line": line, "value": value, "reason": reason} for line, value, reason in errors]
@@ -91,7 +85,7 @@ async def create_import(request: web.Request) -> web.Response:
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
                     listings.add_numbers(parsed.numbers)
-                    refused = [(e.line, storable(e.value), e.reason) for e in parsed.errors]
+                    refused = [(error.line, error.value, error.reason) for error in parsed.errors]
                     errors.extend(refused[: INLINE_ERRORS - len(errors)])
                     await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
             listings.own_import(writer.summary.id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from http import HTTPStatus
 from typing import Any
@@ -15,12 +14,12 @@ from service.state import CONFIG, LISTINGS
 
 from .bodies import read_object
 from .numbers import (
-    UNKNOWN_ANSWER,
     UNKNOWN_RESULT_TEXT,
     answer_body,
     language,
     limit_lookups,
     lookup_bytes,
+    unknown_body,
 )
 
 _PLAIN = re.compile(r"[0-9+ .()-]{1,64}")
@@ -66,7 +65,7 @@ async def lookup_batch(request: web.Request) -> web.Response:
         elif (item[0] == "+" and item[1:].isdigit() and item.isascii()) or _PLAIN.fullmatch(item):
             parts.append(unknown % (item, number))  # needs no JSON escaping
         else:
-            parts.append(_json({"input": item, **json.loads(UNKNOWN_ANSWER % number)}))
+            parts.append(_json({"input": item, **unknown_body(number)}))
     listings.count_ruled_out(len(parts) - len(maybes))
     if maybes:
         answers = await listings.lookup_many([number for _, number in maybes])

@@ -100,18 +100,23 @@ def lookup_bytes(data: bytes, lang: str) -> web.Response:
     return web.Response(body=data, headers=headers)
 
 
-def _unknown_template(with_input: bool) -> bytes:
-    """answer_body's JSON for a number the filter rules out, with %d for the number (and %b
-    before it for the input): made by answer_body itself, so the two cannot drift."""
-    body = answer_body(Answer(0, Evidence(0), UNKNOWN), "vi")
+def unknown_body(number: int) -> dict[str, Any]:
+    """answer_body for a number the filter rules out."""
+    return answer_body(Answer(number, Evidence(number), UNKNOWN), "vi")
+
+
+def _unknown_template(with_input: bool) -> str:
+    """unknown_body's JSON with %d for the number (and %s before it for the input): made
+    by answer_body itself, so the two cannot drift."""
+    body = unknown_body(0)
     if with_input:
         body = {"input": "INPUT", **body}
-    return encode_json(body).replace(b'"INPUT"', b'"%b"').replace(b'"+0"', b'"+%d"')
+    return encode_json(body).decode().replace('"INPUT"', '"%s"').replace('"+0"', '"+%d"')
 
 
-UNKNOWN_ANSWER = _unknown_template(with_input=False)
+UNKNOWN_ANSWER = _unknown_template(with_input=False).encode()
 """The whole answer for a number the filter rules out: UNKNOWN_ANSWER % number."""
-UNKNOWN_RESULT_TEXT = _unknown_template(with_input=True).decode().replace('"%b"', '"%s"')
+UNKNOWN_RESULT_TEXT = _unknown_template(with_input=True)
 """A batch result for one, as text: UNKNOWN_RESULT_TEXT % (input, number), for input that
 needs no JSON escaping."""
 
