@@ -7,12 +7,13 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from http import HTTPStatus
+from typing import TextIO
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from service import feed, logs, store
+from service import feed, store
 from service.api import (
     allowlist,
     appeals,
@@ -25,7 +26,7 @@ from service.api import (
     numbers,
     reports,
 )
-from service.auth import KEY_CACHE, KeyCache, authorize
+from service.auth import KEY_CACHE, KeyCache, authorize, public
 from service.config import Config
 from service.imports import Parsers
 from service.limits import TokenBuckets
@@ -37,6 +38,7 @@ from service.listings import (
     load_snapshot,
     utc_now,
 )
+from service.logs import RequestLog
 from service.metrics import Metrics
 from service.problems import problem_for
 from service.state import (
@@ -48,26 +50,32 @@ from service.state import (
     PARSERS,
     POOL,
     REPORT_LIMITS,
+    REQUEST_LOG,
 )
 
 
-def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
+def create_app(
+    config: Config, clock: Clock = utc_now, log_stream: TextIO | None = None
+) -> web.Application:
     """A callguard app for config; config.database_url must name a reachable Postgres.
 
-    `clock` tells the time for the verdict rules and records; tests pass their own.
+    `clock` tells the time for the verdict rules and records, and `log_stream` is where a
+    JSON line per request goes (stdout); tests pass their own.
     """
     if not config.database_url:
         raise ValueError("create_app needs config.database_url (the CLI starts embedded Postgres)")
     metrics = Metrics()
+    requests = RequestLog(log_stream)
     app = web.Application(
         client_max_size=config.max_body_bytes,
         # Bodies are decompressed here, not by aiohttp, which lets a cut gzip stream pass as
         # complete: api/bodies.py for JSON (bounded), service/imports.py for imports.
         handler_args={"auto_decompress": False},
-        middlewares=[front_middleware(metrics)],
+        middlewares=[front_middleware(metrics, requests)],
     )
     app[CONFIG] = config
     app[METRICS] = metrics
+    app[REQUEST_LOG] = requests
     app[CLOCK] = clock
     app[KEY_CACHE] = KeyCache(config.key_cache_size)
     app[REPORT_LIMITS] = TokenBuckets(
@@ -76,12 +84,12 @@ def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
     app[LOOKUP_LIMITS] = TokenBuckets(
         config.lookups_per_key_per_second, config.lookup_burst_per_key
     )
-    app.cleanup_ctx.extend([database, listings, change_feed, import_parsers])
+    app.cleanup_ctx.extend([request_log, database, listings, change_feed, import_parsers])
     app.router.add_routes(
         [
             web.get("/healthz", health.healthz),
             web.get("/readyz", health.readyz),
-            web.get("/metrics", make_aiohttp_handler(metrics.registry)),
+            web.get("/metrics", public(make_aiohttp_handler(metrics.registry))),
             web.get("/openapi.json", docs.openapi_json),
             web.get("/docs", docs.docs_page),
             web.get("/v1/categories", categories.list_categories),
@@ -109,7 +117,8 @@ def create_app(config: Config, clock: Clock = utc_now) -> web.Application:
 
 def run(app: web.Application, config: Config, *, reuse_port: bool = False) -> None:
     """Serve the app until SIGTERM or SIGINT as `callguard serve` does: on config's host and
-    port, with its connection and shutdown timeouts and the JSON request log (logs.py)."""
+    port, with its connection and shutdown timeouts. The middleware writes the request log,
+    so aiohttp's access log is off."""
     web.run_app(
         app,
         host=config.host,
@@ -117,22 +126,28 @@ def run(app: web.Application, config: Config, *, reuse_port: bool = False) -> No
         reuse_port=reuse_port,
         shutdown_timeout=config.shutdown_timeout,
         keepalive_timeout=config.keepalive_timeout,
-        access_log_class=logs.JsonAccessLog,
+        access_log=None,
     )
 
 
-def front_middleware(metrics: Metrics) -> Middleware:
+_CANCELLED_STATUS = int(HTTPStatus.INTERNAL_SERVER_ERROR)
+"""The status counted and logged for a request cancelled before its answer: the client left."""
+
+
+def front_middleware(metrics: Metrics, request_log: RequestLog) -> Middleware:
     """The one middleware (one layer, as a lookup's whole budget is tens of microseconds):
-    check the key (auth.py), answer any failure as problem+json (problems.py), and count and
-    time the request with its final status (metrics.py)."""
+    check the key (auth.py), answer any failure as problem+json (problems.py), then count and
+    time the request with its final status (metrics.py) and log it (logs.py)."""
+    requests = metrics.requests
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        status = HTTPStatus.INTERNAL_SERVER_ERROR.value  # if cancelled: the client left
+        status = _CANCELLED_STATUS
+        api_key = None
         try:
             try:
-                await authorize(request)
+                api_key = await authorize(request)
                 response = await handler(request)
             except Exception as err:
                 problem = problem_for(request, err)
@@ -143,9 +158,17 @@ def front_middleware(metrics: Metrics) -> Middleware:
             status = response.status
             return response
         finally:
-            metrics.observe_request(request, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            requests.observe(request, status, seconds)
+            request_log.add(request, status, seconds, None if api_key is None else api_key.id)
 
     return middleware
+
+
+async def request_log(app: web.Application) -> AsyncIterator[None]:
+    """The request log's buffer, written out at shutdown."""
+    yield
+    app[REQUEST_LOG].buffer.flush()
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:

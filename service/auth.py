@@ -1,22 +1,23 @@
-"""API keys: making and hashing them, roles, the per-process key cache, the auth middleware.
+"""API keys: making and hashing them, roles, the per-process key cache, authorizing a request.
 
 A lookup must not cost a database round trip for its key, so verified keys are cached in
-process. The cache is trusted only while the change feed listens: every key change
-NOTIFYs, the feed clears the cache, and while the feed is down every request asks Postgres.
-If Postgres cannot answer either (an outage), a key the cache knew is accepted anyway, so
-lookups go on answering from the filter; a key revoked while the feed was down could then
-be honoured until Postgres is back.
+process, by the Authorization header as sent: a lookup's key check is one dict lookup, with no
+parsing or hashing (the header text, key and all, stays in this process's memory, as the
+request that brought it did). The cache is trusted only while the change feed listens: every
+key change NOTIFYs, the feed clears the cache, and while the feed is down every request asks
+Postgres. If Postgres cannot answer either (an outage), a key the cache knew is accepted
+anyway, so lookups go on answering from the filter; a key revoked while the feed was down
+could then be honoured until Postgres is back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable
 from enum import IntEnum
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -56,38 +57,45 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
+class Caller(NamedTuple):
+    """An active key and its role, as the cache holds them."""
+
+    key: ApiKey
+    role: Role
+
+
 class KeyCache:
-    """Recent answers to "which active key has this hash?", negative ones included."""
+    """Recent answers to "whose active key does this Authorization header carry?", negative
+    ones included: by the header as sent, so a cached lookup neither parses nor hashes it."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.live = False
         """True while the change feed listens; until then nothing is cached."""
         self.generation = 0
-        self._entries: OrderedDict[bytes, ApiKey | None] = OrderedDict()
+        self._entries: dict[str, Caller | None] = {}
 
-    def get(self, key_hash: bytes) -> tuple[bool, ApiKey | None]:
-        """(found, key): found is False when Postgres must be asked."""
+    def get(self, header: str) -> tuple[bool, Caller | None]:
+        """(found, caller): found is False when Postgres must be asked."""
         if not self.live:
             return False, None
-        return self.last_known(key_hash)
+        return self.last_known(header)
 
-    def last_known(self, key_hash: bytes) -> tuple[bool, ApiKey | None]:
+    def last_known(self, header: str) -> tuple[bool, Caller | None]:
         """get(), also while the feed is down: for when Postgres cannot be asked."""
         try:
-            entry = self._entries[key_hash]
+            return True, self._entries[header]
         except KeyError:
             return False, None
-        self._entries.move_to_end(key_hash)
-        return True, entry
 
-    def put(self, key_hash: bytes, key: ApiKey | None, generation: int) -> None:
-        """Remember an answer read while the cache was at `generation`, if still current."""
+    def put(self, header: str, caller: Caller | None, generation: int) -> None:
+        """Remember an answer read while the cache was at `generation`, if still current;
+        the oldest answer goes when the cache is full."""
         if generation != self.generation:
             return  # a key changed while Postgres was being asked: the answer may be stale
-        self._entries[key_hash] = key
+        self._entries[header] = caller
         if len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+            del self._entries[next(iter(self._entries))]
 
     def suspend(self) -> None:
         """The feed lost track: ask Postgres from now on, keeping the entries for when it
@@ -101,29 +109,33 @@ class KeyCache:
         self.generation += 1
 
 
-async def authenticate(pool: asyncpg.Pool, cache: KeyCache, key: str) -> ApiKey | None:
-    """The active key for this key text, if any."""
-    key_hash = hash_key(key)
-    found, api_key = cache.get(key_hash)
+async def authenticate(pool: asyncpg.Pool, cache: KeyCache, header: str) -> Caller | None:
+    """The active key an Authorization header carries, if any; raises the 401 problem for a
+    header that is not `Bearer <key>`."""
+    found, caller = cache.get(header)
     if found:
-        return api_key
+        return caller
+    if header[: len(_BEARER)].lower() != _BEARER:
+        raise _unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
+    key_hash = hash_key(header[len(_BEARER) :].strip())
     generation = cache.generation
     try:
         api_key = await store.find_active_key(pool, key_hash)
     except store.DATABASE_UNAVAILABLE:
-        found, api_key = cache.last_known(key_hash)
+        found, caller = cache.last_known(header)
         if found:
-            return api_key
+            return caller
         raise
-    cache.put(key_hash, api_key, generation)
-    return api_key
+    caller = None if api_key is None else Caller(api_key, Role.named(api_key.role))
+    cache.put(header, caller, generation)
+    return caller
 
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def requires(role: Role) -> Callable[[F], F]:
-    """Mark a /v1 handler as needing at least `role` (the default is CLIENT)."""
+    """Mark a handler as needing a key of at least `role` (unmarked ones need CLIENT)."""
 
     def mark(handler: F) -> F:
         setattr(handler, _ROLE_ATTRIBUTE, role)
@@ -132,9 +144,15 @@ def requires(role: Role) -> Callable[[F], F]:
     return mark
 
 
+def public(handler: F) -> F:
+    """Mark a handler as open without a key: health, metrics, the API's description."""
+    setattr(handler, _ROLE_ATTRIBUTE, None)
+    return handler
+
+
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
 API_KEY = web.RequestKey("api_key", ApiKey)
-"""The caller's key, set by the auth middleware on every /v1 request."""
+"""The caller's key, set by authorize() on every request to a route that needs one."""
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -146,24 +164,23 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-async def authorize(request: web.Request) -> None:
-    """A /v1 request needs `Authorization: Bearer <key>` of a high enough role; sets
-    request[API_KEY] or raises the 401 or 403 problem. Other paths need no key."""
+async def authorize(request: web.Request) -> ApiKey | None:
+    """Check the caller's `Authorization: Bearer <key>` against the route's role (public, or
+    CLIENT unless marked); sets request[API_KEY] and returns the key (None on a public route
+    or one that does not exist), or raises the 401 or 403 problem."""
     match_info = request.match_info
-    if not request.path.startswith("/v1/") or match_info.http_exception is not None:
-        return
-    header = request.headers.get("Authorization", "")
-    if header[: len(_BEARER)].lower() != _BEARER:
-        raise _unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
+    needed: Role | None = getattr(match_info.handler, _ROLE_ATTRIBUTE, Role.CLIENT)
+    if needed is None or match_info.http_exception is not None:
+        return None
     app = request.app
-    api_key = await authenticate(app[POOL], app[KEY_CACHE], header[len(_BEARER) :].strip())
-    if api_key is None:
+    caller = await authenticate(app[POOL], app[KEY_CACHE], request.headers.get("Authorization", ""))
+    if caller is None:
         raise _unauthorized("That API key is unknown or revoked.")
-    needed: Role = getattr(match_info.handler, _ROLE_ATTRIBUTE, Role.CLIENT)
-    if Role.named(api_key.role) < needed:
+    if caller.role < needed:
         raise Problem(
             HTTPStatus.FORBIDDEN,
-            f"This needs a key of role {needed.name.lower()}; yours is {api_key.role}.",
+            f"This needs a key of role {needed.name.lower()}; yours is {caller.key.role}.",
             kind="forbidden",
         )
-    request[API_KEY] = api_key
+    request[API_KEY] = caller.key
+    return caller.key

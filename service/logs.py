@@ -1,18 +1,17 @@
-"""Logs as JSON lines: one per request on stdout (the access log), and the service's own
+"""Logs as JSON lines: one per request on stdout (the request log), and the service's own
 messages on stderr.
 
-The access log is on every lookup's path, whose whole budget is tens of microseconds;
+The request log is on every lookup's path, whose whole budget is tens of microseconds;
 aiohttp's default access logger cost about 110 µs a request here (docs/benchmarks.md). So
-a request's line is one f-string into a buffer, written out when 64 KiB are waiting or within
-a second of its request, and at exit. It names the route template, never the path (which
-holds the phone number), and the key's id, never the key; reporter ids are never logged.
+the front middleware (app.py) writes a request's line itself, one f-string into a buffer,
+written out when 64 KiB are waiting, within a second of its request, and at shutdown. It names
+the route template, never the path (which holds the phone number), and the key's id, never the
+key; reporter ids are never logged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import functools
 import json
 import logging
 import sys
@@ -20,13 +19,9 @@ import time
 from typing import TextIO
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
 from aiohttp.web_urldispatcher import AbstractResource
 
-from service.auth import API_KEY
-from service.metrics import KNOWN_METHODS, resource_label
+from service.metrics import KNOWN_METHODS, route_label
 
 FLUSH_SECONDS = 1.0
 BUFFER_BYTES = 1 << 16
@@ -55,19 +50,17 @@ def configure(stream: TextIO | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
-    logging.getLogger("aiohttp.access").propagate = False  # JsonAccessLog writes those
 
 
 class LineBuffer:
     """JSON lines waiting to be written: out when BUFFER_BYTES are waiting, within
-    FLUSH_SECONDS of the first, and at exit."""
+    FLUSH_SECONDS of the first, and when flush() is called (at shutdown)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self._lines: list[str] = []
         self._size = 0
         self._flush_scheduled = False
-        atexit.register(self.flush)
 
     def add(self, line: str) -> None:
         self._lines.append(line)
@@ -87,31 +80,27 @@ class LineBuffer:
             self.stream.flush()
 
 
-class JsonAccessLog(AbstractAccessLogger):
-    """aiohttp's access logger, replaced: one JSON line per request. aiohttp makes one per
-    connection; they share the process's buffer."""
+class RequestLog:
+    """The request log: a JSON line per request with its time, method, route template,
+    status, milliseconds and key id."""
 
-    buffer = LineBuffer(sys.stdout)
-    """Where every connection's lines go; tests swap in their own."""
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.buffer = LineBuffer(stream or sys.stdout)
+        self._fields: dict[tuple[AbstractResource | None, str, int], str] = {}
 
-    @property
-    def enabled(self) -> bool:
-        return True
-
-    def log(self, request: BaseRequest, response: StreamResponse, time_taken: float) -> None:
-        """Buffer the request's line: time, method, route, status, milliseconds, key id."""
-        key = request.get(API_KEY)
-        method = request.method if request.method in KNOWN_METHODS else "other"
-        resource = request.match_info.route.resource if isinstance(request, web.Request) else None
-        route = _route_json(resource)
+    def add(self, request: web.Request, status: int, seconds: float, key_id: int | None) -> None:
+        """Buffer one answered request's line."""
+        method = request.method
+        if method not in KNOWN_METHODS:
+            method = "other"
+        key = (request.match_info.route.resource, method, status)
+        fields = self._fields.get(key)
+        if fields is None:  # worked out once per route, method and status
+            fields = self._fields[key] = (
+                f'"method": "{method}", "route": {json.dumps(route_label(request))}, '
+                f'"status": {status}'
+            )
         self.buffer.add(
-            f'{{"ts": {time.time():.3f}, "method": "{method}", "route": {route}, '
-            f'"status": {response.status}, "ms": {time_taken * 1000:.3f}, '
-            f'"key_id": {"null" if key is None else key.id}}}\n'
+            f'{{"ts": {time.time():.3f}, {fields}, "ms": {seconds * 1000:.3f}, '
+            f'"key_id": {"null" if key_id is None else key_id}}}\n'
         )
-
-
-@functools.lru_cache(maxsize=256)
-def _route_json(resource: AbstractResource | None) -> str:
-    """A route's template as a JSON string, worked out once per route."""
-    return json.dumps(resource_label(resource))

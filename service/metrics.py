@@ -1,14 +1,16 @@
-"""Prometheus metrics: one registry per app, the metric objects, and the request middleware."""
+"""Prometheus metrics: one registry per app, the metric objects, and counting requests."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from service.reputation import Verdict
 
@@ -46,25 +48,85 @@ class Tally(Collector):
         yield family
 
 
+class _Series:
+    """One route, method and status: its count, and its latency figures as a histogram's."""
+
+    __slots__ = ("buckets", "count", "method", "route", "seconds", "status")
+
+    def __init__(self, route: str, method: str, status: int, buckets: int) -> None:
+        self.route, self.method, self.status = route, method, status
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * buckets
+        """Requests by the first bucket whose bound they are within (not cumulative)."""
+
+
+class RequestTally(Collector):
+    """HTTP requests counted (callguard_http_requests) and timed
+    (callguard_http_request_duration_seconds) as plain numbers, as Tally counts lookups: a
+    prometheus Counter and Histogram take four locks a request (docs/benchmarks.md has the
+    cost). tests/test_metrics.py checks the histogram against prometheus_client's own."""
+
+    def __init__(self, buckets: Sequence[float]) -> None:
+        self.bounds = tuple(buckets)
+        self._series: dict[tuple[AbstractResource | None, str, int], _Series] = {}
+
+    def observe(self, request: web.Request, status: int, seconds: float) -> None:
+        """Count and time one answered request."""
+        method = request.method
+        if method not in KNOWN_METHODS:
+            method = "other"
+        key = (request.match_info.route.resource, method, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(
+                route_label(request), method, status, len(self.bounds) + 1
+            )
+        series.count += 1
+        series.seconds += seconds
+        series.buckets[bisect_left(self.bounds, seconds)] += 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "callguard_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            labels=["route", "method", "status"],
+        )
+        latency: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        for series in self._series.values():
+            requests.add_metric([series.route, series.method, str(series.status)], series.count)
+            counts, total = latency.setdefault(
+                (series.route, series.method), ([0] * (len(self.bounds) + 1), [0.0])
+            )
+            for i, n in enumerate(series.buckets):
+                counts[i] += n
+            total[0] += series.seconds
+        yield requests
+        histogram = HistogramMetricFamily(
+            "callguard_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method.",
+            labels=["route", "method"],
+        )
+        # The labels prometheus_client's Histogram gives its buckets (e.g. "5e-05").
+        bounds = [floatToGoString(b) for b in self.bounds]  # type: ignore[no-untyped-call]
+        bounds.append("+Inf")
+        for (route, method), (counts, total) in latency.items():
+            cumulative, running = [], 0
+            for bound, n in zip(bounds, counts, strict=True):
+                running += n
+                cumulative.append((bound, running))
+            histogram.add_metric([route, method], cumulative, total[0])
+        yield histogram
+
+
 class Metrics:
     """The app's registry and every metric it exports."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.http_requests = Counter(
-            "callguard_http_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ["route", "method", "status"],
-            registry=r,
-        )
-        self.http_latency = Histogram(
-            "callguard_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template and method.",
-            ["route", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
+        self.requests = RequestTally(LATENCY_BUCKETS)
+        r.register(self.requests)
         self.lookups = Tally(
             "callguard_lookups", "Numbers looked up, by the verdict given.", "verdict", VERDICTS
         )
@@ -136,9 +198,6 @@ class Metrics:
             "connection is checked every 5 s), else 0.",
             registry=r,
         )
-        self._request_series: dict[
-            tuple[AbstractResource | None, str, int], tuple[Counter, Histogram]
-        ] = {}
         self.reports_accepted = Counter(
             "callguard_reports_accepted", "Reports stored, by category.", ["category"], registry=r
         )
@@ -148,27 +207,9 @@ class Metrics:
         self.db_pool_size.set_function(size)
         self.db_pool_in_use.set_function(lambda: size() - idle())
 
-    def observe_request(self, request: web.Request, status: int, seconds: float) -> None:
-        """Count and time one answered request. The labelled series are looked up once
-        per route, method and status, not on every request."""
-        method = request.method if request.method in KNOWN_METHODS else "other"
-        key = (request.match_info.route.resource, method, status)
-        series = self._request_series.get(key)
-        if series is None:
-            route = route_label(request)
-            series = self._request_series[key] = (
-                self.http_requests.labels(route, method, str(status)),
-                self.http_latency.labels(route, method),
-            )
-        series[0].inc()
-        series[1].observe(seconds)
-
 
 def route_label(request: web.Request) -> str:
-    """The route template, so label values stay bounded whatever paths clients send."""
-    return resource_label(request.match_info.route.resource)
-
-
-def resource_label(resource: AbstractResource | None) -> str:
-    """A route's template; "unmatched" for a request no route took."""
+    """The route template ("unmatched" for a request no route took), so label values stay
+    bounded whatever paths clients send."""
+    resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"

@@ -9,6 +9,7 @@ from service.config import Config
 from service.imports import Parsers
 from service.limits import TokenBuckets
 from service.listings import Clock, Listings
+from service.logs import RequestLog
 from service.metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
@@ -20,5 +21,7 @@ REPORT_LIMITS = web.AppKey("report_limits", TokenBuckets)
 """Per-key token buckets for POST /v1/reports."""
 LOOKUP_LIMITS = web.AppKey("lookup_limits", TokenBuckets)
 """Per-key token buckets for lookups: a token a number."""
+REQUEST_LOG = web.AppKey("request_log", RequestLog)
+"""Where the front middleware writes a line per request."""
 PARSERS = web.AppKey("parsers", Parsers)
 """The worker processes that parse bulk imports."""

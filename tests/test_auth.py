@@ -47,9 +47,26 @@ async def test_the_scheme_is_case_insensitive(client: AppClient, make_key: MakeK
     assert response.status == 200
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
-async def test_operations_endpoints_need_no_key(client: AppClient, path: str) -> None:
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+
+
+@pytest.mark.parametrize("path", sorted(OPEN_PATHS))
+async def test_operations_endpoints_and_docs_need_no_key(client: AppClient, path: str) -> None:
     assert (await client.get(path)).status == 200
+
+
+async def test_every_other_route_needs_a_key(client: AppClient) -> None:
+    # Routes are closed unless marked public: one added without a thought needs a key.
+    closed = 0
+    for route in client.app.router.routes():
+        template = route.resource.canonical if route.resource is not None else ""
+        if template in OPEN_PATHS:
+            continue
+        path = template.replace("{number}", "0912345678").replace("{appeal_id}", "1")
+        response = await client.request(route.method, path.replace("{import_id}", "1"))
+        assert response.status == 401, (route.method, template)
+        closed += 1
+    assert closed >= 20
 
 
 async def wait_for_status(client: AppClient, headers: dict[str, str], status: int) -> float:

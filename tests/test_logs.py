@@ -8,31 +8,21 @@ import io
 import json
 import logging
 
-import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from service import logs
 from service.app import create_app
 from service.config import Config
+from service.state import REQUEST_LOG
 from tests.conftest import MakeKey
 
 
-@pytest.fixture
-def lines(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
-    out = io.StringIO()
-    monkeypatch.setattr(logs.JsonAccessLog, "buffer", logs.LineBuffer(out))
-    return out
-
-
 async def test_each_request_is_one_json_line_without_secrets(
-    config: Config, make_key: MakeKey, lines: io.StringIO
+    config: Config, make_key: MakeKey
 ) -> None:
-    server = TestServer(create_app(config))
-    # As `callguard serve` runs it (web.run_app takes the same two arguments).
-    access_log = logging.getLogger("aiohttp.access")
-    await server.start_server(access_log_class=logs.JsonAccessLog, access_log=access_log)
-    async with TestClient(server) as client:
+    lines = io.StringIO()
+    async with TestClient(TestServer(create_app(config, log_stream=lines))) as client:
         await check_the_log(client, await make_key("client"), lines)
 
 
@@ -45,7 +35,7 @@ async def check_the_log(
     assert (await client.get("/v1/numbers/0987654321", headers=headers)).status == 200
     assert (await client.get("/v1/numbers/0987654321")).status == 401
     assert (await client.get("/nowhere")).status == 404
-    logs.JsonAccessLog.buffer.flush()
+    client.app[REQUEST_LOG].buffer.flush()
     records = [json.loads(line) for line in lines.getvalue().splitlines()]
     api_key_id = records[0]["key_id"]
     assert isinstance(api_key_id, int)
@@ -60,8 +50,9 @@ async def check_the_log(
         assert secret not in lines.getvalue()
 
 
-async def test_lines_wait_at_most_a_second(lines: io.StringIO) -> None:
-    buffer = logs.JsonAccessLog.buffer
+async def test_lines_wait_at_most_a_second() -> None:
+    lines = io.StringIO()
+    buffer = logs.LineBuffer(lines)
     buffer.add('{"a": 1}\n')
     assert lines.getvalue() == ""
     await asyncio.sleep(logs.FLUSH_SECONDS + 0.2)

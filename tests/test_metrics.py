@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
 from service.config import Config
+from service.metrics import LATENCY_BUCKETS, RequestTally
 from tests.conftest import AppClient, ClientFactory
 
 
@@ -90,3 +95,43 @@ async def test_each_app_has_its_own_registry(
     unknown = ("callguard_lookups_total", (("verdict", "unknown"),))
     assert samples(await scrape(first))[unknown] == 1
     assert samples(await scrape(second))[unknown] == 0
+
+
+async def test_request_latency_is_the_histogram_prometheus_client_would_give() -> None:
+    # RequestTally keeps plain numbers; prometheus_client's own Histogram is the oracle,
+    # with values on every bucket bound, between them, and past the last.
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/v1/numbers/{number}", handler)
+    request = make_mocked_request("GET", "/v1/numbers/0912345678", app=app)
+    request._match_info = await app.router.resolve(request)
+    tally = RequestTally(LATENCY_BUCKETS)
+    registry, oracle_registry = CollectorRegistry(), CollectorRegistry()
+    registry.register(tally)
+    oracle = Histogram(
+        "callguard_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template and method.",
+        ["route", "method"],
+        buckets=LATENCY_BUCKETS,
+        registry=oracle_registry,
+    )
+    rng = random.Random(5)
+    values = [*LATENCY_BUCKETS, 0.0, 2.5, *(rng.uniform(0, 1.2) ** 3 for _ in range(300))]
+    for seconds in values:
+        tally.observe(request, 200, seconds)
+        oracle.labels("/v1/numbers/{number}", "GET").observe(seconds)
+
+    def histogram(registry: CollectorRegistry) -> dict[object, float]:
+        return {
+            key: value
+            for key, value in samples(generate_latest(registry).decode()).items()
+            if key[0].startswith("callguard_http_request_duration_seconds")
+            and not key[0].endswith("_created")
+        }
+
+    assert histogram(registry) == histogram(oracle_registry)
+    labels = (("method", "GET"), ("route", "/v1/numbers/{number}"), ("status", "200"))
+    counted = samples(generate_latest(registry).decode())[("callguard_http_requests_total", labels)]
+    assert counted == len(values)

@@ -7,6 +7,7 @@ import functools
 from aiohttp import web
 
 from service import docs, openapi
+from service.auth import public
 from service.problems import encode_json
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
@@ -23,11 +24,13 @@ def _page() -> str:
     return docs.render(openapi.spec())
 
 
+@public
 async def openapi_json(request: web.Request) -> web.Response:
     """The OpenAPI document."""
     return web.Response(body=_spec_json(), content_type="application/json", charset="utf-8")
 
 
+@public
 async def docs_page(request: web.Request) -> web.Response:
     """The human-readable documentation, rendered from the OpenAPI document."""
     return web.Response(

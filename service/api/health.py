@@ -7,6 +7,7 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from service.auth import public
 from service.problems import Problem
 from service.state import LISTINGS, POOL
 from service.store import DATABASE_UNAVAILABLE
@@ -16,11 +17,13 @@ from .bodies import json_response
 READY_TIMEOUT_SECONDS = 1.0
 
 
+@public
 async def healthz(request: web.Request) -> web.Response:
     """Alive: the event loop answers."""
     return json_response({"status": "ok"})
 
 
+@public
 async def readyz(request: web.Request) -> web.Response:
     """Ready: the filter is loaded and the database answers."""
     app = request.app
