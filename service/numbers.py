@@ -47,12 +47,16 @@ class Parsed:
 
 def normalize(text: str) -> int:
     """Parse text as a phone number and return its E.164 digits as an int."""
+    # What switches and apps send most: +84 or a trunk 0 and a 9-digit NSN (a mobile), checked
+    # as the fast path below would, without its other cases.
     if len(text) == _E164_MOBILE_LENGTH and text.startswith("+84"):
-        # What switches send, most of a batch: +84 and a 9-digit NSN, checked as the fast
-        # path below would, without its other cases.
         nsn = text[3:]
-        if nsn.isascii() and nsn.isdigit() and nsn_nine_is_valid(nsn):
-            return int(text[1:])
+    elif len(text) == _NATIONAL_MOBILE_LENGTH and text.startswith("0"):
+        nsn = text[1:]
+    else:
+        nsn = ""
+    if nsn and nsn.isascii() and nsn.isdigit() and nsn_nine_is_valid(nsn):
+        return _VN_NINE + int(nsn)
     if len(text) > MAX_INPUT_LENGTH:
         raise InvalidNumber(f"longer than {MAX_INPUT_LENGTH} characters")
     fast = _parse_fast(text)  # not via parse(): batch lookups skip building a Parsed
@@ -241,6 +245,9 @@ _TRUNK_STRIPPED_LENGTHS = frozenset(_GENERAL_DESC.possible_length) | frozenset(
 _COUNTRY_PREFIX = [_COUNTRY_CODE * 10**length for length in range(18)]
 _VALID_NINE = _VALID_BY_LENGTH[9]
 _E164_MOBILE_LENGTH = len("+84") + 9
+_NATIONAL_MOBILE_LENGTH = len("0") + 9
+_VN_NINE: int = _COUNTRY_PREFIX[9]
+"""84 followed by nine zeros: 84xxxxxxxxx as an int is this plus the 9-digit NSN."""
 _NINE_PROBES = ("00000", "99999", "01234", "56789", "13579", "24680", "90909", "55555")
 _NINE_VALID_PREFIXES, _NINE_UNDECIDED_PREFIXES = _nine_digit_prefixes()
 

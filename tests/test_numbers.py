@@ -193,12 +193,14 @@ def test_parse_equals_phonenumbers_on_any_text(text: str) -> None:
     assert_same(text)
 
 
-def test_normalize_of_every_e164_nine_digit_shape_equals_phonenumbers() -> None:
-    # normalize's own branch for +84 and 9 digits, against phonenumbers, for every prefix.
+@pytest.mark.parametrize("lead", ["+84", "0"])
+def test_normalize_of_every_nine_digit_shape_equals_phonenumbers(lead: str) -> None:
+    # normalize's own branch for +84 or a trunk 0 and 9 digits, against phonenumbers, for
+    # every 3-digit prefix.
     rng = random.Random(9)
     for prefix in range(1000):
         for _ in range(3):
-            text = f"+84{prefix:03d}" + "".join(rng.choices("0123456789", k=6))
+            text = f"{lead}{prefix:03d}" + "".join(rng.choices("0123456789", k=6))
             try:
                 expected: int | InvalidNumber = parse_slow(text).number
             except InvalidNumber as err:

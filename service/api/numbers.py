@@ -6,8 +6,9 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
-from service.advice import advice_for, pick_language
+from service.advice import LANGUAGES, advice_for, pick_language
 from service.auth import API_KEY, Role, requires
 from service.categories import CATEGORY_IDS
 from service.listings import Answer
@@ -92,12 +93,20 @@ def lookup_response(body: Any, lang: str) -> web.Response:
 
 def lookup_bytes(data: bytes, lang: str) -> web.Response:
     """A lookup's encoded JSON, marked with the language of its advice."""
-    headers = {
-        "Content-Type": "application/json; charset=utf-8",
-        "Content-Language": lang,
-        "Vary": "Accept-Language",
-    }
-    return web.Response(body=data, headers=headers)
+    return web.Response(body=data, headers=_LOOKUP_HEADERS[lang])
+
+
+_LOOKUP_HEADERS = {
+    lang: CIMultiDict(
+        {
+            "Content-Type": "application/json; charset=utf-8",
+            "Content-Language": lang,
+            "Vary": "Accept-Language",
+        }
+    )
+    for lang in LANGUAGES
+}
+"""A lookup's headers by language, made once: aiohttp copies them into each response."""
 
 
 def unknown_body(number: int) -> dict[str, Any]:
