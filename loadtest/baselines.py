@@ -4,15 +4,13 @@
            number's answer: the ceiling for any aiohttp handler on this machine.
 - naive:   the lookup a user would write without a filter: the number normalised as the
            service does it, one asyncpg SELECT on trusted_listings per request, no auth.
-- service: callguard's own create_app, with no request log at all (`callguard serve`
-           writes one JSON line per request).
 
-All three run `web.run_app(..., access_log=None)` in one process on the default asyncio loop,
-as `callguard serve` does apart from its request log. Run from the repository root:
+Both run `web.run_app(..., access_log=None)` in one process on the default asyncio loop, as
+`callguard serve` does (its middleware writes its own request log). Run from the repository
+root:
 
     python loadtest/baselines.py bare --port 8081
     python loadtest/baselines.py naive --port 8082 --database-url postgresql://...
-    python loadtest/baselines.py service --port 8083 --database-url postgresql://...
 """
 
 from __future__ import annotations
@@ -25,8 +23,6 @@ import asyncpg
 from aiohttp import web
 
 from service.api.numbers import UNKNOWN_ANSWER
-from service.app import create_app
-from service.config import Config
 from service.numbers import InvalidNumber, normalize, to_e164
 
 CLEAN_ANSWER = UNKNOWN_ANSWER % 84912345678
@@ -97,20 +93,14 @@ def naive_app(database_url: str) -> web.Application:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("app", choices=("bare", "naive", "service"))
+    parser.add_argument("app", choices=("bare", "naive"))
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database-url", help="for naive and service")
+    parser.add_argument("--database-url", help="for naive")
     args = parser.parse_args()
     if args.app != "bare" and not args.database_url:
         parser.error(f"{args.app} needs --database-url")
-    # As `callguard serve` sets it up; with access_log=None nothing is logged per request.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if args.app == "bare":
-        app = bare_app()
-    elif args.app == "naive":
-        app = naive_app(args.database_url)
-    else:
-        app = create_app(Config.from_env(database_url=args.database_url, port=args.port))
+    app = bare_app() if args.app == "bare" else naive_app(args.database_url)
     web.run_app(app, host="127.0.0.1", port=args.port, access_log=None)
 
 
