@@ -218,14 +218,25 @@ class Parsers:
 
     def pids(self) -> list[int]:
         """The worker processes' ids, once started."""
+        return list(self._processes())
+
+    def _processes(self) -> dict[int, multiprocessing.process.BaseProcess]:
         processes = getattr(self._executor, "_processes", None) or {}
-        return list(processes)
+        return dict(processes)
 
     def lost(self) -> None:
-        """A worker died: start a new pool on next use."""
+        """A worker died: kill the pool's other workers and start a new pool on next use.
+
+        The kill is needed on Python 3.11: a worker started by a block submitted just as the
+        pool broke can miss the pool's own terminate, read that block, and wait forever to
+        send back its result; the pool's threads then wait for it, and the process cannot
+        exit (seen in CI)."""
         if self._executor is not None:
+            processes = self._processes()
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+            for process in processes.values():
+                process.kill()
 
     def close(self) -> None:
         """Stop the workers (after the block each is parsing)."""

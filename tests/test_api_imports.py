@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import os
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
+import psutil
 import pytest
 
 from service.app import create_app
@@ -359,8 +361,27 @@ async def test_a_parser_process_killed_mid_import_imports_nothing_and_the_next_w
     assert "Send the list again" in (await response.json())["detail"]
     for table in ("trusted_listings", "imports", "import_errors"):
         assert await count(pool, table) == 0, table
+    # No worker of the broken pool is left, not even one started as it broke: on Python 3.11
+    # such a worker could wait forever, and keep this process from exiting.
+    deadline = time.monotonic() + 5
+    while workers := parser_workers():
+        assert time.monotonic() < deadline, f"still running: {workers}"
+        await asyncio.sleep(0.05)
     again = await post_import(client, {**operator, **CSV_TYPE}, b"number\n0912345678\n")
     assert again["accepted"] == 1
+
+
+def parser_workers() -> list[int]:
+    """The live processes multiprocessing's forkserver started: the import parsers."""
+    workers = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if "multiprocessing.forkserver" in " ".join(child.cmdline()):
+                for worker in child.children():
+                    with contextlib.suppress(psutil.Error):
+                        if worker.status() != psutil.STATUS_ZOMBIE:
+                            workers.append(worker.pid)
+    return workers
 
 
 async def test_a_note_with_an_unpaired_surrogate_refuses_only_its_row(
