@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 
@@ -92,15 +93,16 @@ class RequestTally(Collector):
             "HTTP requests answered, by route template, method and status.",
             labels=["route", "method", "status"],
         )
-        latency: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+        # Latency is by route and method: the statuses' series are added up.
+        latency: dict[tuple[str, str], tuple[list[int], float]] = {}
         for series in self._series.values():
             requests.add_metric([series.route, series.method, str(series.status)], series.count)
-            counts, total = latency.setdefault(
-                (series.route, series.method), ([0] * (len(self.bounds) + 1), [0.0])
+            labels = (series.route, series.method)
+            counts, seconds = latency.get(labels, ([0] * len(series.buckets), 0.0))
+            latency[labels] = (
+                [a + b for a, b in zip(counts, series.buckets, strict=True)],
+                seconds + series.seconds,
             )
-            for i, n in enumerate(series.buckets):
-                counts[i] += n
-            total[0] += series.seconds
         yield requests
         histogram = HistogramMetricFamily(
             "callguard_http_request_duration_seconds",
@@ -110,12 +112,9 @@ class RequestTally(Collector):
         # The labels prometheus_client's Histogram gives its buckets (e.g. "5e-05").
         bounds = [floatToGoString(b) for b in self.bounds]  # type: ignore[no-untyped-call]
         bounds.append("+Inf")
-        for (route, method), (counts, total) in latency.items():
-            cumulative, running = [], 0
-            for bound, n in zip(bounds, counts, strict=True):
-                running += n
-                cumulative.append((bound, running))
-            histogram.add_metric([route, method], cumulative, total[0])
+        for (route, method), (counts, seconds) in latency.items():
+            cumulative = list(zip(bounds, itertools.accumulate(counts), strict=True))
+            histogram.add_metric([route, method], cumulative, seconds)
         yield histogram
 
 
