@@ -39,7 +39,7 @@ from service.listings import (
     utc_now,
 )
 from service.logs import RequestLog
-from service.metrics import Metrics
+from service.metrics import Metrics, outcome_of
 from service.problems import problem_for
 from service.state import (
     CLOCK,
@@ -159,8 +159,9 @@ def front_middleware(metrics: Metrics, request_log: RequestLog) -> Middleware:
             return response
         finally:
             seconds = time.perf_counter() - started
-            requests.observe(request, status, seconds)
-            request_log.add(request, status, seconds, None if api_key is None else api_key.id)
+            outcome = outcome_of(request, status)
+            requests.observe(outcome, seconds)
+            request_log.add(outcome, seconds, None if api_key is None else api_key.id)
 
     return middleware
 

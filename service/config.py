@@ -6,7 +6,7 @@ Nothing else in the package reads os.environ.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -78,30 +78,29 @@ class Config:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Read settings from the environment, then apply flag overrides that are not None."""
         env = os.environ if env is None else env
-        config = cls(database_url=env.get("DATABASE_URL") or None)
-        if "CALLGUARD_DATA_DIR" in env:
-            config = replace(config, data_dir=Path(env["CALLGUARD_DATA_DIR"]))
-        if "CALLGUARD_FILTER_BACKEND" in env:
-            config = replace(config, filter_backend=env["CALLGUARD_FILTER_BACKEND"])
-        if "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY" in env:
-            limit = int(env["CALLGUARD_REPORTS_PER_REPORTER_PER_DAY"])
-            config = replace(config, reports_per_reporter_per_day=limit)
-        if "CALLGUARD_SCAM_REPORTERS" in env:
-            rules = replace(config.rules, scam_reporters=int(env["CALLGUARD_SCAM_REPORTERS"]))
-            config = replace(config, rules=rules)
-        if "CALLGUARD_WINDOW_DAYS" in env:
-            window = timedelta(days=float(env["CALLGUARD_WINDOW_DAYS"]))
-            config = replace(config, rules=replace(config.rules, window=window))
-        if "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND" in env:
-            rate = float(env["CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND"])
-            config = replace(config, lookups_per_key_per_second=rate)
-        if "CALLGUARD_IMPORT_WORKERS" in env:
-            config = replace(config, import_workers=int(env["CALLGUARD_IMPORT_WORKERS"]))
-        if "CALLGUARD_KEEPALIVE_TIMEOUT" in env:
-            timeout = float(env["CALLGUARD_KEEPALIVE_TIMEOUT"])
-            config = replace(config, keepalive_timeout=timeout)
-        if "CALLGUARD_SHUTDOWN_TIMEOUT" in env:
-            timeout = float(env["CALLGUARD_SHUTDOWN_TIMEOUT"])
-            config = replace(config, shutdown_timeout=timeout)
+        settings = {name: parse(env[var]) for var, (name, parse) in _SETTINGS.items() if var in env}
+        rules = {name: parse(env[var]) for var, (name, parse) in _RULES.items() if var in env}
+        config = cls(
+            database_url=env.get("DATABASE_URL") or None,
+            rules=replace(Rules(), **rules),
+            **settings,
+        )
         given = {name: value for name, value in overrides.items() if value is not None}
         return replace(config, **given)
+
+
+_SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "CALLGUARD_DATA_DIR": ("data_dir", Path),
+    "CALLGUARD_FILTER_BACKEND": ("filter_backend", str),
+    "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY": ("reports_per_reporter_per_day", int),
+    "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": ("lookups_per_key_per_second", float),
+    "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),
+    "CALLGUARD_KEEPALIVE_TIMEOUT": ("keepalive_timeout", float),
+    "CALLGUARD_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
+}
+"""Environment variables: the Config field each sets, and how its text is read."""
+_RULES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "CALLGUARD_SCAM_REPORTERS": ("scam_reporters", int),
+    "CALLGUARD_WINDOW_DAYS": ("window", lambda text: timedelta(days=float(text))),
+}
+"""The same for the verdict rules (Config.rules)."""

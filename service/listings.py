@@ -23,9 +23,10 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -143,7 +144,6 @@ class Listings:
         self.cursor = built.cursor
         """Every change up to this seq is applied here."""
         self.config = config
-        self.rules = config.rules
         self.clock = clock
         self.cache = EvidenceCache(
             config.cache_size, config.cache_max_age, metrics.cache_lookups.counts
@@ -153,7 +153,6 @@ class Listings:
         self.built_at = time.monotonic()
         self._metrics = metrics
         self._reporter_key = reporter_key
-        self._reports_per_reporter_per_day = config.reports_per_reporter_per_day
         self._own_imports: set[int] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._recording: list[Collection[int]] | None = None
@@ -168,8 +167,7 @@ class Listings:
         metrics.cache_entries.set_function(lambda: len(self.cache))
         metrics.change_cursor.set_function(lambda: self.cursor)
         metrics.database_up.set_function(lambda: float(self.feed_live))
-        metrics.filter_builds.labels(built.source).inc()
-        metrics.filter_build_seconds.labels(built.source).set(built.seconds)
+        self._count_build(built)
 
     def false_positive_rate(self) -> float:
         """Of the lookups of numbers nothing is stored about, the share the filter let
@@ -215,7 +213,7 @@ class Listings:
             if evidence is None:  # not in the filter, or nothing known while degraded
                 answer = Answer(number, Evidence(number), UNKNOWN, number in unsure)
             else:
-                judgement = judge(evidence, now, self.rules)
+                judgement = judge(evidence, now, self.config.rules)
                 answer = Answer(number, evidence, judgement, number in unsure)
                 self._count_maybe(answer)
             self._verdicts[answer.judgement.verdict.value] += 1
@@ -248,7 +246,7 @@ class Listings:
                 if cached is not None:
                     found[number] = cached
             return found, True
-        window = self.rules.window
+        window = self.config.rules.window
         for evidence in read.values():
             found[evidence.number] = evidence
             if evidence.known:
@@ -273,7 +271,7 @@ class Listings:
             api_key_id=api_key_id,
         )
         report_id = await store.add_report(
-            self.pool, new_report, self._reports_per_reporter_per_day
+            self.pool, new_report, self.config.reports_per_reporter_per_day
         )
         self._changed(report.number, listed=True)
         self._metrics.reports_accepted.labels(report.category).inc()
@@ -373,7 +371,11 @@ class Listings:
         self.cache.invalidate(change.number)
 
     def _load_import_later(self, import_id: int) -> None:
-        task = asyncio.get_running_loop().create_task(self._load_import(import_id))
+        self._in_background(self._load_import(import_id))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run work in a task that close() cancels."""
+        task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -396,8 +398,7 @@ class Listings:
                 built.filter.update(numbers)
             self.filter = built.filter
             self.built_at = time.monotonic()
-            self._metrics.filter_builds.labels(built.source).inc()
-            self._metrics.filter_build_seconds.labels(built.source).set(built.seconds)
+            self._count_build(built)
         if snapshot is not None:
             await store.save_filter_snapshot(self.pool, snapshot)
         return built
@@ -421,11 +422,7 @@ class Listings:
 
     def save_snapshot_later(self, snapshot: store.FilterSnapshot) -> None:
         """Save a snapshot in the background (cancelled at shutdown)."""
-        task = asyncio.get_running_loop().create_task(
-            store.save_filter_snapshot(self.pool, snapshot)
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(store.save_filter_snapshot(self.pool, snapshot))
 
     async def _rebuild_behind(self) -> None:
         """The cursor is behind a pruned log: rebuild, then go on from the build's cursor."""
@@ -451,7 +448,7 @@ class Listings:
         Returns why it was rebuilt, if it was."""
         config, now = self.config, self.clock()
         await store.prune_changes(self.pool, now - config.change_retention)
-        listed = await store.count_listed_rows(self.pool, window_start(now, self.rules))
+        listed = await store.count_listed_rows(self.pool, window_start(now, self.config.rules))
         entries = self.filter.entries
         stale_share = max(0.0, 1 - listed / entries) if entries else 0.0
         self._metrics.filter_stale_share.set(stale_share)
@@ -475,15 +472,19 @@ class Listings:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
+    def _count_build(self, built: Built) -> None:
+        self._metrics.filter_builds.labels(built.source).inc()
+        self._metrics.filter_build_seconds.labels(built.source).set(built.seconds)
+
     def _count_maybe(self, answer: Answer) -> None:
         self._checks[_maybe_outcome(answer)] += 1
 
     async def _evidence(self, numbers: Sequence[int], now: datetime) -> dict[int, Evidence]:
-        return await store.get_evidence(self.pool, numbers, window_start(now, self.rules))
+        return await store.get_evidence(self.pool, numbers, window_start(now, self.config.rules))
 
     async def _answer(self, number: int, now: datetime) -> Answer:
         evidence = (await self._evidence([number], now))[number]
-        return Answer(number, evidence, judge(evidence, now, self.rules))
+        return Answer(number, evidence, judge(evidence, now, self.config.rules))
 
 
 def _maybe_outcome(answer: Answer) -> str:

@@ -18,10 +18,7 @@ import sys
 import time
 from typing import TextIO
 
-from aiohttp import web
-from aiohttp.web_urldispatcher import AbstractResource
-
-from service.metrics import KNOWN_METHODS, route_label
+from service.metrics import Outcome, resource_label
 
 FLUSH_SECONDS = 1.0
 BUFFER_BYTES = 1 << 16
@@ -86,18 +83,15 @@ class RequestLog:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.buffer = LineBuffer(stream or sys.stdout)
-        self._fields: dict[tuple[AbstractResource | None, str, int], str] = {}
+        self._fields: dict[Outcome, str] = {}
 
-    def add(self, request: web.Request, status: int, seconds: float, key_id: int | None) -> None:
+    def add(self, outcome: Outcome, seconds: float, key_id: int | None) -> None:
         """Buffer one answered request's line."""
-        method = request.method
-        if method not in KNOWN_METHODS:
-            method = "other"
-        key = (request.match_info.route.resource, method, status)
-        fields = self._fields.get(key)
+        fields = self._fields.get(outcome)
         if fields is None:  # worked out once per route, method and status
-            fields = self._fields[key] = (
-                f'"method": "{method}", "route": {json.dumps(route_label(request))}, '
+            resource, method, status = outcome
+            fields = self._fields[outcome] = (
+                f'"method": "{method}", "route": {json.dumps(resource_label(resource))}, '
                 f'"status": {status}'
             )
         self.buffer.add(

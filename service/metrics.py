@@ -70,18 +70,15 @@ class RequestTally(Collector):
 
     def __init__(self, buckets: Sequence[float]) -> None:
         self.bounds = tuple(buckets)
-        self._series: dict[tuple[AbstractResource | None, str, int], _Series] = {}
+        self._series: dict[Outcome, _Series] = {}
 
-    def observe(self, request: web.Request, status: int, seconds: float) -> None:
+    def observe(self, outcome: Outcome, seconds: float) -> None:
         """Count and time one answered request."""
-        method = request.method
-        if method not in KNOWN_METHODS:
-            method = "other"
-        key = (request.match_info.route.resource, method, status)
-        series = self._series.get(key)
+        series = self._series.get(outcome)
         if series is None:
-            series = self._series[key] = _Series(
-                route_label(request), method, status, len(self.bounds) + 1
+            resource, method, status = outcome
+            series = self._series[outcome] = _Series(
+                resource_label(resource), method, status, len(self.bounds) + 1
             )
         series.count += 1
         series.seconds += seconds
@@ -207,8 +204,25 @@ class Metrics:
         self.db_pool_in_use.set_function(lambda: size() - idle())
 
 
+Outcome = tuple[AbstractResource | None, str, int]
+"""A request's route, method and status: what its counts and its log line are kept by."""
+
+
+def outcome_of(request: web.Request, status: int) -> Outcome:
+    """The request's route, its method (any method not in KNOWN_METHODS as "other", so
+    series stay bounded), and the status it was answered with."""
+    method = request.method
+    if method not in KNOWN_METHODS:
+        method = "other"
+    return request.match_info.route.resource, method, status
+
+
 def route_label(request: web.Request) -> str:
     """The route template ("unmatched" for a request no route took), so label values stay
     bounded whatever paths clients send."""
-    resource = request.match_info.route.resource
+    return resource_label(request.match_info.route.resource)
+
+
+def resource_label(resource: AbstractResource | None) -> str:
+    """A route's template; "unmatched" for no route."""
     return resource.canonical if resource is not None else "unmatched"

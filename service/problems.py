@@ -88,6 +88,16 @@ def too_many_requests(detail: str, retry_after_seconds: float) -> Problem:
     )
 
 
+def service_unavailable(detail: str, kind: str | None = None) -> Problem:
+    """503 with a Retry-After: something the service needs is gone for now."""
+    return Problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail,
+        kind=kind,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Problem:
     status = HTTPStatus(exc.status)
     if status == HTTPStatus.NOT_FOUND:
@@ -110,11 +120,8 @@ def problem_for(request: web.Request, err: Exception) -> Problem | None:
     if isinstance(err, DATABASE_UNAVAILABLE):
         # The route template, not the path: a path holds the phone number asked about.
         log.warning("database unavailable on %s %s: %r", request.method, route_label(request), err)
-        return Problem(
-            HTTPStatus.SERVICE_UNAVAILABLE,
-            "The database is unavailable; try again shortly.",
-            kind="database-unavailable",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        return service_unavailable(
+            "The database is unavailable; try again shortly.", kind="database-unavailable"
         )
     log.error("unhandled error on %s %s", request.method, route_label(request), exc_info=err)
     return Problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The service failed; the error is logged.")

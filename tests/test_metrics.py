@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import create_app
 from service.config import Config
-from service.metrics import LATENCY_BUCKETS, RequestTally
+from service.metrics import LATENCY_BUCKETS, RequestTally, outcome_of
 from tests.conftest import AppClient, ClientFactory
 
 
@@ -120,7 +120,7 @@ async def test_request_latency_is_the_histogram_prometheus_client_would_give() -
     rng = random.Random(5)
     values = [*LATENCY_BUCKETS, 0.0, 2.5, *(rng.uniform(0, 1.2) ** 3 for _ in range(300))]
     for seconds in values:
-        tally.observe(request, 200, seconds)
+        tally.observe(outcome_of(request, 200), seconds)
         oracle.labels("/v1/numbers/{number}", "GET").observe(seconds)
 
     def histogram(registry: CollectorRegistry) -> dict[object, float]:

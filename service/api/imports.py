@@ -22,7 +22,7 @@ from service.imports import (
     idle_bounded,
     parse_stream,
 )
-from service.problems import Problem, bad_request, not_found
+from service.problems import Problem, bad_request, not_found, service_unavailable
 from service.state import CONFIG, LISTINGS, PARSERS, POOL
 from service.store import ImportReplayed, ImportSummary
 
@@ -113,10 +113,8 @@ async def create_import(request: web.Request) -> web.Response:
             kind="request-timeout",
         ) from err
     except ParserLost as err:
-        raise Problem(
-            HTTPStatus.SERVICE_UNAVAILABLE,
-            "Nothing was imported: a parser process stopped. Send the list again.",
-            headers={"Retry-After": "1"},
+        raise service_unavailable(
+            "Nothing was imported: a parser process stopped. Send the list again."
         ) from err
     return json_response(
         {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
