@@ -447,7 +447,7 @@ class Listings:
         """Prune the change log; rebuild the filter if it is full, too stale or too old.
         Returns why it was rebuilt, if it was."""
         config, now = self.config, self.clock()
-        await store.prune_changes(self.pool, now - config.change_retention)
+        await store.prune_changes(self.pool, config.change_retention)
         listed = await store.count_listed_rows(self.pool, window_start(now, self.config.rules))
         entries = self.filter.entries
         stale_share = max(0.0, 1 - listed / entries) if entries else 0.0

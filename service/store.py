@@ -139,7 +139,10 @@ _SELECT_CHANGES = """
 SELECT seq, kind, number, import_id FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2
 """
 _FIRST_CHANGE = "SELECT min(seq) FROM changes"
-_PRUNE_CHANGES = "DELETE FROM changes WHERE at < $1 AND seq < (SELECT max(seq) FROM changes)"
+_PRUNE_CHANGES = """
+DELETE FROM changes WHERE at < clock_timestamp() - $1::interval
+AND seq < (SELECT max(seq) FROM changes)
+"""
 _INSERT_SNAPSHOT = """
 INSERT INTO filter_snapshots (cursor, created_at, capacity, error_rate, entries, data)
 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
@@ -286,9 +289,12 @@ async def first_change(pool: asyncpg.Pool) -> int | None:
     return seq
 
 
-async def prune_changes(pool: asyncpg.Pool, before: datetime) -> int:
-    """Drop changes logged before a time (never the newest); return how many."""
-    status = await pool.execute(_PRUNE_CHANGES, before)
+async def prune_changes(pool: asyncpg.Pool, retention: timedelta) -> int:
+    """Drop changes logged longer ago than `retention` (never the newest); return how many.
+
+    Their age is told by Postgres' clock, which stamped them, never by this process's: a
+    replica whose clock is skewed still prunes what the log's own times say is old."""
+    status = await pool.execute(_PRUNE_CHANGES, retention)
     return int(status.split()[-1])
 
 
