@@ -4,8 +4,8 @@ A lookup must not cost a database round trip for its key, so verified keys are c
 process, by the Authorization header as sent: a lookup's key check is one dict lookup, with no
 parsing or hashing (the header text, key and all, stays in this process's memory, as the
 request that brought it did). The cache is trusted only while the change feed listens: every
-key change NOTIFYs, the feed clears the cache, and while the feed is down every request asks
-Postgres. If Postgres cannot answer either (an outage), a key the cache knew is accepted
+key change NOTIFYs, and the feed makes the cache forget what the change touched (a revoked
+key; for a new key, the refusals); while the feed is down every request asks Postgres. If Postgres cannot answer either (an outage), a key the cache knew is accepted
 anyway, so lookups go on answering from the filter; a key revoked while the feed was down
 could then be honoured until Postgres is back.
 """
@@ -104,9 +104,27 @@ class KeyCache:
         self.generation += 1
 
     def clear(self) -> None:
-        """Forget everything: a key changed, or the feed is back after missing changes."""
+        """Forget everything: the feed is back after missing changes."""
         self._entries.clear()
         self.generation += 1
+
+    def key_changed(self, change: str) -> None:
+        """Apply one key change from the feed (store.KEYS_CHANNEL's payload): a revocation
+        forgets that one key; a new key forgets only the refusals, as one of them may have
+        been its header. Every other key stays cached, so a key made during the day does not
+        leave the clients that were served before it unserved through a later outage."""
+        action, _, key_id = change.partition(" ")
+        if action == store.KEY_REVOKED:
+            revoked = int(key_id)
+            self._forget(lambda caller: caller is not None and caller.key.id == revoked)
+        else:
+            self._forget(lambda caller: caller is None)
+
+    def _forget(self, which: Callable[[Caller | None], bool]) -> None:
+        self._entries = {
+            header: caller for header, caller in self._entries.items() if not which(caller)
+        }
+        self.generation += 1  # an answer being read now may predate the change
 
 
 async def authenticate(pool: asyncpg.Pool, cache: KeyCache, header: str) -> Caller | None:

@@ -69,7 +69,9 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
 
         conn.add_termination_listener(terminated)
         cache = subscribers.keys
-        await conn.add_listener(KEYS_CHANNEL, lambda *_args: cache.clear())
+        await conn.add_listener(
+            KEYS_CHANNEL, lambda _conn, _pid, _channel, change: cache.key_changed(change)
+        )
         await conn.add_listener(CHANGES_CHANNEL, lambda *_args: more.set())
         cache.clear()  # changes made while nobody listened
         cache.live = True

@@ -20,7 +20,10 @@ from service.reputation import Evidence
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 KEYS_CHANNEL = "callguard_keys"
-"""NOTIFY channel: a key was created or revoked, so processes drop their key caches."""
+"""NOTIFY channel: a key was created or revoked; the payload is KEY_CREATED or KEY_REVOKED,
+a space, and the key's id. Processes update their key caches."""
+KEY_CREATED = "created"
+KEY_REVOKED = "revoked"
 CHANGES_CHANNEL = "callguard_changes"
 """NOTIFY channel: a change was logged; the payload is its seq. Processes then read the log."""
 _LOCK_CHANGES = "SELECT pg_advisory_xact_lock(0x6368616e676573)"  # any constant: "changes"
@@ -952,7 +955,7 @@ async def create_key(pool: asyncpg.Pool, name: str, role: str, key_hash: bytes) 
     """Store a new key's hash."""
     async with pool.acquire() as conn, conn.transaction():
         record = await conn.fetchrow(_INSERT_KEY, name, role, key_hash)
-        await conn.execute(_NOTIFY_KEYS, KEYS_CHANNEL, str(record["id"]))
+        await conn.execute(_NOTIFY_KEYS, KEYS_CHANNEL, f"{KEY_CREATED} {record['id']}")
     return _api_key(record)
 
 
@@ -975,7 +978,7 @@ async def revoke_key(
         record = await conn.fetchrow(_REVOKE_KEY, key_id, key_hash)
         if record is None:
             return None
-        await conn.execute(_NOTIFY_KEYS, KEYS_CHANNEL, str(record["id"]))
+        await conn.execute(_NOTIFY_KEYS, KEYS_CHANNEL, f"{KEY_REVOKED} {record['id']}")
         revoked = _api_key(record)
         await _audit(
             conn, at, actor, "key_revoke", None, None, key_id=revoked.id, key_name=revoked.name

@@ -16,7 +16,10 @@ from service.config import Config
 from service.feed import APPLICATION_NAME
 from service.listings import utc_now
 from service.store import Actor
-from tests.conftest import AppClient, ClientFactory, MakeKey
+from pathlib import Path
+
+from service.auth import new_key
+from tests.conftest import AppClient, ClientFactory, MakeKey, eventually, own_postgres
 
 V1_CALLS = [
     ("GET", "/v1/numbers/0912345678", None),
@@ -131,6 +134,32 @@ async def test_a_key_created_after_a_refusal_works_at_once(
     assert (await client.get("/v1/categories", headers=headers)).status == 401  # cached as unknown
     await store.create_key(pool, "late", "client", hash_key(key))
     assert await wait_for_status(client, headers, 200) < 0.5
+
+
+async def test_a_new_key_leaves_the_served_keys_cached_through_an_outage(
+    aiohttp_client: ClientFactory, pg_data_dir: Path
+) -> None:
+    async with own_postgres(pg_data_dir) as (url, key):
+        headers = {"Authorization": f"Bearer {key}"}
+        client = await aiohttp_client(create_app(Config(database_url=url)))
+        await eventually(lambda: client.app[KEY_CACHE].live, what="the feed listening")
+        assert (await client.get("/v1/numbers/0912345678", headers=headers)).status == 200
+        # A key made now, as `callguard keys create` would while the service runs; once it
+        # is accepted, the feed has applied its creation.
+        made = new_key()
+        later = {"Authorization": f"Bearer {made}"}
+        assert (await client.get("/v1/categories", headers=later)).status == 401
+        async with await store.create_pool(url, 1, 1) as pool:
+            await store.create_key(pool, "made later", "client", hash_key(made))
+
+        async def accepted() -> bool:
+            return (await client.get("/v1/categories", headers=later)).status == 200
+
+        await eventually(accepted, what="the new key accepted")
+    # Postgres is gone: the key served before the new one was made still looks numbers up.
+    response = await client.get("/v1/numbers/0912345678", headers=headers)
+    assert response.status == 200
+    assert (await response.json())["verdict"] == "unknown"
 
 
 async def test_a_role_too_low_is_403(
