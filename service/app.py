@@ -130,6 +130,9 @@ def run(app: web.Application, config: Config, *, reuse_port: bool = False) -> No
     )
 
 
+FEED_START_SECONDS = 10.0
+"""How long start-up waits for the change feed before serving anyway."""
+
 _CANCELLED_STATUS = int(HTTPStatus.INTERNAL_SERVER_ERROR)
 """The status counted and logged for a request cancelled before its answer: the client left."""
 
@@ -211,17 +214,24 @@ async def listings(app: web.Application) -> AsyncIterator[None]:
 
 async def change_feed(app: web.Application) -> AsyncIterator[None]:
     """The change feed from other processes to the key cache, filter and positive cache;
-    cancelled at shutdown."""
+    cancelled at shutdown. The process serves once the feed listens and has caught up (so it
+    starts ready), or after FEED_START_SECONDS without, not ready until it has."""
     config, listings = app[CONFIG], app[LISTINGS]
     assert config.database_url is not None
+    live = asyncio.Event()
 
-    def set_live(live: bool) -> None:
-        listings.feed_live = live
+    def set_live(is_live: bool) -> None:
+        listings.feed_live = is_live
+        if is_live:
+            live.set()
 
     subscribers = feed.Subscribers(
         keys=app[KEY_CACHE], catch_up=listings.catch_up, set_live=set_live
     )
     task = asyncio.create_task(feed.follow_changes(config.database_url, subscribers))
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FEED_START_SECONDS):
+            await live.wait()
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -40,7 +40,12 @@ class Config:
     """The filter is sized for max(filter_min_capacity, this x listed numbers): 10 M listed
     numbers take 22.5 MB at 0.1 %. Past its capacity it is rebuilt bigger."""
     filter_snapshots: bool = True
-    """Save each built filter in Postgres, so processes start from it and the change log."""
+    """Save the filter in Postgres (after each build from the tables, after
+    filter_snapshot_after numbers were added, at a clean stop), so processes start from the
+    newest snapshot and the change log after it."""
+    filter_snapshot_after: int = 100_000
+    """Numbers added from the change log (imports count their rows) before the filter is
+    saved again: a start replays at most about this many after the newest snapshot."""
     filter_check_interval: timedelta = timedelta(minutes=10)
     """How often the filter's fill and staleness are checked (and the log pruned)."""
     filter_stale_share: float = 0.25
@@ -92,6 +97,7 @@ class Config:
 _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_DATA_DIR": ("data_dir", Path),
     "CALLGUARD_FILTER_BACKEND": ("filter_backend", str),
+    "CALLGUARD_FILTER_SNAPSHOT_AFTER": ("filter_snapshot_after", int),
     "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY": ("reports_per_reporter_per_day", int),
     "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": ("lookups_per_key_per_second", float),
     "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),

@@ -6,8 +6,11 @@ it, and the verdict is judged then, as of now, so expiry and delisting take effe
 whatever the filter still holds.
 
 The filter and cache follow the change log (store.changes_since): `catch_up` applies every
-change past this process's cursor. The feed (service/feed.py) calls it on each notification
-and after each reconnect. A Bloom filter cannot forget, so `rebuild` builds a fresh one from
+change past this process's cursor, an import's numbers included, before it moves the cursor
+past it, so the filter holds every number listed up to the cursor. Start-up runs it before
+the process serves; the feed (service/feed.py) runs it on each notification and after each
+reconnect. The filter is saved (store.FilterSnapshot) once enough was added since the newest
+snapshot, and at a clean stop, so a start replays little. A Bloom filter cannot forget, so `rebuild` builds a fresh one from
 Postgres in the background and swaps it in between two lookups; numbers added meanwhile are
 recorded and added to the new filter before the swap.
 
@@ -53,6 +56,7 @@ CHANGE_PAGE = 10_000
 ADDING_KINDS = frozenset({"reported", "listed", "allowlisted"})
 """Changes that may give a number a verdict: it goes into the filter."""
 Clock = Callable[[], datetime]
+STOP_SNAPSHOT_SECONDS = 10.0
 
 
 def utc_now() -> datetime:
@@ -153,7 +157,10 @@ class Listings:
         self.built_at = time.monotonic()
         self._metrics = metrics
         self._reporter_key = reporter_key
-        self._own_imports: set[int] = set()
+        self._own_imports: dict[int, int] = {}
+        """This process's imports whose numbers it added itself, with their count."""
+        self._since_snapshot = 0
+        """Numbers added from the change log since the newest snapshot this process knows."""
         self._background: set[asyncio.Task[None]] = set()
         self._recording: list[Collection[int]] | None = None
         self._catching_up = asyncio.Lock()
@@ -333,12 +340,16 @@ class Listings:
         if self._recording is not None:
             self._recording.append(numbers)
 
-    def own_import(self, import_id: int) -> None:
-        """This process made the import: its numbers are already in the filter."""
-        self._own_imports.add(import_id)
+    def own_import(self, import_id: int, numbers: int) -> None:
+        """This process made the import: its `numbers` are already in the filter."""
+        self._own_imports[import_id] = numbers
 
     async def catch_up(self) -> int:
-        """Apply every change logged past the cursor; return how many. One run at a time."""
+        """Apply every change logged past the cursor; return how many. One run at a time.
+
+        The cursor passes a change only once it is applied, an import's numbers all read
+        into the filter: so a lookup here never misses a number listed up to the cursor,
+        and a snapshot taken at the cursor holds every one of them."""
         applied = 0
         async with self._catching_up:
             while True:
@@ -350,28 +361,27 @@ class Listings:
                         await self._rebuild_behind()
                         continue
                 for change in changes:
-                    self._apply(change)
-                if changes:
-                    self.cursor = changes[-1].seq
-                    applied += len(changes)
+                    self._since_snapshot += await self._apply(change)
+                    self.cursor = change.seq
+                applied += len(changes)
                 if len(changes) < CHANGE_PAGE:
-                    return applied
+                    break
+        if self._since_snapshot >= self.config.filter_snapshot_after:
+            self._in_background(self.save_snapshot())
+        return applied
 
-    def _apply(self, change: Change) -> None:
+    async def _apply(self, change: Change) -> int:
+        """Apply one change to the filter and cache; return how many numbers it added."""
         if change.import_id is not None:
             self.cache.clear()  # its numbers' trusted sources changed
-            if change.import_id in self._own_imports:
-                self._own_imports.discard(change.import_id)
-            else:
-                self._load_import_later(change.import_id)
-            return
+            own = self._own_imports.pop(change.import_id, None)
+            return own if own is not None else await self._load_import(change.import_id)
         assert change.number is not None
-        if change.kind in ADDING_KINDS:
-            self.add_numbers([change.number])
         self.cache.invalidate(change.number)
-
-    def _load_import_later(self, import_id: int) -> None:
-        self._in_background(self._load_import(import_id))
+        if change.kind not in ADDING_KINDS:
+            return 0
+        self.add_numbers([change.number])
+        return 1
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run work in a task that close() cancels."""
@@ -379,9 +389,12 @@ class Listings:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _load_import(self, import_id: int) -> None:
+    async def _load_import(self, import_id: int) -> int:
+        loaded = 0
         async for numbers in store.imported_numbers(self.pool, import_id):
             self.add_numbers(numbers)
+            loaded += len(numbers)
+        return loaded
 
     async def rebuild(self) -> Built:
         """Build a fresh filter from Postgres and swap it in; the live one keeps answering
@@ -400,6 +413,7 @@ class Listings:
             self.built_at = time.monotonic()
             self._count_build(built)
         if snapshot is not None:
+            self._since_snapshot = 0
             await store.save_filter_snapshot(self.pool, snapshot)
         return built
 
@@ -423,6 +437,34 @@ class Listings:
     def save_snapshot_later(self, snapshot: store.FilterSnapshot) -> None:
         """Save a snapshot in the background (cancelled at shutdown)."""
         self._in_background(store.save_filter_snapshot(self.pool, snapshot))
+
+    async def save_snapshot(self) -> bool:
+        """Save the live filter as of the cursor, unless snapshots are off or one as new is
+        saved already (another replica's); True if saved. The filter may hold a few numbers
+        past the cursor (this process's own changes, added ahead): a maybe more, never a
+        number less."""
+        if not self.config.filter_snapshots:
+            return False
+        saved = await store.snapshot_cursor(self.pool)
+        # No await from here until the snapshot is taken: the cursor and the bits agree.
+        cursor, since = self.cursor, self._since_snapshot
+        if saved is not None and saved >= cursor:
+            self._since_snapshot -= since
+            return False
+        data = self.filter.to_bytes()
+        if data is None:
+            return False
+        snapshot = store.FilterSnapshot(
+            cursor=cursor,
+            created_at=self.clock(),
+            capacity=self.filter.capacity,
+            error_rate=self.filter.error_rate,
+            entries=self.filter.entries,
+            data=data,
+        )
+        self._since_snapshot -= since
+        await store.save_filter_snapshot(self.pool, snapshot)
+        return True
 
     async def _rebuild_behind(self) -> None:
         """The cursor is behind a pruned log: rebuild, then go on from the build's cursor."""
@@ -466,11 +508,20 @@ class Listings:
         return reason
 
     async def close(self) -> None:
-        """Stop loading other processes' imports and saving snapshots: the process is
-        shutting down."""
+        """The process is stopping cleanly: stop the work in the background, then save the
+        filter if changes were added since the newest snapshot, so the next start replays
+        none of them. A database that does not answer within STOP_SNAPSHOT_SECONDS only
+        costs the next start a longer catch-up."""
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._since_snapshot == 0:
+            return
+        try:
+            async with asyncio.timeout(STOP_SNAPSHOT_SECONDS):
+                await self.save_snapshot()
+        except (TimeoutError, *DATABASE_UNAVAILABLE) as err:
+            log.warning("no filter snapshot saved at stop (%s)", type(err).__name__)
 
     def _count_build(self, built: Built) -> None:
         self._metrics.filter_builds.labels(built.source).inc()

@@ -148,13 +148,15 @@ AND seq < (SELECT max(seq) FROM changes)
 """
 _INSERT_SNAPSHOT = """
 INSERT INTO filter_snapshots (cursor, created_at, capacity, error_rate, entries, data)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING id
+SELECT $1, $2, $3, $4, $5, $6
+WHERE NOT EXISTS (SELECT 1 FROM filter_snapshots WHERE cursor >= $1)
 """
-_DELETE_OLD_SNAPSHOTS = "DELETE FROM filter_snapshots WHERE id < $1"
+_DELETE_OLD_SNAPSHOTS = "DELETE FROM filter_snapshots WHERE cursor < $1"
 _SELECT_SNAPSHOT = """
 SELECT cursor, created_at, capacity, error_rate, entries, data FROM filter_snapshots
-ORDER BY id DESC LIMIT 1
+ORDER BY cursor DESC, id DESC LIMIT 1
 """
+_SNAPSHOT_CURSOR = "SELECT max(cursor) FROM filter_snapshots"
 
 _LOCK_REPORTER = "SELECT pg_advisory_xact_lock(hashtextextended(encode($1::bytea, 'hex'), 0))"
 _REPORTS_SINCE = """
@@ -365,9 +367,10 @@ class FilterSnapshot:
 
 
 async def save_filter_snapshot(pool: asyncpg.Pool, snapshot: FilterSnapshot) -> None:
-    """Keep this snapshot as the newest, dropping older ones."""
+    """Keep this snapshot as the newest, dropping older ones; nothing if one as new as it
+    is saved already (replicas that caught up on the same changes save once)."""
     async with pool.acquire() as conn, conn.transaction():
-        snapshot_id = await conn.fetchval(
+        await conn.execute(
             _INSERT_SNAPSHOT,
             snapshot.cursor,
             snapshot.created_at,
@@ -376,7 +379,13 @@ async def save_filter_snapshot(pool: asyncpg.Pool, snapshot: FilterSnapshot) -> 
             snapshot.entries,
             snapshot.data,
         )
-        await conn.execute(_DELETE_OLD_SNAPSHOTS, snapshot_id)
+        await conn.execute(_DELETE_OLD_SNAPSHOTS, snapshot.cursor)
+
+
+async def snapshot_cursor(pool: asyncpg.Pool) -> int | None:
+    """The cursor of the newest saved filter, None if there is none."""
+    cursor: int | None = await pool.fetchval(_SNAPSHOT_CURSOR)
+    return cursor
 
 
 async def latest_filter_snapshot(pool: asyncpg.Pool) -> FilterSnapshot | None:

@@ -5,6 +5,7 @@ swap a fresh filter in, the positive cache, and lookups while Postgres is gone."
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from datetime import timedelta
 from dataclasses import replace
@@ -22,7 +23,14 @@ from service.feed import APPLICATION_NAME
 from service.listings import Listings, utc_now
 from service.state import LISTINGS
 from service.store import Actor
-from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey, own_postgres
+from tests.conftest import (
+    AppClient,
+    ClientFactory,
+    FakeClock,
+    MakeKey,
+    eventually,
+    own_postgres,
+)
 
 ADMIN = Actor(None, "test")
 SECOND = 1.0
@@ -135,6 +143,62 @@ async def test_a_replica_started_later_sees_everything(
     ):
         assert await verdict(from_snapshot, admin, number) == expected, number
     assert listings_of(from_snapshot).cursor == 3
+
+
+def import_body(count: int) -> str:
+    """A CSV of `count` distinct mobile numbers."""
+    return "number,category\n" + "".join(f"09{n:08d},online_loan\n" for n in range(count))
+
+
+async def import_list(client: AppClient, operator: dict[str, str], body: str) -> None:
+    headers = {**operator, "Content-Type": "text/csv"}
+    data = io.BytesIO(body.encode())
+    response = await client.post("/v1/imports?source=police", data=data, headers=headers)
+    assert response.status == 201, await response.text()
+
+
+async def test_a_replica_is_ready_only_once_every_imported_number_is_in_its_filter(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
+) -> None:
+    config = replace(config, filter_snapshot_after=10**9)  # no snapshot but the first, empty
+    first = await aiohttp_client(create_app(config))
+    operator = {"Authorization": f"Bearer {await make_key('operator')}"}
+    await import_list(first, operator, import_body(200_000))
+    later = await aiohttp_client(create_app(config))  # replays the import from the log
+
+    async def ready() -> bool:
+        return (await later.get("/readyz")).status == 200
+
+    await eventually(ready, what="ready")
+    tail = [f"09{n:08d}" for n in range(199_000, 200_000)]
+    response = await later.post("/v1/lookups", json={"numbers": tail}, headers=operator)
+    verdicts = [result["verdict"] for result in (await response.json())["results"]]
+    assert verdicts == ["scam"] * len(tail)
+
+
+async def test_a_big_import_and_a_clean_stop_save_the_filter_for_the_next_start(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey, pool: asyncpg.Pool
+) -> None:
+    config = replace(config, filter_snapshot_after=1_000)
+    first = await aiohttp_client(create_app(config))
+    operator = {"Authorization": f"Bearer {await make_key('operator')}"}
+    await import_list(first, operator, import_body(1_500))
+
+    async def saved_at(seq: int) -> bool:
+        return await pool.fetchval("SELECT max(cursor) FROM filter_snapshots") == seq
+
+    await eventually(lambda: saved_at(1), what="a snapshot after the import")
+    report = {"number": "0387654321", "category": "online_loan", "reporter": "r"}
+    assert (await first.post("/v1/reports", json=report, headers=operator)).status == 201
+    assert await saved_at(1)  # one report is not worth a snapshot...
+    await first.close()
+    assert await saved_at(2)  # ...but a clean stop saves whatever was added
+    later = await aiohttp_client(create_app(config))
+    metrics = await (await later.get("/metrics", headers=operator)).text()
+    assert 'callguard_filter_builds_total{source="snapshot"} 1.0' in metrics
+    assert listings_of(later).cursor == 2
+    assert await verdict(later, operator, "0900001499") == "scam"
+    assert await verdict(later, operator, "0387654321") == "suspicious"
 
 
 async def test_a_snapshot_older_than_the_pruned_log_is_not_used(

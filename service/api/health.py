@@ -25,7 +25,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @public
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: the filter is loaded and the database answers."""
+    """Ready: the database answers, and the filter holds every listed number: it is loaded,
+    and the change feed listens and has caught up with the log."""
     app = request.app
     if LISTINGS not in app:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The filter is still loading.")
@@ -36,5 +37,7 @@ async def readyz(request: web.Request) -> web.Response:
         raise Problem(
             HTTPStatus.SERVICE_UNAVAILABLE, f"The database does not answer: {err!r}."
         ) from err
-    entries = app[LISTINGS].filter.entries
-    return json_response({"status": "ready", "filter_entries": entries})
+    listings = app[LISTINGS]
+    if not listings.feed_live:
+        raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "Catching up with the change log.")
+    return json_response({"status": "ready", "filter_entries": listings.filter.entries})

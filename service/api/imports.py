@@ -74,6 +74,7 @@ async def create_import(request: web.Request) -> web.Response:
         chunks = gunzip(chunks)
     listings, pool = request.app[LISTINGS], request.app[POOL]
     errors: list[tuple[int, str, str]] = []
+    added = 0
     started = time.perf_counter()
     try:
         async with store.import_writer(
@@ -85,10 +86,11 @@ async def create_import(request: web.Request) -> web.Response:
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
                     listings.add_numbers(parsed.numbers)
+                    added += len(parsed.numbers)
                     refused = [(error.line, error.value, error.reason) for error in parsed.errors]
                     errors.extend(refused[: INLINE_ERRORS - len(errors)])
                     await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
-            listings.own_import(writer.summary.id)
+            listings.own_import(writer.summary.id, added)
             streamed = time.perf_counter()
             summary = await writer.merge()
         log.info(
