@@ -105,7 +105,7 @@ async def build_filter(pool: asyncpg.Pool, config: Config, now: datetime) -> Bui
     async with store.listed_numbers(pool, since) as listed:
         capacity = capacity_for(listed.rows, config.filter_min_capacity, config.filter_headroom)
         number_filter = make_filter(config.filter_backend, capacity, config.filter_error_rate)
-        await listed.copy(number_filter.update)  # update() counts them in `entries`
+        await listed.copy(number_filter.update)
     return Built(number_filter, listed.cursor, time.perf_counter() - started, "tables")
 
 
@@ -170,18 +170,10 @@ class Listings:
         metrics.filter_entries.set_function(lambda: self.filter.entries)
         metrics.filter_capacity.set_function(lambda: self.filter.capacity)
         metrics.filter_bytes.set_function(lambda: self.filter.nbytes)
-        metrics.filter_false_positive_rate.set_function(self.false_positive_rate)
         metrics.cache_entries.set_function(lambda: len(self.cache))
         metrics.change_cursor.set_function(lambda: self.cursor)
         metrics.database_up.set_function(lambda: float(self.feed_live))
         self._count_build(built)
-
-    def false_positive_rate(self) -> float:
-        """Of the lookups of numbers nothing is stored about, the share the filter let
-        through: the measured false-positive rate."""
-        false_positives = self._checks["false_positive"]
-        checked = self._checks["negative"] + false_positives
-        return false_positives / checked if checked else 0.0
 
     def ruled_out(self, number: int) -> bool:
         """Whether the filter rules the number out, so its answer is unknown without reading

@@ -132,7 +132,7 @@ class Metrics:
         r.register(self.lookups)
         r.register(self.filter_checks)
         self.filter_entries = Gauge(
-            "callguard_filter_entries", "Numbers in the Bloom filter.", registry=r
+            "callguard_filter_entries", "Distinct numbers in the Bloom filter.", registry=r
         )
         self.filter_capacity = Gauge(
             "callguard_filter_capacity",
@@ -141,12 +141,6 @@ class Metrics:
         )
         self.filter_bytes = Gauge(
             "callguard_filter_bytes", "Memory held by the Bloom filter's bits.", registry=r
-        )
-        self.filter_false_positive_rate = Gauge(
-            "callguard_filter_false_positive_rate",
-            "Measured: of the lookups of numbers nothing is stored about, the share the Bloom "
-            "filter answered maybe.",
-            registry=r,
         )
         self.filter_stale_share = Gauge(
             "callguard_filter_stale_share",

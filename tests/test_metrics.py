@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import subprocess
 
@@ -13,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.app import create_app
 from service.config import Config
 from service.metrics import LATENCY_BUCKETS, RequestTally, outcome_of
-from tests.conftest import AppClient, ClientFactory
+from tests.conftest import AppClient, ClientFactory, MakeKey
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -135,3 +136,32 @@ async def test_request_latency_is_the_histogram_prometheus_client_would_give() -
     labels = (("method", "GET"), ("route", "/v1/numbers/{number}"), ("status", "200"))
     counted = samples(generate_latest(registry).decode())[("callguard_http_requests_total", labels)]
     assert counted == len(values)
+
+
+async def test_the_filter_counts_each_number_once(
+    client: AppClient, auth: dict[str, str], make_key: MakeKey
+) -> None:
+    operator = {"Authorization": f"Bearer {await make_key('operator')}", "Content-Type": "text/csv"}
+    body = "number,category\n" + "0912345678,online_loan\n" * 50_000 + "0933333333,other\n"
+    response = await client.post(
+        "/v1/imports?source=telco", data=io.BytesIO(body.encode()), headers=operator
+    )
+    assert response.status == 201, await response.text()
+    for reporter in ("r1", "r2"):  # numbers the filter already holds
+        report = {"number": "0912345678", "category": "online_loan", "reporter": reporter}
+        assert (await client.post("/v1/reports", json=report, headers=auth)).status == 201
+    figures = samples(await scrape(client))
+    assert figures[("callguard_filter_entries", ())] == 2
+
+
+async def test_an_invalid_batch_item_is_no_lookup_and_no_filter_check(
+    client: AppClient, auth: dict[str, str]
+) -> None:
+    batch = {"numbers": ["0911111111", "abc", 12, "", "+84 1"]}
+    response = await client.post("/v1/lookups", json=batch, headers=auth)
+    assert response.status == 200
+    results = (await response.json())["results"]
+    assert [("error" in result) for result in results] == [False, True, True, True, True]
+    figures = samples(await scrape(client))
+    assert figures[("callguard_lookups_total", (("verdict", "unknown"),))] == 1
+    assert figures[("callguard_filter_checks_total", (("outcome", "negative"),))] == 1

@@ -48,16 +48,19 @@ async def lookup_batch(request: web.Request) -> web.Response:
     # so it keeps to local names and plain text, encoded once at the end.
     parts: list[str | int] = []
     maybes: list[tuple[str, int]] = []
+    invalid = 0
     in_filter = listings.filter.__contains__
     unknown = UNKNOWN_RESULT_TEXT
     for item in items:
         if type(item) is not str:
             parts.append(_error(item, "must be a string"))
+            invalid += 1
             continue
         try:
             number = normalize(item)
         except InvalidNumber as err:
             parts.append(_error(item, str(err)))
+            invalid += 1
             continue
         if in_filter(number):
             parts.append(len(maybes))
@@ -66,7 +69,7 @@ async def lookup_batch(request: web.Request) -> web.Response:
             parts.append(unknown % (item, number))  # needs no JSON escaping
         else:
             parts.append(_json({"input": item, **unknown_body(number)}))
-    listings.count_ruled_out(len(parts) - len(maybes))
+    listings.count_ruled_out(len(parts) - len(maybes) - invalid)  # no verdict for an error
     if maybes:
         answers = await listings.lookup_many([number for _, number in maybes])
         for index, part in enumerate(parts):
