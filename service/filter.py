@@ -58,6 +58,8 @@ class RBloomFilter:
         self.error_rate = error_rate
         self._entries: int | None = 0
         """The distinct count, None when a bulk update left it to be estimated."""
+        self._given = 0
+        """Numbers given to add() and update(), repeats included: an upper bound."""
         # The number itself is the hash, as Python's built-in hash of an int is; given
         # explicitly, it lets rbloom save and load the bits (a snapshot) for a fast start.
         if data is None:
@@ -68,6 +70,7 @@ class RBloomFilter:
     def add(self, number: int) -> None:
         if number not in self._bloom:
             self._bloom.add(number)
+            self._given += 1
             if self._entries is not None:
                 self._entries += 1
 
@@ -75,17 +78,19 @@ class RBloomFilter:
         # In Rust, 2.7x faster than add() one by one at 10 M, but blind to what it already
         # holds: the count is estimated from the bits when next asked for.
         self._bloom.update(numbers)
+        self._given += len(numbers)
         self._entries = None
 
     @property
     def entries(self) -> int:
         if self._entries is None:  # a pass over the bits: about 25 ms at 10 M numbers
-            self._entries = round(self._bloom.approx_items)
+            estimate = self._bloom.approx_items  # infinite once every bit is set
+            self._entries = round(estimate) if estimate < self._given else self._given
         return self._entries
 
     @entries.setter
     def entries(self, count: int) -> None:
-        self._entries = count
+        self._entries = self._given = count
 
     def __contains__(self, number: int) -> bool:
         return number in self._bloom

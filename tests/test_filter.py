@@ -47,3 +47,9 @@ def test_adding_past_capacity_keeps_every_number(backend: str) -> None:
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown filter backend"):
         make_filter("redis", 10, 0.01)
+
+
+def test_entries_stay_a_count_when_every_bit_is_set() -> None:
+    small = make_filter("rbloom", 10, 0.5)
+    small.update(list(range(84900000000, 84900100000)))  # far past capacity: every bit set
+    assert small.entries == 100_000  # the numbers given: rbloom's own estimate is infinite
