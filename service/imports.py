@@ -35,6 +35,7 @@ from datetime import datetime, timedelta, timezone
 from service.categories import CATEGORY_IDS
 from service.numbers import InvalidNumber, parse
 from service.store import staging_copy_data
+from service.text import TextError, loads
 
 CSV = "text/csv"
 NDJSON = "application/x-ndjson"
@@ -520,9 +521,12 @@ def _parse_ndjson(raw_lines: list[bytes | None], line: int, batch: Batch) -> Non
 
 def _ndjson_record(text: str, line: int, batch: Batch) -> None:
     try:
-        record = json.loads(text)
+        record = loads(text)
     except (json.JSONDecodeError, RecursionError):
         batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not valid JSON"))
+        return
+    except TextError as err:
+        batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], f"not valid JSON: {err}"))
         return
     if not isinstance(record, dict):
         batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not a JSON object"))

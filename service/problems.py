@@ -30,11 +30,12 @@ RETRY_AFTER_SECONDS = 1
 
 def encode_json(body: Any) -> bytes:
     """UTF-8 JSON with Vietnamese text readable; echoed client text that cannot be UTF-8
-    (a lone surrogate) falls back to ASCII escapes, which are always valid JSON."""
+    (a lone surrogate) falls back to ASCII escapes, which are always valid JSON. NaN and the
+    infinities are no JSON: they raise ValueError (a 500) rather than go out."""
     try:
-        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(body).encode("ascii")
+        return json.dumps(body, allow_nan=False).encode("ascii")
 
 
 class Problem(Exception):

@@ -48,6 +48,10 @@ def test_requests_the_parser_refuses_are_problems_and_leave_no_trace_in_the_logs
             f"GET /v1/numbers/{NUMBER} HTTP/1.1\r\nHost: a\r\nBad Header: Bearer {key}\r\n\r\n"
         ),
         "a malformed request line first on its connection": f"G T /{number} HTTP/1.1\r\n\r\n",
+        "a Content-Length past Python's int limit": (
+            f"POST /v1/lookups HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {'9' * 5000}\r\n\r\n{{}}"
+        ),
     }
     with callguard.serve(free_port()) as server:
         for case, raw in refused.items():

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from service.problems import Problem, bad_request, encode_json
 from service.state import CONFIG
+from service.text import TextError, loads
 
 _JSON_TYPES = ("application/json", "application/problem+json")
 
@@ -56,7 +57,9 @@ async def read_object(
     if optional and not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = loads(raw.decode("utf-8"))
+    except TextError as err:
+        raise bad_request(f"The body is not valid JSON: {err}") from err
     except UnicodeDecodeError as err:
         raise bad_request(f"The body is not UTF-8: {err.reason} at byte {err.start}.") from err
     except json.JSONDecodeError as err:
@@ -159,6 +162,15 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     text = request.query.get(name)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+    value = digits(text, len(str(high)))
+    if value is None or not low <= value <= high:
         raise bad_request(f"'{name}' must be a whole number from {low} to {high}.")
+    return value
+
+
+def digits(text: str, max_digits: int) -> int | None:
+    """The whole number `text` spells in at most max_digits ASCII digits, else None: a
+    longer one is no value any field takes, and past 4300 digits int() itself fails."""
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        return None
     return int(text)
