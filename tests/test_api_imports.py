@@ -392,3 +392,20 @@ async def test_a_note_with_an_unpaired_surrogate_refuses_only_its_row(
     assert (result["accepted"], result["rejected"]) == (1, 1)
     assert "unpaired surrogate" in result["errors"][0]["reason"]
     assert await count(pool, "trusted_listings") == 1
+
+
+async def test_sources_and_idempotency_keys_are_identifiers(
+    client: AppClient, operator: dict[str, str]
+) -> None:
+    body = "number\n0912345678\n"
+    headers = {**operator, **CSV_TYPE}
+    first = await post_import(client, {**headers, "Idempotency-Key": "telco-1"}, body, " viettel")
+    assert first["source"] == "viettel"
+    again = await post_import(
+        client, {**headers, "Idempotency-Key": "\u200btelco-1 "}, body, "viettel\u200b"
+    )
+    assert again["import_id"] == first["import_id"]
+    refused = await post_import(client, headers, body, "%E2%80%8B", status=400)
+    assert "'source' must not be empty" in refused["detail"]
+    refused = await post_import(client, {**headers, "Idempotency-Key": "\ufeff"}, body, status=400)
+    assert "'Idempotency-Key' must not be empty" in refused["detail"]

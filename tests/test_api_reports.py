@@ -120,3 +120,31 @@ async def test_invalid_reports_are_refused_with_the_reason(
     assert words in (await response.json())["detail"]
     lookup = await (await client.get("/v1/numbers/0912345678", headers=auth)).json()
     assert lookup["report_count"] == 0
+
+
+async def test_reporters_that_differ_only_in_invisible_ways_are_one_reporter(
+    client: AppClient, auth: dict[str, str]
+) -> None:
+    composed, decomposed = "Nguy\u1ec5n", "Nguy\u0065\u0302\u0303n"  # NFC and NFD of Nguyễn
+    variants = [
+        composed,
+        decomposed,
+        f" {composed}\t",
+        f"\u200b{composed}\ufeff",
+        "Nguy\u200d\u1ec5n",
+    ]
+    for reporter in variants:
+        response = await client.post("/v1/reports", json=a_report(reporter=reporter), headers=auth)
+        assert response.status == 201, reporter
+    lookup = await (await client.get("/v1/numbers/0912345678", headers=auth)).json()
+    assert (lookup["report_count"], lookup["reporter_count"]) == (len(variants), 1)
+    assert lookup["verdict"] == "suspicious"  # one person alone cannot make it a scam
+
+
+@pytest.mark.parametrize("reporter", [" ", "\u200b", "\u200b \u2060\ufeff", "\u202e\u00ad"])
+async def test_a_reporter_empty_once_normalised_is_refused(
+    client: AppClient, auth: dict[str, str], reporter: str
+) -> None:
+    response = await client.post("/v1/reports", json=a_report(reporter=reporter), headers=auth)
+    assert response.status == 400
+    assert "'reporter' must not be empty" in (await response.json())["detail"]

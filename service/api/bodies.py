@@ -14,7 +14,7 @@ from aiohttp import web
 
 from service.problems import Problem, bad_request, encode_json
 from service.state import CONFIG
-from service.text import TextError, loads
+from service.text import TextError, identifier, loads
 
 _JSON_TYPES = ("application/json", "application/problem+json")
 
@@ -132,6 +132,24 @@ def text_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
     if not isinstance(value, str):
         raise bad_request(f"'{name}' must be a string.")
     return check_text(value, name, max_length)
+
+
+def identifier_text(value: str, name: str, max_length: int) -> str:
+    """An identifier from a body, a header or the query, by service/text.py's one rule."""
+    try:
+        return identifier(value, name, max_length)
+    except TextError as err:
+        raise bad_request(str(err)) from err
+
+
+def identifier_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
+    """A required identifier field (a reporter, an owner): see identifier_text."""
+    value = data.get(name)
+    if value is None:
+        raise bad_request(f"'{name}' is required.")
+    if not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a string.")
+    return identifier_text(value, name, max_length)
 
 
 def optional_text_field(data: Mapping[str, Any], name: str, max_length: int) -> str | None:

@@ -15,7 +15,14 @@ from service.problems import bad_request, too_many_requests
 from service.state import CONFIG, LISTINGS, REPORT_LIMITS
 from service.store import ReporterLimitReached
 
-from .bodies import json_response, optional_text_field, read_object, text_field, timestamp_field
+from .bodies import (
+    identifier_field,
+    json_response,
+    optional_text_field,
+    read_object,
+    text_field,
+    timestamp_field,
+)
 from .numbers import category_field, parse_number
 
 FIELDS = ("number", "category", "reporter", "description", "occurred_at")
@@ -49,7 +56,7 @@ async def create_report(request: web.Request) -> web.Response:
     report = Report(
         number=parse_number(text_field(data, "number", 64)),
         category=category_field(data),
-        reporter=text_field(data, "reporter", MAX_REPORTER_LENGTH),
+        reporter=identifier_field(data, "reporter", MAX_REPORTER_LENGTH),
         description=optional_text_field(data, "description", MAX_DESCRIPTION_LENGTH),
         occurred_at=occurred_at_field(data, listings.clock()),
     )
