@@ -60,7 +60,7 @@ def category(value: str) -> str:
         return value
     text = value.strip().lower()
     if text not in CATEGORY_IDS:
-        raise TextError(f"Unknown category {value[:50]!r}; GET /v1/categories lists them.")
+        raise TextError(f"Unknown category {value[:50]!r}.")
     return text
 
 
@@ -70,9 +70,10 @@ def timestamp(value: str, name: str, now: datetime, local: tzinfo | None = None)
     MAX_CLOCK_SKEW. With `local`, the offset may be left out (the time is then local) and so
     may the time (midnight, local)."""
     match = _RFC3339.fullmatch(value.strip())
-    if match is None or (local is None and match[8] is None):
-        shape = "2024-03-26T09:30:00+07:00" if local is None else "2024-03-26T09:30:00"
-        raise TextError(f"'{name}' is not an RFC 3339 time such as {shape}.")
+    if match is None:
+        raise TextError(f"'{name}' is not an RFC 3339 time such as 2024-03-26T09:30:00+07:00.")
+    if local is None and match[8] is None:
+        raise TextError(f"'{name}' needs a UTC offset, e.g. 2024-03-26T09:30:00+07:00.")
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     zone = local
     if offset in ("Z", "z"):
@@ -94,12 +95,13 @@ def timestamp(value: str, name: str, now: datetime, local: tzinfo | None = None)
             int((fraction or "0")[:6].ljust(6, "0")),
             tzinfo=zone,
         )
-        utc = moment.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 has no UTC time
-    except (ValueError, OverflowError) as err:
+    except ValueError as err:
         raise TextError(f"'{name}' is not a real date and time.") from err
-    if utc < EARLIEST_TIME:
+    # Compared, not converted: 0001-01-01T00:00:00+01:00 has no UTC time to convert to, and
+    # within the range every time has one Postgres can store.
+    if moment < EARLIEST_TIME:
         raise TextError(f"'{name}' is before {EARLIEST_TIME.date().isoformat()}.")
-    if utc > now + MAX_CLOCK_SKEW:
+    if moment > now + MAX_CLOCK_SKEW:
         raise TextError(f"'{name}' is in the future.")
     return moment
 

@@ -6,7 +6,7 @@ import asyncio
 import json
 import zlib
 from collections.abc import Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -14,7 +14,7 @@ from aiohttp import web
 
 from service.problems import Problem, bad_request, encode_json
 from service.state import CONFIG
-from service.text import TextError, identifier, loads
+from service.text import TextError, identifier, loads, timestamp
 
 _JSON_TYPES = ("application/json", "application/problem+json")
 
@@ -157,22 +157,15 @@ def optional_text_field(data: Mapping[str, Any], name: str, max_length: int) -> 
     return None if data.get(name) is None else text_field(data, name, max_length)
 
 
-def timestamp_field(
-    data: Mapping[str, Any], name: str, now: datetime, max_ahead: timedelta
-) -> datetime | None:
-    """An optional ISO 8601 timestamp with an offset, not later than now + max_ahead."""
+def timestamp_field(data: Mapping[str, Any], name: str, now: datetime) -> datetime | None:
+    """An optional RFC 3339 time with an offset, in the range service/text.py allows."""
     text = optional_text_field(data, name, 64)
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise bad_request(f"'{name}' is not an ISO 8601 timestamp.") from err
-    if moment.tzinfo is None:
-        raise bad_request(f"'{name}' needs a UTC offset, e.g. 2024-03-26T09:30:00+07:00.")
-    if moment > now + max_ahead:
-        raise bad_request(f"'{name}' is in the future.")
-    return moment
+        return timestamp(text, name, now)
+    except TextError as err:
+        raise bad_request(str(err)) from err
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -82,7 +82,11 @@ async def create_import(request: web.Request) -> web.Response:
             pool, source, request[API_KEY].id, idempotency_key, listings.clock()
         ) as writer:
             parse = parse_stream(
-                chunks, request.content_type, request.app[PARSERS], config.import_block_bytes
+                chunks,
+                request.content_type,
+                request.app[PARSERS],
+                config.import_block_bytes,
+                listings.clock(),
             )
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
