@@ -187,7 +187,7 @@ async def test_rfc_3339_times_are_accepted(
         ("0001-01-01T00:00:00+01:00", "before 2000-01-01"),
         ("9999-12-31T23:59:59-01:00", "in the future"),
         ("2026-02-30T09:30:00Z", "not a real date and time"),
-        ("2026-11-20T09:30:00+24:00", "impossible UTC offset"),
+        ("2026-11-20T09:30:00+24:00", "not a real date and time"),
         ("2026-11-20", "UTC offset"),
         ("20261120T093000Z", "RFC 3339"),
         ("2026-W47-5T09:30:00Z", "RFC 3339"),
