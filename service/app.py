@@ -38,9 +38,9 @@ from service.listings import (
     load_snapshot,
     utc_now,
 )
-from service.logs import RequestLog
+from service.logs import RequestLog, withhold_library_details
 from service.metrics import Metrics, outcome_of
-from service.problems import problem_for
+from service.problems import answer_protocol_errors_as_problems, problem_for
 from service.state import (
     CLOCK,
     CONFIG,
@@ -64,6 +64,10 @@ def create_app(
     """
     if not config.database_url:
         raise ValueError("create_app needs config.database_url (the CLI starts embedded Postgres)")
+    # Before the first request: aiohttp's own answers and log lines, made safe (problems.py,
+    # logs.py).
+    answer_protocol_errors_as_problems()
+    withhold_library_details()
     metrics = Metrics()
     requests = RequestLog(log_stream)
     app = web.Application(

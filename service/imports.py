@@ -32,9 +32,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
-from service.categories import CATEGORY_IDS
 from service.numbers import InvalidNumber, parse
 from service.store import staging_copy_data
+from service.text import TextError, category, loads, timestamp
 
 CSV = "text/csv"
 NDJSON = "application/x-ndjson"
@@ -129,6 +129,9 @@ class Block:
     layout: Layout
     first_line: int
     data: bytes
+    now: datetime
+    """The service's time when the import began: the worker has no clock of the service's, and
+    a reported_at past it (and the allowed skew) is refused."""
     open_record: OpenRecord | None = None
     """The record the block before ended in, if it did."""
 
@@ -149,8 +152,9 @@ class Parsed:
 @dataclass(slots=True)
 class Batch:
     """Rows read in a worker: (line, number, category, reported_at, note) tuples, the
-    errors, and how many numbers were legacy ones mapped."""
+    errors, and how many numbers were legacy ones mapped; `now` as in Block."""
 
+    now: datetime
     rows: list[tuple[int, int, str, datetime | None, str | None]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     mapped_legacy: int = 0
@@ -246,9 +250,14 @@ class Parsers:
 
 
 async def parse_stream(
-    chunks: AsyncIterator[bytes], content_type: str, parsers: Parsers, block_bytes: int
+    chunks: AsyncIterator[bytes],
+    content_type: str,
+    parsers: Parsers,
+    block_bytes: int,
+    now: datetime,
 ) -> AsyncGenerator[Parsed, None]:
-    """Each block of about `block_bytes` of a CSV or NDJSON byte stream, parsed, in order."""
+    """Each block of about `block_bytes` of a CSV or NDJSON byte stream, parsed, in order;
+    `now` is the service's time, the bound for reported_at."""
     blocks = _blocks(chunks, block_bytes)
     layout = Layout(csv=False)
     if content_type == CSV:
@@ -258,7 +267,7 @@ async def parse_stream(
     open_record = None
     try:
         async for first_line, data in blocks:
-            block = Block(layout, first_line, data)
+            block = Block(layout, first_line, data, now)
             window.append((block, parsers.parse(block)))
             if len(window) > parsers.workers:
                 parsed = await _settled(parsers, *window.popleft(), open_record)
@@ -387,7 +396,7 @@ def parse_block(block: Block) -> Parsed:
         lines = [line[:-1] if line and line.endswith(b"\r") else line for line in lines]
     if lines and max(map(len, lines)) > MAX_LINE_BYTES:  # type: ignore[arg-type]
         lines = [None if len(line) > MAX_LINE_BYTES else line for line in lines]  # type: ignore[arg-type]
-    batch = Batch()
+    batch = Batch(block.now)
     open_record = None
     if block.layout.csv:
         parser = _CsvParser(block.layout, block.first_line, block.open_record)
@@ -520,9 +529,12 @@ def _parse_ndjson(raw_lines: list[bytes | None], line: int, batch: Batch) -> Non
 
 def _ndjson_record(text: str, line: int, batch: Batch) -> None:
     try:
-        record = json.loads(text)
+        record = loads(text)
     except (json.JSONDecodeError, RecursionError):
         batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not valid JSON"))
+        return
+    except TextError as err:
+        batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], f"not valid JSON: {err}"))
         return
     if not isinstance(record, dict):
         batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], "not a JSON object"))
@@ -544,7 +556,7 @@ def _ndjson_record(text: str, line: int, batch: Batch) -> None:
 
 
 def _add_row(
-    batch: Batch, line: int, number: str, category: str, reported_at: str, note: str
+    batch: Batch, line: int, number: str, category_text: str, reported_at: str, note: str
 ) -> None:
     """Validate one row's fields; add it to the batch's rows or its errors."""
     text = number.strip()
@@ -556,20 +568,15 @@ def _add_row(
     except InvalidNumber as err:
         batch.errors.append(RowError(line, text[:MAX_ERROR_VALUE], f"not a valid number: {err}"))
         return
-    if category not in CATEGORY_IDS:  # checked as written first: the common case
-        category = category.strip().lower() or DEFAULT_CATEGORY
-        if category not in CATEGORY_IDS:
-            batch.errors.append(RowError(line, text, f"unknown category {category[:50]!r}"))
-            return
-    moment = None
-    if reported_at:
-        try:
-            moment = datetime.fromisoformat(reported_at.strip())
-        except ValueError:
-            batch.errors.append(RowError(line, text, "reported_at is not an ISO 8601 time"))
-            return
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=VIETNAM_TIME)
+    try:
+        blank = not category_text or category_text.isspace()
+        kind = DEFAULT_CATEGORY if blank else category(category_text)
+        moment = None
+        if reported_at and not reported_at.isspace():
+            moment = timestamp(reported_at, "reported_at", batch.now, local=VIETNAM_TIME)
+    except TextError as err:
+        batch.errors.append(RowError(line, text, str(err)))
+        return
     remark = note.strip() or None if note else None
     if remark is not None and (len(remark) > MAX_NOTE_LENGTH or storable(remark) != remark):
         reason = (
@@ -578,6 +585,6 @@ def _add_row(
         )
         batch.errors.append(RowError(line, text, reason))
         return
-    batch.rows.append((line, parsed.number, category, moment, remark))
+    batch.rows.append((line, parsed.number, kind, moment, remark))
     if parsed.legacy:
         batch.mapped_legacy += 1

@@ -7,6 +7,11 @@ the front middleware (app.py) writes a request's line itself, one f-string into 
 written out when 64 KiB are waiting, within a second of its request, and at shutdown. It names
 the route template, never the path (which holds the phone number), and the key's id, never the
 key; reporter ids are never logged.
+
+The libraries' loggers are another matter: aiohttp's server logs a request it cannot parse with
+the parser's message, which quotes the raw request line or header (an API key, the number asked
+about). So every record of theirs passes `LibraryRecords` first, which keeps only the message's
+template and the exception's class (`withhold_library_details`, called by create_app).
 """
 
 from __future__ import annotations
@@ -38,6 +43,43 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False)
+
+
+LIBRARY_LOGGERS = (
+    "aiohttp.access",
+    "aiohttp.client",
+    "aiohttp.internal",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+    "asyncio",
+)
+"""Every logger aiohttp has (aiohttp/log.py), and asyncio's, which logs a protocol's failures."""
+
+
+class LibraryRecords(logging.Filter):
+    """Keeps a library's record to its fixed text: the message template without its
+    arguments, and the exception's class without its message or traceback, since either may
+    quote request bytes (headers, the path, the body)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        template = record.msg if isinstance(record.msg, str) and record.args else None
+        error = record.exc_info[1] if record.exc_info else None
+        text = template or "a message withheld, as it may quote a request"
+        if error is not None:
+            text = f"{text} ({type(error).__module__}.{type(error).__qualname__})"
+        record.msg, record.args = text, ()
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def withhold_library_details() -> None:
+    """Put LibraryRecords on the libraries' loggers, once however often this is called (a
+    logger-level filter, so it holds whichever handler prints the record)."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, LibraryRecords) for f in logger.filters):
+            logger.addFilter(LibraryRecords())
 
 
 def configure(stream: TextIO | None = None) -> None:

@@ -176,7 +176,8 @@ def _schemas() -> Schema:
         "CategoryId": {
             "type": "string",
             "enum": [category.id for category in CATEGORIES],
-            "description": "A scam category; GET /v1/categories lists them with labels.",
+            "description": "A scam category; GET /v1/categories lists them with labels. Read in "
+            "any letter case.",
         },
         "AppealStatus": {"type": "string", "enum": list(appeals.STATUSES)},
         "Problem": {
@@ -736,8 +737,8 @@ def _paths() -> Schema:
                             ),
                             "occurred_at": {
                                 **_time(
-                                    "When the call came: ISO 8601 with a UTC offset, not in the "
-                                    "future.",
+                                    "When the call came: RFC 3339 with a UTC offset, from "
+                                    "2000-01-01 to 10 minutes past the service's clock.",
                                     nullable=True,
                                 ),
                                 "maxLength": 64,

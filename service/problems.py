@@ -10,6 +10,14 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import (
+    BadHttpMessage,
+    BadStatusLine,
+    InvalidURLError,
+    LineTooLong,
+    PayloadEncodingError,
+)
+from aiohttp.web_protocol import RequestHandler
 
 from service.metrics import route_label
 from service.store import DATABASE_UNAVAILABLE
@@ -22,11 +30,12 @@ RETRY_AFTER_SECONDS = 1
 
 def encode_json(body: Any) -> bytes:
     """UTF-8 JSON with Vietnamese text readable; echoed client text that cannot be UTF-8
-    (a lone surrogate) falls back to ASCII escapes, which are always valid JSON."""
+    (a lone surrogate) falls back to ASCII escapes, which are always valid JSON. NaN and the
+    infinities are no JSON: they raise ValueError (a 500) rather than go out."""
     try:
-        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(body).encode("ascii")
+        return json.dumps(body, allow_nan=False).encode("ascii")
 
 
 class Problem(Exception):
@@ -125,3 +134,54 @@ def problem_for(request: web.Request, err: Exception) -> Problem | None:
         )
     log.error("unhandled error on %s %s", request.method, route_label(request), exc_info=err)
     return Problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The service failed; the error is logged.")
+
+
+_PROTOCOL_DETAILS: tuple[tuple[type[BaseException], str], ...] = (
+    (LineTooLong, "The request line or a header is too long (8190 bytes at most)."),
+    (BadStatusLine, "The request line is malformed."),
+    (InvalidURLError, "The request's target is malformed."),
+    (PayloadEncodingError, "The body's framing (Content-Length, chunks) is malformed."),
+    (BadHttpMessage, "The request's headers are malformed."),
+)
+"""What to say about a request aiohttp's parser refused, by the parser's exception: a fixed
+sentence, as the parser's own message quotes the request's bytes."""
+
+
+def protocol_problem(status: int, error: BaseException | None) -> Problem:
+    """The problem for a request answered by aiohttp itself (RequestHandler.handle_error):
+    one it could not parse (400), a handler timeout (504), or an error past the middleware."""
+    if status >= 500:
+        return Problem(HTTPStatus(status), "The service failed; the error is logged.")
+    detail = next(
+        (text for kind, text in _PROTOCOL_DETAILS if isinstance(error, kind)),
+        "The request is not valid HTTP/1.1.",
+    )
+    return Problem(HTTPStatus(status), detail, kind="bad-request")
+
+
+_aiohttp_handle_error = RequestHandler.handle_error
+
+
+def _handle_error(
+    self: RequestHandler,
+    request: web.BaseRequest,
+    status: int = 500,
+    exc: BaseException | None = None,
+    message: str | None = None,
+) -> web.StreamResponse:
+    # aiohttp's own first: it logs (through logs.LibraryRecords) and refuses to answer twice.
+    _aiohttp_handle_error(self, request, status, exc, message)
+    response = protocol_problem(status, exc).response()
+    response.force_close()
+    return response
+
+
+def answer_protocol_errors_as_problems() -> None:
+    """Make aiohttp answer the requests it handles itself as problem+json, not text/plain.
+
+    A request line or header aiohttp cannot parse is answered from RequestHandler.handle_error
+    before any middleware or signal runs, and aiohttp 3.14 has no option to shape that answer
+    (aio-libs/aiohttp#3287; handler_args reach only its limits and loggers). So its method is
+    wrapped, once: aiohttp's still runs first, and its answer is replaced by the problem."""
+    if RequestHandler.handle_error is not _handle_error:
+        RequestHandler.handle_error = _handle_error  # type: ignore[method-assign]

@@ -86,8 +86,8 @@ async def test_a_messy_csv_is_imported_and_its_errors_reported(
         (9, ""),
     ]
     assert "not a valid number" in body["errors"][0]["reason"]
-    assert "unknown category 'lottery'" in body["errors"][1]["reason"]
-    assert "ISO 8601" in body["errors"][2]["reason"]
+    assert "Unknown category 'lottery'" in body["errors"][1]["reason"]
+    assert "RFC 3339" in body["errors"][2]["reason"]
     assert "missing" in body["errors"][3]["reason"]
     for number in ("0912345678", "+84987654321", "0321234567", "01621234567", "0933333333"):
         assert await verdict(client, auth, number) == "scam", number
@@ -392,3 +392,49 @@ async def test_a_note_with_an_unpaired_surrogate_refuses_only_its_row(
     assert (result["accepted"], result["rejected"]) == (1, 1)
     assert "unpaired surrogate" in result["errors"][0]["reason"]
     assert await count(pool, "trusted_listings") == 1
+
+
+async def test_sources_and_idempotency_keys_are_identifiers(
+    client: AppClient, operator: dict[str, str]
+) -> None:
+    body = "number\n0912345678\n"
+    headers = {**operator, **CSV_TYPE}
+    first = await post_import(client, {**headers, "Idempotency-Key": "telco-1"}, body, " viettel")
+    assert first["source"] == "viettel"
+    again = await post_import(
+        client, {**headers, "Idempotency-Key": "\u200btelco-1 "}, body, "viettel\u200b"
+    )
+    assert again["import_id"] == first["import_id"]
+    refused = await post_import(client, headers, body, "%E2%80%8B", status=400)
+    assert "'source' must not be empty" in refused["detail"]
+    refused = await post_import(client, {**headers, "Idempotency-Key": "\ufeff"}, body, status=400)
+    assert "'Idempotency-Key' must not be empty" in refused["detail"]
+
+
+async def test_reported_at_follows_the_same_rule_as_occurred_at(
+    timed_client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    rows = [
+        ("0912345678", "2026-11-23T16:09:00"),  # Vietnam time: 09:09Z, within the skew
+        ("0912345679", "2026-11-23T09:00:00z"),
+        ("0912345680", "2024-03-26"),
+        ("0912345681", "2026-11-23T16:11:00"),  # 09:11Z: in the future
+        ("0912345682", "2099-01-01T00:00:00+07:00"),
+        ("0912345683", "0001-01-01T00:00:00"),
+        ("0912345684", "2026-11-23T09:30"),
+    ]
+    body = "number,reported_at\n" + "".join(f"{n},{t}\n" for n, t in rows)
+    result = await post_import(timed_client, {**operator, **CSV_TYPE}, body)
+    assert (result["accepted"], result["rejected"]) == (3, 4)
+    assert [(e["line"], e["reason"]) for e in result["errors"]] == [
+        (5, "'reported_at' is in the future."),
+        (6, "'reported_at' is in the future."),
+        (7, "'reported_at' is before 2000-01-01."),
+        (8, "'reported_at' is not an RFC 3339 time such as 2024-03-26T09:30:00+07:00."),
+    ]
+    stored = await pool.fetch("SELECT reported_at FROM trusted_listings ORDER BY number")
+    assert [row["reported_at"].isoformat() for row in stored] == [
+        "2026-11-23T09:09:00+00:00",
+        "2026-11-23T09:00:00+00:00",
+        "2024-03-25T17:00:00+00:00",
+    ]

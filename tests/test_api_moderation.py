@@ -622,3 +622,19 @@ async def test_filing_an_appeal_needs_a_key(client: AppClient) -> None:
         "/v1/appeals", json={"number": SCAM, "contact": "x", "message": "x"}
     )
     await assert_problem(response, 401)
+
+
+async def test_an_owner_is_an_identifier(client: AppClient, admin: dict[str, str]) -> None:
+    decomposed = "So\u031b\u0309 Co\u0302ng Thu\u031bo\u031bng"  # NFD of Sở Công Thương
+    response = await client.put(
+        "/v1/allowlist/02513.685.134", json={"owner": f"\u200b {decomposed}\ufeff"}, headers=admin
+    )
+    assert response.status == 200
+    assert (await response.json())["owner"] == "Sở Công Thương"
+    response = await client.put(
+        "/v1/allowlist/02513.685.134", json={"owner": "\u200b\u2060 "}, headers=admin
+    )
+    assert response.status == 400
+    assert "'owner' must not be empty" in (await response.json())["detail"]
+    entry = await (await client.get("/v1/allowlist/02513.685.134", headers=admin)).json()
+    assert entry["owner"] == "Sở Công Thương"

@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import io
 import json
+import math
 import time
 from dataclasses import replace
 
@@ -14,6 +15,7 @@ import pytest
 
 from service.app import create_app
 from service.config import Config
+from service.problems import encode_json
 from tests.conftest import AppClient, ClientFactory, MakeKey
 
 REPORT = '{"number": "0912345678", "category": "other", "reporter": "r1"}'
@@ -226,3 +228,94 @@ async def test_an_upload_that_stalls_is_408_and_imports_nothing(
     assert "sent nothing for 0.3 s" in str(problem["detail"])
     assert await pool.fetchval("SELECT count(*) FROM imports") == 0
     assert await pool.fetchval("SELECT count(*) FROM trusted_listings") == 0
+
+
+HUGE = "9" * 5000
+"""Past Python's 4300-digit limit for int(): any conversion of it raises."""
+NOT_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400", HUGE, "-" + HUGE]
+
+
+@pytest.mark.parametrize("path", ENDPOINTS)
+@pytest.mark.parametrize("number", NOT_JSON_NUMBERS)
+async def test_json_numbers_past_what_json_or_int_can_hold_are_400(
+    client: AppClient, auth: dict[str, str], path: str, number: str
+) -> None:
+    body = (
+        f'{{"numbers": ["0912345678", {number}]}}'
+        if path == "/v1/lookups"
+        else f'{{"number": "0912345678", "category": "other", "reporter": {number}}}'
+    )
+    response = await client.post(
+        path, data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["status"] == 400
+    assert "not valid JSON" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/audit?limit={n}",
+        "/v1/audit?before={n}",
+        "/v1/appeals?after={n}",
+        "/v1/imports?limit={n}",
+        "/v1/imports?before={n}",
+        "/v1/allowlist/0912345678?limit={n}",
+    ],
+)
+async def test_query_integers_past_the_int_limit_are_400(
+    client: AppClient, make_key: MakeKey, path: str
+) -> None:
+    admin = {"Authorization": f"Bearer {await make_key('admin')}"}
+    if path.startswith("/v1/allowlist"):
+        entry = await client.put(path.split("?")[0], json={"owner": "Viettel"}, headers=admin)
+        assert entry.status == 200
+    response = await client.get(path.format(n=HUGE), headers=admin)
+    assert response.status == 400
+    assert response.content_type == "application/problem+json"
+    assert "whole number" in (await response.json())["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/appeals/{n}/resolve"),
+        ("GET", "/v1/imports/{n}"),
+        ("GET", "/v1/imports/{n}/errors"),
+    ],
+)
+async def test_ids_in_paths_past_the_int_limit_are_404(
+    client: AppClient, make_key: MakeKey, method: str, path: str
+) -> None:
+    admin = {"Authorization": f"Bearer {await make_key('admin')}"}
+    body = {"decision": "reject", "note": "n"}
+    response = await client.request(method, path.format(n=HUGE), json=body, headers=admin)
+    assert response.status == 404
+    assert response.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize("number", NOT_JSON_NUMBERS[:5])
+async def test_import_rows_with_numbers_json_cannot_hold_are_refused(
+    client: AppClient, make_key: MakeKey, number: str
+) -> None:
+    operator = {"Authorization": f"Bearer {await make_key('operator')}"}
+    rows = f'{{"number": "0912345678"}}\n{{"number": "0987654321", "weight": {number}}}\n'
+    response = await client.post(
+        "/v1/imports?source=viettel",
+        data=rows,
+        headers={**operator, "Content-Type": "application/x-ndjson"},
+    )
+    assert response.status == 201
+    result = await response.json()
+    assert (result["accepted"], result["rejected"]) == (1, 1)
+    (error,) = result["errors"]
+    assert error["line"] == 2 and "not valid JSON" in error["reason"]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_nothing_the_service_writes_holds_nan_or_infinity(value: float) -> None:
+    with pytest.raises(ValueError, match="JSON compliant"):
+        encode_json({"results": [{"input": value}]})

@@ -8,6 +8,7 @@ import csv
 import io
 import struct
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,6 +29,9 @@ from service.imports import (
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 StagedRow = tuple[int, int, bytes, int | None, str | None]
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+"""The service's time handed to the parser: the bound for reported_at."""
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +67,8 @@ async def parse_all(
     parsers: Parsers, data: bytes, content_type: str, block_bytes: int, chunk_sizes: list[int]
 ) -> list[Parsed]:
     chunks = stream(cut(data, chunk_sizes))
-    return [parsed async for parsed in parse_stream(chunks, content_type, parsers, block_bytes)]
+    parsed = parse_stream(chunks, content_type, parsers, block_bytes, NOW)
+    return [block async for block in parsed]
 
 
 def copy_rows(data: bytes) -> list[StagedRow]:

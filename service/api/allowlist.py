@@ -13,7 +13,14 @@ from service.problems import not_found
 from service.state import LISTINGS, POOL
 from service.store import AllowlistEntry, allowlist_entries, spoofing_reports
 
-from .bodies import iso, json_response, optional_text_field, query_int, read_object, text_field
+from .bodies import (
+    identifier_field,
+    iso,
+    json_response,
+    optional_text_field,
+    query_int,
+    read_object,
+)
 from .numbers import actor, parse_number
 
 MAX_OWNER_LENGTH = 200
@@ -69,7 +76,7 @@ async def put_entry(request: web.Request) -> web.Response:
     """Verify a number: its lookups say `verified` with its owner."""
     number = parse_number(request.match_info["number"])
     data = await read_object(request, ("owner", "note"))
-    owner = text_field(data, "owner", MAX_OWNER_LENGTH)
+    owner = identifier_field(data, "owner", MAX_OWNER_LENGTH)
     note = optional_text_field(data, "note", MAX_NOTE_LENGTH)
     answer = await request.app[LISTINGS].allowlist_add(number, owner, note, actor(request[API_KEY]))
     return json_response(

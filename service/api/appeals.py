@@ -15,7 +15,7 @@ from service.store import Appeal, AppealNotOpen
 from service.store import create_appeal as store_appeal
 from service.store import list_appeals as store_list
 
-from .bodies import iso, json_response, query_int, read_object, text_field
+from .bodies import digits, iso, json_response, query_int, read_object, text_field
 from .numbers import actor, parse_number
 
 STATUSES = ("open", "delisted", "rejected")
@@ -69,7 +69,8 @@ async def list_appeals(request: web.Request) -> web.Response:
 async def resolve_appeal(request: web.Request) -> web.Response:
     """Decide an open appeal: delist its number at once, or reject it."""
     text = request.match_info["appeal_id"]
-    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+    appeal_id = digits(text, 18)
+    if appeal_id is None:
         raise not_found(f"There is no appeal {text!r}.")
     data = await read_object(request, ("decision", "note"))
     decision = text_field(data, "decision", 16)
@@ -78,7 +79,7 @@ async def resolve_appeal(request: web.Request) -> web.Response:
     note = text_field(data, "note", MAX_MESSAGE_LENGTH)
     try:
         appeal = await request.app[LISTINGS].resolve_appeal(
-            int(text), DECISIONS[decision], note, actor(request[API_KEY])
+            appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
         )
     except AppealNotOpen as err:
         raise Problem(

@@ -6,7 +6,7 @@ import asyncio
 import json
 import zlib
 from collections.abc import Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -14,6 +14,7 @@ from aiohttp import web
 
 from service.problems import Problem, bad_request, encode_json
 from service.state import CONFIG
+from service.text import TextError, identifier, loads, timestamp
 
 _JSON_TYPES = ("application/json", "application/problem+json")
 
@@ -56,7 +57,9 @@ async def read_object(
     if optional and not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = loads(raw.decode("utf-8"))
+    except TextError as err:
+        raise bad_request(f"The body is not valid JSON: {err}") from err
     except UnicodeDecodeError as err:
         raise bad_request(f"The body is not UTF-8: {err.reason} at byte {err.start}.") from err
     except json.JSONDecodeError as err:
@@ -131,27 +134,38 @@ def text_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
     return check_text(value, name, max_length)
 
 
+def identifier_text(value: str, name: str, max_length: int) -> str:
+    """An identifier from a body, a header or the query, by service/text.py's one rule."""
+    try:
+        return identifier(value, name, max_length)
+    except TextError as err:
+        raise bad_request(str(err)) from err
+
+
+def identifier_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
+    """A required identifier field (a reporter, an owner): see identifier_text."""
+    value = data.get(name)
+    if value is None:
+        raise bad_request(f"'{name}' is required.")
+    if not isinstance(value, str):
+        raise bad_request(f"'{name}' must be a string.")
+    return identifier_text(value, name, max_length)
+
+
 def optional_text_field(data: Mapping[str, Any], name: str, max_length: int) -> str | None:
     """A string field that may be absent or null."""
     return None if data.get(name) is None else text_field(data, name, max_length)
 
 
-def timestamp_field(
-    data: Mapping[str, Any], name: str, now: datetime, max_ahead: timedelta
-) -> datetime | None:
-    """An optional ISO 8601 timestamp with an offset, not later than now + max_ahead."""
+def timestamp_field(data: Mapping[str, Any], name: str, now: datetime) -> datetime | None:
+    """An optional RFC 3339 time with an offset, in the range service/text.py allows."""
     text = optional_text_field(data, name, 64)
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise bad_request(f"'{name}' is not an ISO 8601 timestamp.") from err
-    if moment.tzinfo is None:
-        raise bad_request(f"'{name}' needs a UTC offset, e.g. 2024-03-26T09:30:00+07:00.")
-    if moment > now + max_ahead:
-        raise bad_request(f"'{name}' is in the future.")
-    return moment
+        return timestamp(text, name, now)
+    except TextError as err:
+        raise bad_request(str(err)) from err
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -159,6 +173,15 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     text = request.query.get(name)
     if text is None:
         return default
-    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+    value = digits(text, len(str(high)))
+    if value is None or not low <= value <= high:
         raise bad_request(f"'{name}' must be a whole number from {low} to {high}.")
+    return value
+
+
+def digits(text: str, max_digits: int) -> int | None:
+    """The whole number `text` spells in at most max_digits ASCII digits, else None: a
+    longer one is no value any field takes, and past 4300 digits int() itself fails."""
+    if not (text.isascii() and text.isdigit()) or len(text) > max_digits:
+        return None
     return int(text)

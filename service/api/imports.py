@@ -26,7 +26,7 @@ from service.problems import Problem, bad_request, not_found, service_unavailabl
 from service.state import CONFIG, LISTINGS, PARSERS, POOL
 from service.store import ImportReplayed, ImportSummary
 
-from .bodies import check_text, content_encoding, json_response, query_int
+from .bodies import content_encoding, identifier_text, json_response, query_int
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def errors_body(errors: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
 @requires(Role.OPERATOR)
 async def create_import(request: web.Request) -> web.Response:
     """Stream a CSV or NDJSON list into trusted listings, all rows or none."""
-    source = check_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
+    source = identifier_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
     if request.content_type not in FORMATS:
         raise Problem(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -67,7 +67,9 @@ async def create_import(request: web.Request) -> web.Response:
         )
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None:
-        check_text(idempotency_key, "Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH)
+        idempotency_key = identifier_text(
+            idempotency_key, "Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH
+        )
     config = request.app[CONFIG]
     chunks = idle_bounded(request.content.iter_chunked(CHUNK_BYTES), config.upload_idle_timeout)
     if content_encoding(request) == "gzip":
@@ -81,7 +83,11 @@ async def create_import(request: web.Request) -> web.Response:
             pool, source, request[API_KEY].id, idempotency_key, listings.clock()
         ) as writer:
             parse = parse_stream(
-                chunks, request.content_type, request.app[PARSERS], config.import_block_bytes
+                chunks,
+                request.content_type,
+                request.app[PARSERS],
+                config.import_block_bytes,
+                listings.clock(),
             )
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:

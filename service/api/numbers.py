@@ -17,6 +17,7 @@ from service.problems import Problem, bad_request, encode_json, not_found, too_m
 from service.reputation import UNKNOWN, Evidence, Verdict
 from service.state import CONFIG, LISTINGS, LOOKUP_LIMITS
 from service.store import Actor, ApiKey
+from service.text import TextError, category
 
 from .bodies import iso, optional_text_field, read_object, text_field
 
@@ -40,16 +41,16 @@ def limit_lookups(request: web.Request, numbers: int) -> None:
 
 
 def category_field(data: dict[str, Any]) -> str:
-    """A required, known category id."""
-    category = text_field(data, "category", 64)
-    if category not in CATEGORY_IDS:
+    """A required, known category id, by service/text.py's rule (any letter case)."""
+    try:
+        return category(text_field(data, "category", 64))
+    except TextError as err:
         raise Problem(
             HTTPStatus.UNPROCESSABLE_ENTITY,
-            f"Unknown category {category!r}; GET /v1/categories lists them.",
+            f"{err} GET /v1/categories lists them.",
             kind="unknown-category",
             categories=sorted(CATEGORY_IDS),
-        )
-    return category
+        ) from err
 
 
 def actor(api_key: ApiKey) -> Actor:

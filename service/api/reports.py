@@ -2,39 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any
 
 from aiohttp import web
 
 from service.auth import API_KEY
 from service.listings import Report
 from service.numbers import to_e164
-from service.problems import bad_request, too_many_requests
+from service.problems import too_many_requests
 from service.state import CONFIG, LISTINGS, REPORT_LIMITS
 from service.store import ReporterLimitReached
 
-from .bodies import json_response, optional_text_field, read_object, text_field, timestamp_field
+from .bodies import (
+    identifier_field,
+    json_response,
+    optional_text_field,
+    read_object,
+    text_field,
+    timestamp_field,
+)
 from .numbers import category_field, parse_number
 
 FIELDS = ("number", "category", "reporter", "description", "occurred_at")
 MAX_REPORTER_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
-CLOCK_SKEW = timedelta(minutes=10)
-"""How far in the future a phone's clock may put occurred_at."""
-
-
-def occurred_at_field(data: dict[str, Any], now: datetime) -> datetime | None:
-    """The optional occurred_at: ISO 8601 with an offset, not in the future, and in UTC still
-    a time Python and Postgres can hold (0001-01-01T00:00:00+01:00 is not)."""
-    moment = timestamp_field(data, "occurred_at", now, CLOCK_SKEW)
-    if moment is not None:
-        try:
-            moment.astimezone(UTC)
-        except OverflowError as err:
-            raise bad_request("'occurred_at' is out of range.") from err
-    return moment
 
 
 async def create_report(request: web.Request) -> web.Response:
@@ -49,9 +40,9 @@ async def create_report(request: web.Request) -> web.Response:
     report = Report(
         number=parse_number(text_field(data, "number", 64)),
         category=category_field(data),
-        reporter=text_field(data, "reporter", MAX_REPORTER_LENGTH),
+        reporter=identifier_field(data, "reporter", MAX_REPORTER_LENGTH),
         description=optional_text_field(data, "description", MAX_DESCRIPTION_LENGTH),
-        occurred_at=occurred_at_field(data, listings.clock()),
+        occurred_at=timestamp_field(data, "occurred_at", listings.clock()),
     )
     try:
         report_id, answer = await listings.report(report, api_key.id)
