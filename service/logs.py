@@ -21,7 +21,8 @@ import json
 import logging
 import sys
 import time
-from typing import TextIO
+import traceback
+from typing import Any, TextIO
 
 from service.metrics import Outcome, resource_label
 
@@ -30,7 +31,19 @@ BUFFER_BYTES = 1 << 16
 
 
 class JsonFormatter(logging.Formatter):
-    """A log record as one JSON line: time, level, logger, message, and the traceback."""
+    """A log record as one JSON line: time, level, logger, message, and the traceback without
+    the exceptions' messages, which may quote what a client sent (an int() of its text, a
+    key in a header): where it failed and with what class is enough to find the fault."""
+
+    def formatException(self, ei: Any) -> str:
+        error = ei[1]
+        chain = []
+        while error is not None:
+            frames = "".join(traceback.format_tb(error.__traceback__))
+            kind = f"{type(error).__module__}.{type(error).__qualname__}"
+            chain.append(f"Traceback (most recent call last):\n{frames}{kind} (message withheld)")
+            error = error.__cause__ or error.__context__
+        return "\n\nwhich was raised while handling:\n".join(chain)
 
     def format(self, record: logging.LogRecord) -> str:
         line = {

@@ -64,12 +64,44 @@ def test_the_services_own_messages_are_json_lines() -> None:
     logs.configure(out)
     try:
         logging.getLogger("service.test").warning("the feed lost its connection: %s", "x")
+        asked = "0912345678"
         try:
-            raise RuntimeError("boom")
+            raise RuntimeError(asked)
         except RuntimeError:
             logging.getLogger("service.test").exception("failed")
     finally:
         logging.getLogger().handlers.clear()
     first, second = (json.loads(line) for line in out.getvalue().splitlines()[:2])
     assert first["level"] == "warning" and first["message"].endswith(": x")
-    assert second["level"] == "error" and "RuntimeError: boom" in second["error"]
+    assert second["level"] == "error" and "RuntimeError (message withheld)" in second["error"]
+    assert "0912345678" not in second["error"]  # a message may quote what a client sent
+
+
+async def test_an_unhandled_error_is_logged_without_its_message(
+    config: Config, make_key: MakeKey
+) -> None:
+    async def fail(request: web.Request) -> web.Response:
+        try:
+            int(request.headers["X-Secret"])
+        except ValueError as err:
+            raise RuntimeError(f"bad {request.headers['X-Secret']}") from err
+        return web.Response()
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure(stream)
+    try:
+        app = create_app(config, log_stream=io.StringIO())
+        app.router.add_get("/v1/failing-probe", fail)
+        async with TestClient(TestServer(app)) as client:
+            headers = {"Authorization": f"Bearer {await make_key('client')}", "X-Secret": "0912x"}
+            assert (await client.get("/v1/failing-probe", headers=headers)).status == 500
+    finally:
+        root.handlers[:], root.level = handlers, level
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [failure] = [record for record in records if record["logger"] == "service.problems"]
+    assert "0912x" not in stream.getvalue()
+    assert "builtins.RuntimeError (message withheld)" in failure["error"]
+    assert "builtins.ValueError (message withheld)" in failure["error"]
+    assert "in fail" in failure["error"]  # where it failed
