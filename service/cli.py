@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -13,14 +14,16 @@ from pathlib import Path
 import asyncpg
 
 from service import logs, store, upload, workers
-from service.app import create_app, run
+from service.app import create_app, ready_message, run
 from service.auth import Role, hash_key, new_key
 from service.config import Config
-from service.embedded import database_url
+from service.embedded import DatabaseUnavailable, check_database, database_url
 from service.filter import BACKENDS
 from service.listings import utc_now
 from service.numbers import InvalidNumber, normalize
 from service.store import Actor
+
+log = logging.getLogger(__name__)
 
 CLI_ACTOR = Actor(None, "cli")
 """Moderation done on the command line; the audit log names it so."""
@@ -35,8 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=getattr(args, "port", None),
         filter_backend=getattr(args, "filter_backend", None),
     )
+    logs.configure(verbose=args.verbose)
     command: Callable[[Config, argparse.Namespace], int] = args.command
-    return command(config, args)
+    try:
+        return command(config, args)
+    except (DatabaseUnavailable, OSError) as err:
+        # What the operator can act on, in one line: a busy port, a wrong data dir, a
+        # database out of reach. A traceback would bury it.
+        print(f"callguard: {err}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir",
         type=Path,
         help="the embedded Postgres's directory when DATABASE_URL is unset (default ./.callguard)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also log what the libraries say (pgserver, initdb, aiohttp) on stderr",
     )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -137,15 +152,17 @@ def _import(config: Config, args: argparse.Namespace) -> int:
 
 
 def _serve(config: Config, args: argparse.Namespace) -> int:
+    if args.workers > 1 and config.port == 0:
+        print("callguard serve: --workers needs a fixed --port, not 0", file=sys.stderr)
+        return 2
+    # Before the database is started or made: a busy port is the commonest failure.
+    workers.check_port_free(config.host, config.port)
     if args.workers > 1:
-        if config.port == 0:
-            print("callguard serve: --workers needs a fixed --port, not 0", file=sys.stderr)
-            return 2
-        logs.configure()
-        return workers.serve(config, args.workers)
-    logs.configure()
+        return workers.serve(config, args.workers, args.verbose)
     with database_url(config.database_url, config.data_dir) as url:
-        run(create_app(replace(config, database_url=url)), config)
+        asyncio.run(check_database(url, need_tables=False))
+        app = create_app(replace(config, database_url=url))
+        run(app, config, on_ready=lambda served_on: log.info(ready_message(served_on, config)))
     return 0
 
 
@@ -156,12 +173,13 @@ def _with_pool(
 
     def command(config: Config, args: argparse.Namespace) -> int:
         async def run(url: str) -> int:
+            await check_database(url, need_tables=True)
             async with await store.create_pool(url, 1, 1) as pool:
                 async with pool.acquire() as conn:
                     await store.apply_schema(conn)
                 return await action(pool, args)
 
-        with database_url(config.database_url, config.data_dir) as url:
+        with database_url(config.database_url, config.data_dir, create=False) as url:
             return asyncio.run(run(url))
 
     return command
