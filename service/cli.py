@@ -106,10 +106,22 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="list the numbers in a CSV or NDJSON file as scams (operator key)"
     )
     imports.add_argument(
-        "file", type=_import_file, help="a .csv, .ndjson or .jsonl file, optionally gzipped (.gz)"
+        "file",
+        type=Path,
+        help="a CSV or NDJSON file, optionally gzipped; a name other than .csv, .ndjson or "
+        ".jsonl is read by its first character ({ for NDJSON)",
     )
-    imports.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8080")
-    imports.add_argument("--key", required=True, help="an operator or admin key")
+    imports.add_argument(
+        "--url",
+        required=True,
+        type=_service_url,
+        help="the service, e.g. http://127.0.0.1:8080 (no scheme: http)",
+    )
+    imports.add_argument(
+        "--key",
+        help="an operator or admin key; better in CALLGUARD_KEY, where ps and the shell's "
+        "history do not see it",
+    )
     imports.add_argument("--source", help="who the list comes from (default: the file's name)")
     imports.add_argument("--idempotency-key", help="a retry with the same key is imported once")
     imports.add_argument(
@@ -135,19 +147,21 @@ def _workers(text: str) -> int:
     return count
 
 
-def _import_file(text: str) -> Path:
-    path = Path(text)
+def _service_url(text: str) -> str:
     try:
-        upload.content_type(path)
+        return upload.service_url(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
-    return path
 
 
 def _import(config: Config, args: argparse.Namespace) -> int:
+    key = args.key or config.api_key
+    if not key:
+        print("callguard import: no key: set CALLGUARD_KEY to an operator key", file=sys.stderr)
+        return 2
     show_progress = args.progress or sys.stderr.isatty()
     return upload.run_import(
-        args.file, args.url, args.key, args.source, args.idempotency_key, show_progress
+        args.file, args.url, key, args.source, args.idempotency_key, show_progress
     )
 
 
