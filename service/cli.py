@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=getattr(args, "port", None),
         filter_backend=getattr(args, "filter_backend", None),
     )
-    logs.configure(verbose=args.verbose)
+    logs.configure(verbose=getattr(args, "verbose", False))
     command: Callable[[Config, argparse.Namespace], int] = args.command
     try:
         return command(config, args)
@@ -59,17 +59,17 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="the embedded Postgres's directory when DATABASE_URL is unset (default ./.callguard)",
     )
-    parser.add_argument(
-        "--verbose",
-        action="store_true",
-        help="also log what the libraries say (pgserver, initdb, aiohttp) on stderr",
-    )
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", parents=[data_dir], help="run the HTTP service")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--filter-backend", choices=sorted(BACKENDS), help="Bloom filter library")
+    serve.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also log what the libraries say (pgserver, initdb, aiohttp) on stderr",
+    )
     serve.add_argument(
         "--workers",
         type=_workers,

@@ -274,3 +274,11 @@ def test_serve_says_one_line_when_ready_and_nothing_else(first_run: Cli) -> None
     )
     assert [line["message"] for line in said[1:]] == []
     assert "Running on" not in log
+
+
+def test_serve_verbose_also_shows_what_the_libraries_say(first_run: Cli) -> None:
+    with first_run.serve(free_port(), "--verbose") as server:
+        assert server.terminate() == 0, server.log()
+
+    loggers = {line.get("logger") for line in map(json.loads, server.log().splitlines())}
+    assert {"pgserver", "service.cli"} <= loggers
