@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from typing import TextIO
 
@@ -28,6 +29,7 @@ from service.api import (
 )
 from service.auth import KEY_CACHE, KeyCache, authorize, public
 from service.config import Config
+from service.embedded import shown_url
 from service.imports import Parsers
 from service.limits import TokenBuckets
 from service.listings import (
@@ -119,10 +121,25 @@ def create_app(
     return app
 
 
-def run(app: web.Application, config: Config, *, reuse_port: bool = False) -> None:
+def run(
+    app: web.Application,
+    config: Config,
+    *,
+    reuse_port: bool = False,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
     """Serve the app until SIGTERM or SIGINT as `callguard serve` does: on config's host and
-    port, with its connection and shutdown timeouts. The middleware writes the request log,
-    so aiohttp's access log is off."""
+    port, with its connection and shutdown timeouts; `on_ready` is called with the address
+    served on once the port listens. The middleware writes the request log, so aiohttp's
+    access log is off."""
+
+    def listening(banner: str) -> None:
+        # run_app's banner is its only word that every site listens, and names them; it is
+        # not printed: callguard says what it needs to in its own ready line.
+        served = _BANNER.search(banner)
+        if on_ready is not None:
+            on_ready(served[1] if served else f"{config.host} port {config.port}")
+
     web.run_app(
         app,
         host=config.host,
@@ -131,6 +148,24 @@ def run(app: web.Application, config: Config, *, reuse_port: bool = False) -> No
         shutdown_timeout=config.shutdown_timeout,
         keepalive_timeout=config.keepalive_timeout,
         access_log=None,
+        print=listening,
+    )
+
+
+_BANNER = re.compile(r"Running on (.+?) =")
+
+
+def ready_message(served_on: str, config: Config) -> str:
+    """The one line `serve` says when it is ready: where it serves, where the data lives (no
+    password), and the next step."""
+    if config.database_url:
+        data, flag = f"in {shown_url(config.database_url)}", ""
+    else:
+        data_dir = config.data_dir.expanduser().resolve()
+        data, flag = f"in the embedded Postgres in {data_dir}", f" --data-dir {data_dir}"
+    return (
+        f"callguard is serving on {served_on}, data {data}; next, make a key: "
+        f"callguard keys create --role client --name NAME{flag}"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -13,14 +14,16 @@ from pathlib import Path
 import asyncpg
 
 from service import logs, store, upload, workers
-from service.app import create_app, run
+from service.app import create_app, ready_message, run
 from service.auth import Role, hash_key, new_key
 from service.config import Config
-from service.embedded import database_url
+from service.embedded import DatabaseUnavailable, check_database, database_url
 from service.filter import BACKENDS
 from service.listings import utc_now
 from service.numbers import InvalidNumber, normalize
 from service.store import Actor
+
+log = logging.getLogger(__name__)
 
 CLI_ACTOR = Actor(None, "cli")
 """Moderation done on the command line; the audit log names it so."""
@@ -35,8 +38,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=getattr(args, "port", None),
         filter_backend=getattr(args, "filter_backend", None),
     )
+    logs.configure(verbose=getattr(args, "verbose", False))
     command: Callable[[Config, argparse.Namespace], int] = args.command
-    return command(config, args)
+    try:
+        return command(config, args)
+    except (DatabaseUnavailable, OSError) as err:
+        # What the operator can act on, in one line: a busy port, a wrong data dir, a
+        # database out of reach. A traceback would bury it.
+        print(f"callguard: {err}", file=sys.stderr)
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
     serve.add_argument("--filter-backend", choices=sorted(BACKENDS), help="Bloom filter library")
+    serve.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also log what the libraries say (pgserver, initdb, aiohttp) on stderr",
+    )
     serve.add_argument(
         "--workers",
         type=_workers,
@@ -91,10 +106,22 @@ def _parser() -> argparse.ArgumentParser:
         "import", help="list the numbers in a CSV or NDJSON file as scams (operator key)"
     )
     imports.add_argument(
-        "file", type=_import_file, help="a .csv, .ndjson or .jsonl file, optionally gzipped (.gz)"
+        "file",
+        type=Path,
+        help="a CSV or NDJSON file, optionally gzipped; a name other than .csv, .ndjson or "
+        ".jsonl is read by its first character ({ for NDJSON)",
     )
-    imports.add_argument("--url", required=True, help="the service, e.g. http://127.0.0.1:8080")
-    imports.add_argument("--key", required=True, help="an operator or admin key")
+    imports.add_argument(
+        "--url",
+        required=True,
+        type=_service_url,
+        help="the service, e.g. http://127.0.0.1:8080 (no scheme: http)",
+    )
+    imports.add_argument(
+        "--key",
+        help="an operator or admin key; better in CALLGUARD_KEY, where ps and the shell's "
+        "history do not see it",
+    )
     imports.add_argument("--source", help="who the list comes from (default: the file's name)")
     imports.add_argument("--idempotency-key", help="a retry with the same key is imported once")
     imports.add_argument(
@@ -120,32 +147,36 @@ def _workers(text: str) -> int:
     return count
 
 
-def _import_file(text: str) -> Path:
-    path = Path(text)
+def _service_url(text: str) -> str:
     try:
-        upload.content_type(path)
+        return upload.service_url(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
-    return path
 
 
 def _import(config: Config, args: argparse.Namespace) -> int:
+    key = args.key or config.api_key
+    if not key:
+        print("callguard import: no key: set CALLGUARD_KEY to an operator key", file=sys.stderr)
+        return 2
     show_progress = args.progress or sys.stderr.isatty()
     return upload.run_import(
-        args.file, args.url, args.key, args.source, args.idempotency_key, show_progress
+        args.file, args.url, key, args.source, args.idempotency_key, show_progress
     )
 
 
 def _serve(config: Config, args: argparse.Namespace) -> int:
+    if args.workers > 1 and config.port == 0:
+        print("callguard serve: --workers needs a fixed --port, not 0", file=sys.stderr)
+        return 2
+    # Before the database is started or made: a busy port is the commonest failure.
+    workers.check_port_free(config.host, config.port)
     if args.workers > 1:
-        if config.port == 0:
-            print("callguard serve: --workers needs a fixed --port, not 0", file=sys.stderr)
-            return 2
-        logs.configure()
-        return workers.serve(config, args.workers)
-    logs.configure()
+        return workers.serve(config, args.workers, args.verbose)
     with database_url(config.database_url, config.data_dir) as url:
-        run(create_app(replace(config, database_url=url)), config)
+        asyncio.run(check_database(url, need_tables=False))
+        app = create_app(replace(config, database_url=url))
+        run(app, config, on_ready=lambda served_on: log.info(ready_message(served_on, config)))
     return 0
 
 
@@ -156,12 +187,13 @@ def _with_pool(
 
     def command(config: Config, args: argparse.Namespace) -> int:
         async def run(url: str) -> int:
+            await check_database(url, need_tables=True)
             async with await store.create_pool(url, 1, 1) as pool:
                 async with pool.acquire() as conn:
                     await store.apply_schema(conn)
                 return await action(pool, args)
 
-        with database_url(config.database_url, config.data_dir) as url:
+        with database_url(config.database_url, config.data_dir, create=False) as url:
             return asyncio.run(run(url))
 
     return command

@@ -69,6 +69,9 @@ class Config:
     lookup_burst_per_key: int = 100_000
     import_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Processes that parse bulk imports; more than the cores gains nothing."""
+    api_key: str | None = None
+    """The key `callguard import` sends (CALLGUARD_KEY): from the environment, where ps and
+    the shell's history do not show it."""
     import_block_bytes: int = 1 << 20
     """An import is parsed in blocks of about this many bytes, several at once."""
     keepalive_timeout: float = 15.0
@@ -101,6 +104,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY": ("reports_per_reporter_per_day", int),
     "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": ("lookups_per_key_per_second", float),
     "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),
+    "CALLGUARD_KEY": ("api_key", str),
     "CALLGUARD_KEEPALIVE_TIMEOUT": ("keepalive_timeout", float),
     "CALLGUARD_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
 }

@@ -23,6 +23,7 @@ import asyncio
 import csv
 import json
 import multiprocessing
+import os
 import zlib
 from array import array
 from collections import deque
@@ -32,6 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
+from service.lifetime import exit_with
 from service.numbers import InvalidNumber, parse
 from service.store import staging_copy_data
 from service.text import TextError, category, loads, timestamp
@@ -217,7 +219,11 @@ class Parsers:
             # once, not from the service with its threads and sockets.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+            # Each worker ends with this process: after a kill -9 they would otherwise wait
+            # for work forever, and keep the fork server alive with them.
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=exit_with, initargs=(os.getpid(),)
+            )
         return asyncio.get_running_loop().run_in_executor(self._executor, parse_block, block)
 
     def pids(self) -> list[int]:

@@ -95,13 +95,20 @@ def withhold_library_details() -> None:
             logger.addFilter(LibraryRecords())
 
 
-def configure(stream: TextIO | None = None) -> None:
-    """Send the service's own log messages to `stream` (stderr) as JSON lines, at INFO."""
+def configure(stream: TextIO | None = None, *, verbose: bool = False) -> None:
+    """Send log messages to `stream` (stderr) as JSON lines: callguard's own at INFO, the
+    libraries' (pgserver and initdb, aiohttp, asyncpg) only from WARNING unless `verbose`.
+
+    pgserver's failures are left out too unless `verbose`: callguard reports them in one
+    line naming the embedded Postgres's log, where pgserver would repeat the whole log.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("service").setLevel(logging.INFO)
+    logging.getLogger("pgserver").setLevel(logging.NOTSET if verbose else logging.CRITICAL)
 
 
 class LineBuffer:

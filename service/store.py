@@ -86,6 +86,11 @@ async def apply_schema(conn: asyncpg.Connection) -> None:
         await conn.execute(sql)
 
 
+async def schema_applied(conn: asyncpg.Connection) -> bool:
+    """Whether a callguard has served on this database: its tables are there."""
+    return bool(await conn.fetchval("SELECT to_regclass('api_keys') IS NOT NULL"))
+
+
 # --- settings ---------------------------------------------------------------
 
 _INSERT_SETTING = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"

@@ -19,7 +19,7 @@ from service.app import create_app
 from service.auth import hash_key, new_key
 from service.config import Config
 from service.embedded import database_url as resolve_database_url
-from tests.processes import ENTRY_POINTS, Cli, fresh_data_dir, postgres_dir
+from tests.processes import ENTRY_POINTS, Cli, fresh_data_dir, make_database, postgres_dir
 
 AppClient = TestClient[object, Application]
 ClientFactory = Callable[[Application], Awaitable[AppClient]]
@@ -161,13 +161,22 @@ def repo_root() -> Path:
 
 @pytest.fixture(params=list(ENTRY_POINTS))
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
-    """The command, through each entry point, on a fresh data dir."""
+    """The command, through each entry point, on a data dir a first `serve` has made."""
     with fresh_data_dir() as data_dir:
+        make_database(data_dir)
         yield Cli(ENTRY_POINTS[request.param], data_dir, tmp_path)
 
 
 @pytest.fixture
 def callguard(tmp_path: Path) -> Iterator[Cli]:
-    """The `callguard` script on a fresh data dir."""
+    """The `callguard` script on a data dir a first `serve` has made."""
+    with fresh_data_dir() as data_dir:
+        make_database(data_dir)
+        yield Cli(ENTRY_POINTS["callguard"], data_dir, tmp_path)
+
+
+@pytest.fixture
+def first_run(tmp_path: Path) -> Iterator[Cli]:
+    """The `callguard` script on a data dir that does not exist yet."""
     with fresh_data_dir() as data_dir:
         yield Cli(ENTRY_POINTS["callguard"], data_dir, tmp_path)

@@ -3,6 +3,7 @@ commands, serving, and stopping; shared by the tests that need real processes.""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -21,7 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+
+from service import store
+from service.embedded import database_url
 
 COMMAND_TIMEOUT = 120.0
 """A `callguard keys` run; the first one on a data dir also runs initdb."""
@@ -70,11 +75,12 @@ class Cli:
         """The flag that puts the embedded Postgres in this data dir."""
         return ["--data-dir", str(self.data_dir)]
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run one command to completion; the caller checks its exit status."""
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run one command to completion, with `env` added to the environment; the caller
+        checks its exit status."""
         return subprocess.run(
             [*self.argv, *args, *self.dir_args],
-            env=self.env,
+            env={**self.env, **env},
             capture_output=True,
             text=True,
             timeout=COMMAND_TIMEOUT,
@@ -108,8 +114,9 @@ class Cli:
         return rows
 
     @contextlib.contextmanager
-    def serve(self, port: int, *options: str) -> Iterator[Server]:
-        """`callguard serve` in the background; stopped (or killed) on the way out."""
+    def serve(self, port: int, *options: str, **env: str) -> Iterator[Server]:
+        """`callguard serve` in the background, with `env` added to the environment;
+        stopped (or killed) on the way out."""
         log_path = self.log_dir / f"serve-{port}-{time.monotonic_ns()}.log"
         with log_path.open("w") as log:
             process = subprocess.Popen(
@@ -123,7 +130,7 @@ class Cli:
                     *options,
                     *self.dir_args,
                 ],
-                env=self.env,
+                env={**self.env, **env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -224,6 +231,20 @@ def _stop_leftover_postgres(data_dir: Path) -> None:
             os.kill(pid, 0)
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
+
+
+def make_database(data_dir: Path) -> None:
+    """A database in data_dir as a first `callguard serve` leaves it: made, tables applied."""
+
+    async def apply(url: str) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await store.apply_schema(conn)
+        finally:
+            await conn.close()
+
+    with database_url(None, data_dir) as url:
+        asyncio.run(apply(url))
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -94,14 +96,14 @@ def test_keys_revoke_fails_for_an_unknown_or_already_revoked_key(cli: Cli) -> No
     [("superuser", "app1", "invalid choice: 'superuser'"), ("client", " ", "must not be empty")],
 )
 def test_keys_create_rejects_an_unknown_role_or_empty_name(
-    cli: Cli, role: str, name: str, words: str
+    first_run: Cli, role: str, name: str, words: str
 ) -> None:
-    result = cli.run("keys", "create", "--role", role, "--name", name)
+    result = first_run.run("keys", "create", "--role", role, "--name", name)
 
     assert result.returncode == 2
     assert words in result.stderr
     assert "cg_" not in result.stdout
-    assert not cli.data_dir.exists()  # rejected before the database was started
+    assert not first_run.data_dir.exists()  # rejected before the database was started
 
 
 def test_report_and_key_survive_a_restart(callguard: Cli) -> None:
@@ -190,3 +192,93 @@ def test_allowlist_load_loads_nothing_from_a_file_with_a_bad_row(
     with callguard.serve(free_port()) as server:
         body = server.request("GET", "/v1/numbers/0912345678", key)[1]
         assert body["verdict"] == "unknown"  # the good row of the bad file was not loaded
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed command printed on stderr."""
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    assert result.stderr.endswith("\n") and result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["keys", "create", "--role", "client", "--name", "app1"],
+        ["keys", "list"],
+        ["keys", "revoke", "1"],
+        ["allowlist", "load", "official_numbers.csv"],
+    ],
+)
+def test_no_command_but_serve_makes_a_database(first_run: Cli, command: list[str]) -> None:
+    result = first_run.run(*command)
+
+    error = one_line_error(result)
+    assert f"no database in {first_run.data_dir}" in error
+    assert "callguard serve" in error
+    assert "cg_" not in result.stdout
+    assert not first_run.data_dir.exists()
+
+
+def test_commands_name_an_unreachable_database_url_without_its_password(callguard: Cli) -> None:
+    url = f"postgresql://callguard:s3cret@127.0.0.1:{free_port()}/callguard"
+
+    results = [
+        callguard.run("keys", "list", DATABASE_URL=url),
+        callguard.run("serve", "--port", str(free_port()), DATABASE_URL=url),
+    ]
+
+    for result in results:
+        error = one_line_error(result)
+        assert "cannot reach the database at postgresql://callguard:***@127.0.0.1" in error
+        assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_serve_fails_in_one_line_on_a_busy_port(first_run: Cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        result = first_run.run("serve", "--port", str(port))
+
+    error = one_line_error(result)
+    assert error == f"callguard: cannot listen on 127.0.0.1 port {port}: Address already in use\n"
+    assert not first_run.data_dir.exists()  # failed before the database was made
+
+
+def test_serve_refuses_a_data_dir_that_is_not_empty(first_run: Cli) -> None:
+    first_run.data_dir.mkdir()
+    (first_run.data_dir / "notes.txt").write_text("not a database\n")
+
+    result = first_run.run("serve", "--port", str(free_port()))
+
+    error = one_line_error(result)
+    assert f"the data dir {first_run.data_dir} is not empty and holds no database" in error
+    assert sorted(path.name for path in first_run.data_dir.iterdir()) == ["notes.txt"]
+
+
+def test_serve_says_one_line_when_ready_and_nothing_else(first_run: Cli) -> None:
+    port = free_port()
+
+    with first_run.serve(port) as server:
+        assert server.terminate() == 0, server.log()
+
+    log = server.log()
+    said = [line for line in map(json.loads, log.splitlines()) if "route" not in line]
+    assert said[0]["message"] == (
+        f"callguard is serving on http://127.0.0.1:{port}, data in the embedded Postgres in "
+        f"{first_run.data_dir}; next, make a key: callguard keys create --role client "
+        f"--name NAME --data-dir {first_run.data_dir}"
+    )
+    assert [line["message"] for line in said[1:]] == []
+    assert "Running on" not in log
+
+
+def test_serve_verbose_also_shows_what_the_libraries_say(first_run: Cli) -> None:
+    with first_run.serve(free_port(), "--verbose") as server:
+        assert server.terminate() == 0, server.log()
+
+    loggers = {line.get("logger") for line in map(json.loads, server.log().splitlines())}
+    assert {"pgserver", "service.cli"} <= loggers

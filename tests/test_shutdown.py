@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -15,11 +16,12 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import psutil
 import pytest
 
 from service.embedded import database_url
-from tests.processes import Cli, Server, free_port
-from tests.test_workers import listening_workers
+from tests.processes import COMMAND_TIMEOUT, STOP_TIMEOUT, Cli, Server, free_port
+from tests.test_workers import is_running, listening_workers
 
 LOAD_CLIENTS = 32
 """Clients posting reports at once: more than the pool's 10 connections, so some always wait."""
@@ -372,3 +374,35 @@ async def test_a_client_slow_to_send_its_headers_is_closed(
         assert closed == b""  # closed without an answer
         assert time.monotonic() - started < 3
         writer.close()
+
+
+def test_kill_9_leaves_no_parser_and_a_later_clean_stop_stops_postgres(
+    callguard: Cli, tmp_path: Path
+) -> None:
+    key = callguard.create_key("operator", "telco")
+    listed = tmp_path / "list.csv"
+    listed.write_bytes(b"number,category\n" + csv_rows(0, IMPORT_ROWS))
+
+    with callguard.serve(free_port()) as server:
+        imported = subprocess.run(
+            [*callguard.argv, "import", str(listed), "--url", server.url, "--key", key],
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+        assert imported.returncode == 0, imported.stderr
+        children = psutil.Process(server.process.pid).children(recursive=True)
+        assert children, "the import started no parser process"
+
+        server.process.kill()
+        server.process.wait()
+
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while running := [child for child in children if is_running(child)]:
+            assert time.monotonic() < deadline, f"{running} outlived the killed serve"
+            time.sleep(POLL_SECONDS)
+
+    with callguard.serve(free_port()) as server:
+        assert server.terminate() == 0, server.log()
+    assert not (callguard.data_dir / "postmaster.pid").exists(), "embedded Postgres left running"

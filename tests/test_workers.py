@@ -165,23 +165,23 @@ def test_workers_stop_when_the_parent_is_killed(callguard: Cli) -> None:
 
 
 @pytest.mark.parametrize("workers", ["0", "65", "two", "-1"])
-def test_serve_rejects_a_bad_worker_count(callguard: Cli, workers: str) -> None:
-    result = callguard.run("serve", "--port", str(free_port()), "--workers", workers)
+def test_serve_rejects_a_bad_worker_count(first_run: Cli, workers: str) -> None:
+    result = first_run.run("serve", "--port", str(free_port()), "--workers", workers)
 
     assert result.returncode == 2
     assert "--workers: must be a whole number from 1 to 64" in result.stderr
-    assert not callguard.data_dir.exists()  # rejected before the database was started
+    assert not first_run.data_dir.exists()  # rejected before the database was started
 
 
-def test_workers_need_a_fixed_port(callguard: Cli) -> None:
-    result = callguard.run("serve", "--port", "0", "--workers", str(WORKERS))
+def test_workers_need_a_fixed_port(first_run: Cli) -> None:
+    result = first_run.run("serve", "--port", "0", "--workers", str(WORKERS))
 
     assert result.returncode == 2
     assert "--workers needs a fixed --port" in result.stderr
-    assert not callguard.data_dir.exists()
+    assert not first_run.data_dir.exists()
 
 
-def test_workers_do_not_join_a_port_already_in_use(callguard: Cli) -> None:
+def test_workers_do_not_join_a_port_already_in_use(first_run: Cli) -> None:
     # SO_REUSEPORT alone would let the workers share the port with this socket.
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -190,8 +190,11 @@ def test_workers_do_not_join_a_port_already_in_use(callguard: Cli) -> None:
         taken.listen()
         port = taken.getsockname()[1]
 
-        result = callguard.run("serve", "--port", str(port), "--workers", str(WORKERS))
+        result = first_run.run("serve", "--port", str(port), "--workers", str(WORKERS))
 
     assert result.returncode == 1
-    assert "Address already in use" in result.stderr
-    assert not callguard.data_dir.exists()
+    assert (
+        result.stderr
+        == f"callguard: cannot listen on 127.0.0.1 port {port}: Address already in use\n"
+    )
+    assert not first_run.data_dir.exists()
