@@ -1,13 +1,14 @@
 """API keys: making and hashing them, roles, the per-process key cache, authorizing a request.
 
 A lookup must not cost a database round trip for its key, so verified keys are cached in
-process, by the Authorization header as sent: a lookup's key check is one dict lookup, with no
-parsing or hashing (the header text, key and all, stays in this process's memory, as the
+process, by the Authorization header as sent: a lookup's key check is one dict lookup, with
+no parsing or hashing (the header text, key and all, stays in this process's memory, as the
 request that brought it did). The cache is trusted only while the change feed listens: every
 key change NOTIFYs, and the feed makes the cache forget what the change touched (a revoked
-key; for a new key, the refusals); while the feed is down every request asks Postgres. If Postgres cannot answer either (an outage), a key the cache knew is accepted
-anyway, so lookups go on answering from the filter; a key revoked while the feed was down
-could then be honoured until Postgres is back.
+key; for a new key, the refusals); while the feed is down every request asks Postgres. If
+Postgres cannot answer either (an outage), a key the cache knew is accepted anyway, so
+lookups go on answering from the filter; a key revoked while the feed was down could then be
+honoured until Postgres is back.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from service import logs, store, upload, workers
+from service.api.allowlist import MAX_OWNER_LENGTH
 from service.app import create_app, ready_message, run
 from service.auth import Role, hash_key, new_key
 from service.config import Config
@@ -22,10 +23,12 @@ from service.filter import BACKENDS
 from service.listings import utc_now
 from service.numbers import InvalidNumber, normalize
 from service.store import Actor
+from service.text import TextError, identifier
 
 log = logging.getLogger(__name__)
 
 CLI_ACTOR = Actor(None, "cli")
+MAX_KEY_NAME_LENGTH = 200
 """Moderation done on the command line; the audit log names it so."""
 
 
@@ -132,9 +135,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _name(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return text.strip()
+    try:
+        return identifier(text, "name", MAX_KEY_NAME_LENGTH)
+    except TextError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
 
 
 def _workers(text: str) -> int:
@@ -253,15 +257,16 @@ def _read_allowlist(path: Path) -> tuple[list[tuple[int, str, str | None]], list
         if missing:
             return [], [f"line 1: missing column(s) {', '.join(sorted(missing))}"]
         for line, row in enumerate(reader, start=2):
-            owner = (row.get("owner") or "").strip()
             note = (row.get("note") or "").strip() or None
             try:
                 number = normalize(row.get("number") or "")
             except InvalidNumber as err:
                 errors.append(f"line {line}: {row.get('number')!r}: {err}")
                 continue
-            if not owner:
-                errors.append(f"line {line}: the owner is empty")
+            try:
+                owner = identifier(row.get("owner") or "", "owner", MAX_OWNER_LENGTH)
+            except TextError as err:
+                errors.append(f"line {line}: {err}")
                 continue
             entries.append((number, owner, note))
     return entries, errors

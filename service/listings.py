@@ -10,9 +10,9 @@ change past this process's cursor, an import's numbers included, before it moves
 past it, so the filter holds every number listed up to the cursor. Start-up runs it before
 the process serves; the feed (service/feed.py) runs it on each notification and after each
 reconnect. The filter is saved (store.FilterSnapshot) once enough was added since the newest
-snapshot, and at a clean stop, so a start replays little. A Bloom filter cannot forget, so `rebuild` builds a fresh one from
-Postgres in the background and swaps it in between two lookups; numbers added meanwhile are
-recorded and added to the new filter before the swap.
+snapshot, and at a clean stop, so a start replays little. A Bloom filter cannot forget, so
+`rebuild` builds a fresh one from Postgres in the background and swaps it in between two
+lookups; numbers added meanwhile are recorded and added to the new filter before the swap.
 
 When Postgres cannot be reached, lookups still answer from the filter and the cache, marked
 degraded: a negative is still certain, a cached number keeps its evidence, and any other
@@ -57,6 +57,7 @@ ADDING_KINDS = frozenset({"reported", "listed", "allowlisted"})
 """Changes that may give a number a verdict: it goes into the filter."""
 Clock = Callable[[], datetime]
 STOP_SNAPSHOT_SECONDS = 10.0
+_SNAPSHOT_AT_STOP_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *DATABASE_UNAVAILABLE)
 
 
 def utc_now() -> datetime:
@@ -161,7 +162,7 @@ class Listings:
         """This process's imports whose numbers it added itself, with their count."""
         self._since_snapshot = 0
         """Numbers added from the change log since the newest snapshot this process knows."""
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[object]] = set()
         self._recording: list[Collection[int]] | None = None
         self._catching_up = asyncio.Lock()
         self._rebuilding = asyncio.Lock()
@@ -375,7 +376,7 @@ class Listings:
         self.add_numbers([change.number])
         return 1
 
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+    def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
         """Run work in a task that close() cancels."""
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
@@ -512,7 +513,7 @@ class Listings:
         try:
             async with asyncio.timeout(STOP_SNAPSHOT_SECONDS):
                 await self.save_snapshot()
-        except (TimeoutError, *DATABASE_UNAVAILABLE) as err:
+        except _SNAPSHOT_AT_STOP_ERRORS as err:
             log.warning("no filter snapshot saved at stop (%s)", type(err).__name__)
 
     def _count_build(self, built: Built) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -11,14 +12,11 @@ from aiohttp import web
 
 from service import store
 from service.app import create_app
-from service.auth import KEY_CACHE, Role, hash_key, requires
+from service.auth import KEY_CACHE, Role, hash_key, new_key, requires
 from service.config import Config
 from service.feed import APPLICATION_NAME
 from service.listings import utc_now
 from service.store import Actor
-from pathlib import Path
-
-from service.auth import new_key
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually, own_postgres
 
 V1_CALLS = [

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from datetime import timedelta
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg

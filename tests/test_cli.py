@@ -93,7 +93,11 @@ def test_keys_revoke_fails_for_an_unknown_or_already_revoked_key(cli: Cli) -> No
 
 @pytest.mark.parametrize(
     ("role", "name", "words"),
-    [("superuser", "app1", "invalid choice: 'superuser'"), ("client", " ", "must not be empty")],
+    [
+        ("superuser", "app1", "invalid choice: 'superuser'"),
+        ("client", " ", "must not be empty"),
+        ("client", "\u200b\u2060", "must not be empty"),  # invisible only
+    ],
 )
 def test_keys_create_rejects_an_unknown_role_or_empty_name(
     first_run: Cli, role: str, name: str, words: str
@@ -175,11 +179,13 @@ def test_allowlist_load_loads_nothing_from_a_file_with_a_bad_row(
     callguard: Cli, tmp_path: Path
 ) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("number,owner\n0912345678,Ngân hàng A\nnot-a-number,B\n0987654321,\n")
+    bad.write_text(
+        "number,owner\n0912345678,Ngân hàng A\nnot-a-number,B\n0987654321,\u200b\n"
+    )
     result = callguard.run("allowlist", "load", str(bad))
     assert result.returncode == 1
     assert "line 3: 'not-a-number'" in result.stderr
-    assert "line 4: the owner is empty" in result.stderr
+    assert "line 4: 'owner' must not be empty" in result.stderr
     assert "nothing loaded" in result.stderr
 
     missing = tmp_path / "missing.csv"
