@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import json
 import multiprocessing
 import zlib
@@ -182,6 +183,19 @@ async def gunzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
                 data = decompressor.unconsumed_tail
     if received and not decompressor.eof:
         raise ImportFormatError("the gzip stream is cut short")
+
+
+async def digested(chunks: AsyncIterator[bytes], digest: hashlib._Hash) -> AsyncIterator[bytes]:
+    """The chunks, each added to `digest` as it passes."""
+    async for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+
+
+async def drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read a stream to its end without parsing it (a replayed import's list, for its digest)."""
+    async for _chunk in chunks:
+        pass
 
 
 async def idle_bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:

@@ -928,6 +928,11 @@ def _paths() -> Schema:
                         "The body is not text/csv or application/x-ndjson, or its "
                         "Content-Encoding is not identity or gzip.",
                     ),
+                    "422": _problem(
+                        HTTPStatus.UNPROCESSABLE_ENTITY,
+                        "Nothing imported: the Idempotency-Key was used for another list "
+                        "or source.",
+                    ),
                 },
                 role="operator",
                 parameters=[
@@ -942,8 +947,9 @@ def _paths() -> Schema:
                         "in": "header",
                         "required": False,
                         "schema": _text(imports.MAX_IDEMPOTENCY_KEY_LENGTH, "Any text."),
-                        "description": "The same key from the same API key returns the first "
-                        "import and imports nothing twice.",
+                        "description": "The same key from the same API key with the same list "
+                        "(compared after gzip decompression) and source returns the first "
+                        "import and imports nothing twice; with another list, 422.",
                     },
                     {
                         "name": "Content-Encoding",

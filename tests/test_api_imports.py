@@ -221,12 +221,52 @@ async def test_the_same_idempotency_key_returns_the_first_import(
     )
     assert first == second
     assert first["errors"] == [{"line": 3, "value": "bad", "reason": first["errors"][0]["reason"]}]
-    third = await post_import(client, headers, "number\n0987654321\n")  # a different body
-    assert third["import_id"] == first["import_id"]
+    # The same list gzipped (as `callguard import` sends it) is the same list.
+    gzipped = await post_import(
+        client, {**headers, "Content-Encoding": "gzip"}, gzip.compress(body.encode())
+    )
+    assert gzipped == first
     assert await count(pool, "imports") == 1
     assert await count(pool, "trusted_listings") == 1
     other = await post_import(client, {**headers, "Idempotency-Key": "another"}, body)
     assert other["import_id"] != first["import_id"]
+
+
+@pytest.mark.parametrize(
+    ("source", "body"),
+    [
+        ("viettel", "number\n0987654321\n"),  # a different list
+        ("viettel", "number\n0912345678\nbad\n0987654321\n"),  # the first list and more
+        ("police", "number\n0912345678\nbad\n"),  # the same list from another source
+    ],
+)
+async def test_the_same_idempotency_key_for_another_list_is_refused(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool, source: str, body: str
+) -> None:
+    headers = {**operator, **CSV_TYPE, "Idempotency-Key": "telco-2024-03-26"}
+    first = await post_import(client, headers, "number\n0912345678\nbad\n")
+    response = await client.post(f"/v1/imports?source={source}", data=body, headers=headers)
+    assert response.status == 422
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["type"] == "urn:callguard:problem:idempotency-key-reused"
+    assert f"import {first['import_id']}" in problem["detail"]
+    assert await count(pool, "imports") == 1
+    assert [r["number"] for r in await pool.fetch("SELECT number FROM trusted_listings")] == [
+        84912345678
+    ]
+
+
+async def test_an_import_from_before_digests_is_not_replayed_for_any_list(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    headers = {**operator, **CSV_TYPE, "Idempotency-Key": "old"}
+    body = "number\n0912345678\n"
+    await post_import(client, headers, body)
+    await pool.execute("UPDATE imports SET body_sha256 = NULL")  # as stored before the upgrade
+    response = await client.post("/v1/imports?source=viettel", data=body, headers=headers)
+    assert response.status == 422
+    assert await count(pool, "imports") == 1
 
 
 async def test_history_and_all_errors(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from http import HTTPStatus
 from typing import Any
@@ -18,6 +20,8 @@ from service.imports import (
     ImportFormatError,
     ParserLost,
     UploadStalled,
+    digested,
+    drain,
     gunzip,
     idle_bounded,
     parse_stream,
@@ -72,36 +76,8 @@ async def create_import(request: web.Request) -> web.Response:
     chunks = idle_bounded(request.content.iter_chunked(CHUNK_BYTES), config.upload_idle_timeout)
     if content_encoding(request) == "gzip":
         chunks = gunzip(chunks)
-    listings, pool = request.app[LISTINGS], request.app[POOL]
-    errors: list[tuple[int, str, str]] = []
-    started = time.perf_counter()
     try:
-        async with store.import_writer(
-            pool, source, request[API_KEY].id, idempotency_key, listings.clock()
-        ) as writer:
-            parse = parse_stream(
-                chunks, request.content_type, request.app[PARSERS], config.import_block_bytes
-            )
-            async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
-                async for parsed in blocks:
-                    listings.add_numbers(parsed.numbers)
-                    refused = [(error.line, error.value, error.reason) for error in parsed.errors]
-                    errors.extend(refused[: INLINE_ERRORS - len(errors)])
-                    await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
-            listings.own_import(writer.summary.id)
-            streamed = time.perf_counter()
-            summary = await writer.merge()
-        log.info(
-            "import %d from %s: %d rows read and staged in %.2f s, merged in %.2f s",
-            summary.id,
-            summary.source,
-            summary.rows,
-            streamed - started,
-            time.perf_counter() - streamed,
-        )
-    except ImportReplayed as replay:
-        summary = replay.summary
-        errors = await store.import_errors(pool, summary.id, 0, INLINE_ERRORS)
+        summary, errors = await _import(request, source, idempotency_key, chunks)
     except ImportFormatError as err:
         raise bad_request(f"Nothing was imported: {err}.") from err
     except (HttpProcessingError, ConnectionError) as err:
@@ -119,6 +95,56 @@ async def create_import(request: web.Request) -> web.Response:
     return json_response(
         {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
     )
+
+
+async def _import(
+    request: web.Request, source: str, idempotency_key: str | None, chunks: AsyncIterator[bytes]
+) -> tuple[ImportSummary, list[tuple[int, str, str]]]:
+    """Import the list, or replay the import made before with the same idempotency key if
+    the list is the same: its summary and its first errors."""
+    config, listings, pool = request.app[CONFIG], request.app[LISTINGS], request.app[POOL]
+    digest = hashlib.sha256()
+    chunks = digested(chunks, digest)
+    errors: list[tuple[int, str, str]] = []
+    started = time.perf_counter()
+    try:
+        async with store.import_writer(
+            pool, source, request[API_KEY].id, idempotency_key, listings.clock()
+        ) as writer:
+            parse = parse_stream(
+                chunks, request.content_type, request.app[PARSERS], config.import_block_bytes
+            )
+            async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
+                async for parsed in blocks:
+                    listings.add_numbers(parsed.numbers)
+                    refused = [(error.line, error.value, error.reason) for error in parsed.errors]
+                    errors.extend(refused[: INLINE_ERRORS - len(errors)])
+                    await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
+            listings.own_import(writer.summary.id)
+            streamed = time.perf_counter()
+            summary = await writer.merge(digest.digest())
+    except ImportReplayed as replay:
+        # The list is read to its end for its digest: a different list under the same key
+        # is refused, never answered with the first import's counts.
+        await drain(chunks)
+        if replay.body_sha256 != digest.digest() or replay.summary.source != source:
+            raise Problem(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                f"Nothing was imported: import {replay.summary.id} was made with this "
+                "Idempotency-Key from another list or source. Use a new key for a new list.",
+                kind="idempotency-key-reused",
+            ) from replay
+        errors = await store.import_errors(pool, replay.summary.id, 0, INLINE_ERRORS)
+        return replay.summary, errors
+    log.info(
+        "import %d from %s: %d rows read and staged in %.2f s, merged in %.2f s",
+        summary.id,
+        summary.source,
+        summary.rows,
+        streamed - started,
+        time.perf_counter() - streamed,
+    )
+    return summary, errors
 
 
 async def _summary(request: web.Request) -> ImportSummary:
