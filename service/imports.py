@@ -49,8 +49,8 @@ DEFAULT_CATEGORY = "other"
 VIETNAM_TIME = timezone(timedelta(hours=7))
 """Timestamps without an offset in Vietnamese lists are local time."""
 _DECOMPRESS_STEP = 1 << 20
-_KEPT_LINE_BYTES = MAX_LINE_BYTES + 2
-"""A line crossing chunks is kept to this many bytes: still too long after a CR is dropped."""
+_KEPT_LINE_BYTES = MAX_LINE_BYTES + 1
+"""A line crossing chunks is kept to this many bytes: enough to be refused as too long."""
 _TOO_LONG = f"the line is longer than {MAX_LINE_BYTES} bytes"
 
 
@@ -100,7 +100,6 @@ class Layout:
     @classmethod
     def from_header(cls, raw: bytes) -> Layout:
         """The layout a CSV header row names."""
-        raw = raw[:-1] if raw.endswith(b"\r") else raw
         if len(raw) > MAX_LINE_BYTES:
             raise ImportFormatError("the header row is too long")
         try:
@@ -340,7 +339,11 @@ class _Blocks:
     """Cuts a byte stream into blocks of whole lines of about `size` bytes, each numbered by
     its first line and ending in a line feed. A line that runs on across chunks is kept to
     _KEPT_LINE_BYTES: enough for its worker to refuse it as too long, while the event loop
-    never holds more than a block and a line."""
+    never holds more than a block and a line.
+
+    LF, CR LF and a bare CR (Excel's "CSV (Macintosh)") all end a line, and are passed on
+    as LF, so the workers and the line numbers know only LF; a CR LF split across two
+    chunks is one line end."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -351,9 +354,20 @@ class _Blocks:
         """The start of a line whose end has not come yet."""
         self._cut = False
         """The tail was cut short: drop the rest of its line."""
+        self._after_cr = False
+        """The last chunk ended in a CR: a LF starting the next one belongs to it."""
 
     def feed(self, chunk: bytes) -> tuple[int, bytes] | None:
         """Take a chunk; return a block once there is a full one."""
+        if self._after_cr and chunk[:1] == b"\n":
+            chunk, self._after_cr = chunk[1:], False
+        if not chunk:
+            return None
+        if b"\r" in chunk:
+            self._after_cr = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        else:
+            self._after_cr = False
         end = chunk.find(b"\n")
         if end < 0:
             self._keep(chunk)
@@ -397,8 +411,6 @@ def parse_block(block: Block) -> Parsed:
     """Parse a block (in a worker process): its rows, encoded for COPY, and its errors."""
     lines: list[bytes | None] = list(block.data.split(b"\n"))
     lines.pop()  # after the last line feed
-    if b"\r" in block.data:
-        lines = [line[:-1] if line and line.endswith(b"\r") else line for line in lines]
     if lines and max(map(len, lines)) > MAX_LINE_BYTES:  # type: ignore[arg-type]
         lines = [None if len(line) > MAX_LINE_BYTES else line for line in lines]  # type: ignore[arg-type]
     batch = Batch()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import io
 import json
 import os
 import signal
@@ -34,7 +35,7 @@ async def operator(make_key: MakeKey) -> dict[str, str]:
 async def post_import(
     client: AppClient,
     headers: dict[str, str],
-    body: bytes | str,
+    body: bytes | str | io.BytesIO,
     source: str = "viettel",
     status: int = 201,
 ) -> dict[str, Any]:
@@ -139,6 +140,23 @@ async def test_semicolon_csv_with_a_bom_and_crlf(
     result = await post_import(client, {**operator, **CSV_TYPE}, body.encode())
     assert (result["accepted"], result["rejected"]) == (2, 0)
     assert await verdict(client, auth, "0987654321") == "scam"
+
+
+@pytest.mark.parametrize("rows", [3, 200_000])  # one block, and many (several MiB)
+async def test_a_csv_with_bare_cr_line_ends_is_read_line_by_line(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool, rows: int
+) -> None:
+    lines = [f"+8491{n:07d};online_loan" for n in range(rows)]
+    lines[-2] = "not-a-number;other"
+    body = "Number;Category\r" + "\r".join(lines) + "\r"  # Excel's "CSV (Macintosh)"
+    result = await post_import(client, {**operator, **CSV_TYPE}, io.BytesIO(body.encode()))
+    assert {k: result[k] for k in ("rows", "accepted", "rejected")} == {
+        "rows": rows,
+        "accepted": rows - 1,
+        "rejected": 1,
+    }
+    assert [(e["line"], e["value"]) for e in result["errors"]] == [(rows, "not-a-number")]
+    assert await count(pool, "trusted_listings") == rows - 1
 
 
 async def test_long_and_undecodable_lines_reject_only_their_row(
