@@ -52,6 +52,7 @@ _DECOMPRESS_STEP = 1 << 20
 _KEPT_LINE_BYTES = MAX_LINE_BYTES + 1
 """A line crossing chunks is kept to this many bytes: enough to be refused as too long."""
 _TOO_LONG = f"the line is longer than {MAX_LINE_BYTES} bytes"
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class ImportFormatError(Exception):
@@ -100,18 +101,41 @@ class Layout:
     @classmethod
     def from_header(cls, raw: bytes) -> Layout:
         """The layout a CSV header row names."""
-        if len(raw) > MAX_LINE_BYTES:
-            raise ImportFormatError("the header row is too long")
-        try:
-            header = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as err:
-            raise ImportFormatError("the header row is not UTF-8") from err
+        header = _first_line(raw, "the header row").removeprefix("\ufeff")
         delimiter = max(",;\t", key=header.count)  # Excel in Vietnamese locales writes ';'
         names = [name.strip().lower() for name in next(csv.reader([header], delimiter=delimiter))]
         if "number" not in names:
             raise ImportFormatError(f"no 'number' column in the header ({', '.join(names)})")
         indexes = tuple(names.index(name) if name in names else len(names) for name in FIELDS)
         return cls(csv=True, delimiter=delimiter, indexes=indexes, width=len(names) + 1)
+
+
+def _first_line(raw: bytes, name: str) -> str:
+    """The first line of a list as text, or ImportFormatError if it shows the body is not a
+    text list at all: gzip sent without its Content-Encoding, a binary or UTF-16 file (NUL
+    bytes), not UTF-8, or too long to be a header or a record."""
+    if raw.startswith(_GZIP_MAGIC):
+        raise ImportFormatError("the body is gzip: send it with Content-Encoding: gzip")
+    if b"\x00" in raw:
+        raise ImportFormatError(f"{name} has NUL bytes: send a UTF-8 text file")
+    if len(raw) > MAX_LINE_BYTES:
+        raise ImportFormatError(f"{name} is too long (over {MAX_LINE_BYTES} bytes)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ImportFormatError(f"{name} is not UTF-8") from err
+
+
+def _check_ndjson_start(raw: bytes) -> None:
+    """Raise ImportFormatError unless the first line that is not blank is a JSON object: a
+    body that does not start with one is not NDJSON, and would only have every row refused."""
+    text = _first_line(raw, "the first line")
+    try:
+        record = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ImportFormatError("the first line is not JSON: this is not NDJSON") from err
+    if not isinstance(record, dict):
+        raise ImportFormatError("the first line is not a JSON object: this is not NDJSON")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +290,8 @@ async def parse_stream(
     layout = Layout(csv=False)
     if content_type == CSV:
         layout, blocks = await _read_header(blocks)
+    else:
+        blocks = _first_record_checked(blocks)
     # A window of blocks in the workers: all of them busy, and one more waiting its turn.
     window: deque[tuple[Block, asyncio.Future[Parsed]]] = deque()
     open_record = None
@@ -321,6 +347,18 @@ async def _read_header(
             yield block
 
     return layout, after_header()
+
+
+async def _first_record_checked(
+    blocks: AsyncIterator[tuple[int, bytes]],
+) -> AsyncIterator[tuple[int, bytes]]:
+    """NDJSON blocks, once the first line that is not blank is seen to be a JSON object."""
+    checked = False
+    async for first_line, data in blocks:
+        if not checked and (text := data.lstrip()):
+            _check_ndjson_start(text[: text.index(b"\n")])
+            checked = True
+        yield first_line, data
 
 
 async def _blocks(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[tuple[int, bytes]]:

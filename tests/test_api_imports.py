@@ -189,6 +189,15 @@ async def test_long_and_undecodable_lines_reject_only_their_row(
             "cut short",
         ),
         ({**CSV_TYPE, "Content-Encoding": "gzip"}, b"this is not gzip", "corrupt"),
+        (CSV_TYPE, gzip.compress(b"number\n0912345678\n"), "Content-Encoding: gzip"),
+        (CSV_TYPE, "number\n0912345678\n".encode("utf-16-le"), "NUL bytes"),
+        (CSV_TYPE, "number\n0912345678\n".encode("utf-16"), "NUL bytes"),
+        (NDJSON_TYPE, b"number,category\n0912345678,other\n", "not NDJSON"),
+        (NDJSON_TYPE, b'\n  \n["0912345678"]\n{"number": "0912345678"}\n', "not a JSON object"),
+        (NDJSON_TYPE, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8"),
+        (NDJSON_TYPE, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "not NDJSON"),
+        (NDJSON_TYPE, b"x" * 10_000 + b"\n", "too long"),
+        ({**NDJSON_TYPE, "Content-Encoding": "gzip"}, gzip.compress(b"hello\n"), "not NDJSON"),
     ],
 )
 async def test_unreadable_uploads_import_nothing(
