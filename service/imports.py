@@ -236,8 +236,9 @@ async def idle_bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIte
 
 
 class Parsers:
-    """The worker processes that parse blocks, started on first use. If one dies, the pool
-    is replaced and the import it was working on fails with ParserLost."""
+    """The worker processes that parse blocks, started on first use. If one dies during an
+    import, the import fails with ParserLost and the pool is replaced; if one dies between
+    imports, the pool is replaced before the next import uses it."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -252,6 +253,12 @@ class Parsers:
             context.set_forkserver_preload([__name__])
             self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
         return asyncio.get_running_loop().run_in_executor(self._executor, parse_block, block)
+
+    def replace_if_broken(self) -> None:
+        """Start afresh if a worker has died since the last import (killed, out of memory):
+        the pool breaks when one does, and would fail the next import, however unrelated."""
+        if not all(process.is_alive() for process in self._processes().values()):
+            self.lost()
 
     def pids(self) -> list[int]:
         """The worker processes' ids, once started."""
@@ -286,6 +293,7 @@ async def parse_stream(
     chunks: AsyncIterator[bytes], content_type: str, parsers: Parsers, block_bytes: int
 ) -> AsyncGenerator[Parsed, None]:
     """Each block of about `block_bytes` of a CSV or NDJSON byte stream, parsed, in order."""
+    parsers.replace_if_broken()
     blocks = _blocks(chunks, block_bytes)
     layout = Layout(csv=False)
     if content_type == CSV:

@@ -438,6 +438,23 @@ async def test_a_parser_process_killed_mid_import_imports_nothing_and_the_next_w
     assert again["accepted"] == 1
 
 
+async def test_a_parser_process_killed_while_idle_does_not_fail_the_next_import(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    await post_import(client, {**operator, **CSV_TYPE}, b"number\n0912345678\n")
+    parsers = client.app[PARSERS]
+    killed = parsers.pids()[0]
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(killed):  # gone, reaped by multiprocessing's forkserver
+        assert time.monotonic() < deadline, f"parser {killed} still there"
+        await asyncio.sleep(0.05)
+    result = await post_import(client, {**operator, **CSV_TYPE}, b"number\n0987654321\n")
+    assert result["accepted"] == 1
+    assert await count(pool, "trusted_listings") == 2
+    assert killed not in parsers.pids()
+
+
 def parser_workers() -> list[int]:
     """The live processes multiprocessing's forkserver started: the import parsers."""
     workers = []
