@@ -27,11 +27,13 @@ import multiprocessing
 import zlib
 from array import array
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from service.categories import CATEGORY_IDS
 from service.numbers import InvalidNumber, parse
@@ -61,6 +63,10 @@ class ImportFormatError(Exception):
 
 class UploadStalled(Exception):
     """The client stopped sending mid-upload."""
+
+
+class ServiceStopping(Exception):
+    """The service began to stop while the upload was still arriving: send it again."""
 
 
 class ParserLost(Exception):
@@ -233,6 +239,42 @@ async def idle_bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIte
         except TimeoutError as err:
             raise UploadStalled(f"nothing came for {seconds:g} s") from err
         yield chunk
+
+
+class Body(Protocol):
+    """A request body as it arrives (aiohttp's StreamReader)."""
+
+    def is_eof(self) -> bool: ...
+    def set_exception(self, exc: BaseException) -> None: ...
+
+
+class Uploads:
+    """The import uploads still arriving. When the service stops, its server reads no more
+    of them, so each would hang until its idle timeout: `stop` ends them at once instead,
+    with ServiceStopping at their next read (before anything is committed). Uploads that
+    have arrived whole go on to finish."""
+
+    def __init__(self) -> None:
+        self._bodies: set[Body] = set()
+        self._stopping = False
+
+    @contextmanager
+    def arriving(self, body: Body) -> Iterator[None]:
+        """Track `body` for the block's length; ServiceStopping if the service is stopping."""
+        if self._stopping:
+            raise ServiceStopping
+        self._bodies.add(body)
+        try:
+            yield
+        finally:
+            self._bodies.discard(body)
+
+    def stop(self) -> None:
+        """End every upload still arriving, and any that starts from now on."""
+        self._stopping = True
+        for body in self._bodies:
+            if not body.is_eof():
+                body.set_exception(ServiceStopping())
 
 
 class Parsers:

@@ -19,6 +19,7 @@ from service.imports import (
     FORMATS,
     ImportFormatError,
     ParserLost,
+    ServiceStopping,
     UploadStalled,
     digested,
     drain,
@@ -27,7 +28,7 @@ from service.imports import (
     parse_stream,
 )
 from service.problems import Problem, bad_request, not_found, service_unavailable
-from service.state import CONFIG, LISTINGS, PARSERS, POOL
+from service.state import CONFIG, LISTINGS, PARSERS, POOL, UPLOADS
 from service.store import ImportReplayed, ImportSummary
 
 from .bodies import check_text, content_encoding, json_response, query_int
@@ -77,7 +78,8 @@ async def create_import(request: web.Request) -> web.Response:
     if content_encoding(request) == "gzip":
         chunks = gunzip(chunks)
     try:
-        summary, errors = await _import(request, source, idempotency_key, chunks)
+        with request.app[UPLOADS].arriving(request.content):
+            summary, errors = await _import(request, source, idempotency_key, chunks)
     except ImportFormatError as err:
         raise bad_request(f"Nothing was imported: {err}.") from err
     except (HttpProcessingError, ConnectionError) as err:
@@ -87,6 +89,11 @@ async def create_import(request: web.Request) -> web.Response:
             HTTPStatus.REQUEST_TIMEOUT,
             f"Nothing was imported: the upload sent nothing for {config.upload_idle_timeout:g} s.",
             kind="request-timeout",
+        ) from err
+    except ServiceStopping as err:
+        raise service_unavailable(
+            "Nothing was imported: the service is stopping. Send the list again.",
+            kind="stopping",
         ) from err
     except ParserLost as err:
         raise service_unavailable(
