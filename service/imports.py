@@ -65,6 +65,10 @@ class UploadStalled(Exception):
     """The client stopped sending mid-upload."""
 
 
+class ImportTooLarge(Exception):
+    """The list is larger than one import may be; str(error) names the limit, for the client."""
+
+
 class ServiceStopping(Exception):
     """The service began to stop while the upload was still arriving: send it again."""
 
@@ -221,6 +225,16 @@ async def digested(chunks: AsyncIterator[bytes], digest: hashlib._Hash) -> Async
         yield chunk
 
 
+async def size_bounded(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+    """The chunks, raising ImportTooLarge once they add up to more than `max_bytes`."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise ImportTooLarge(f"the list holds more than {max_bytes:,} bytes")
+        yield chunk
+
+
 async def drain(chunks: AsyncIterator[bytes]) -> None:
     """Read a stream to its end without parsing it (a replayed import's list, for its digest)."""
     async for _chunk in chunks:
@@ -332,11 +346,16 @@ class Parsers:
 
 
 async def parse_stream(
-    chunks: AsyncIterator[bytes], content_type: str, parsers: Parsers, block_bytes: int
+    chunks: AsyncIterator[bytes],
+    content_type: str,
+    parsers: Parsers,
+    block_bytes: int,
+    max_lines: int,
 ) -> AsyncGenerator[Parsed, None]:
-    """Each block of about `block_bytes` of a CSV or NDJSON byte stream, parsed, in order."""
+    """Each block of about `block_bytes` of a CSV or NDJSON byte stream, parsed, in order;
+    ImportTooLarge before any block past line `max_lines`."""
     parsers.replace_if_broken()
-    blocks = _blocks(chunks, block_bytes)
+    blocks = _blocks(chunks, block_bytes, max_lines)
     layout = Layout(csv=False)
     if content_type == CSV:
         layout, blocks = await _read_header(blocks)
@@ -411,16 +430,26 @@ async def _first_record_checked(
         yield first_line, data
 
 
-async def _blocks(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[tuple[int, bytes]]:
-    """Blocks of whole lines (first line number, bytes) from a stream of chunks."""
+async def _blocks(
+    chunks: AsyncIterator[bytes], size: int, max_lines: int
+) -> AsyncIterator[tuple[int, bytes]]:
+    """Blocks of whole lines (first line number, bytes) from a stream of chunks, no line
+    past `max_lines` (blank ones count: they cost parsing too)."""
     cutter = _Blocks(size)
     async for chunk in chunks:
         block = cutter.feed(chunk)
         if block is not None:
-            yield block
+            yield _within(block, max_lines)
     block = cutter.finish()
     if block is not None:
-        yield block
+        yield _within(block, max_lines)
+
+
+def _within(block: tuple[int, bytes], max_lines: int) -> tuple[int, bytes]:
+    first, data = block
+    if first - 1 + data.count(b"\n") > max_lines:
+        raise ImportTooLarge(f"the list holds more than {max_lines:,} lines")
+    return block
 
 
 class _Blocks:

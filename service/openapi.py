@@ -928,6 +928,11 @@ def _paths() -> Schema:
                         "The body is not text/csv or application/x-ndjson, or its "
                         "Content-Encoding is not identity or gzip.",
                     ),
+                    "413": _problem(
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        "Nothing imported: the list holds more bytes (after decompression) or "
+                        "lines than one import may.",
+                    ),
                     "422": _problem(
                         HTTPStatus.UNPROCESSABLE_ENTITY,
                         "Nothing imported: the Idempotency-Key was used for another list "
@@ -961,7 +966,8 @@ def _paths() -> Schema:
                 ],
                 body={
                     "required": True,
-                    "description": "The list, streamed; no size limit.",
+                    "description": "The list, streamed; at most CALLGUARD_IMPORT_MAX_BYTES after "
+                    "decompression and CALLGUARD_IMPORT_MAX_LINES lines.",
                     "content": {
                         import_formats.CSV: {
                             "schema": {"type": "string"},

@@ -10,7 +10,9 @@ import json
 import os
 import signal
 import time
+import zlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -476,3 +478,94 @@ async def test_a_note_with_an_unpaired_surrogate_refuses_only_its_row(
     assert (result["accepted"], result["rejected"]) == (1, 1)
     assert "unpaired surrogate" in result["errors"][0]["reason"]
     assert await count(pool, "trusted_listings") == 1
+
+
+@pytest.mark.parametrize(
+    ("limits", "body", "words"),
+    [
+        ({"import_max_lines": 1000}, b"number\n" + b"\n" * 999, None),  # at the limit
+        ({"import_max_lines": 1000}, b"number\n" + b"\n" * 1000, "more than 1,000 lines"),
+        ({"import_max_lines": 1000}, b"number\n" + b"0912345678\n" * 5000, "1,000 lines"),
+        ({"import_max_bytes": 100_000}, b"number\n" + b"0912345678\n" * 9090, None),
+        ({"import_max_bytes": 100_000}, b"number\n" + b"0912345678\n" * 9091, "100,000 bytes"),
+    ],
+)
+async def test_an_import_larger_than_the_limits_is_refused_with_413(
+    aiohttp_client: ClientFactory,
+    config: Config,
+    operator: dict[str, str],
+    pool: asyncpg.Pool,
+    limits: dict[str, int],
+    body: bytes,
+    words: str | None,
+) -> None:
+    client = await aiohttp_client(create_app(replace(config, import_block_bytes=4096, **limits)))
+    for headers in (CSV_TYPE, {**CSV_TYPE, "Content-Encoding": "gzip"}):
+        data = body if "Content-Encoding" not in headers else gzip.compress(body)
+        response = await client.post(
+            "/v1/imports?source=big", data=data, headers={**operator, **headers}
+        )
+        if words is None:
+            assert response.status == 201, await response.text()
+            await pool.execute("TRUNCATE trusted_listings, import_errors, imports")
+            continue
+        assert response.status == 413, await response.text()
+        problem = await response.json()
+        assert problem["type"] == "urn:callguard:problem:import-too-large"
+        assert words in problem["detail"]
+        for table in ("trusted_listings", "imports", "import_errors"):
+            assert await count(pool, table) == 0, table
+
+
+async def test_a_gzip_bomb_of_blank_lines_is_refused_at_the_line_limit(
+    aiohttp_client: ClientFactory, config: Config, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    client = await aiohttp_client(create_app(replace(config, import_max_lines=100_000)))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = deflate.compress(b"number\n") + deflate.compress(b"\n" * (1 << 28)) + deflate.flush()
+    assert len(bomb) < 1 << 20  # 256 MiB of blank lines in a few hundred kilobytes
+    headers = {**operator, **CSV_TYPE, "Content-Encoding": "gzip"}
+    response = await client.post("/v1/imports?source=bomb", data=io.BytesIO(bomb), headers=headers)
+    assert response.status == 413, await response.text()
+    assert "100,000 lines" in (await response.json())["detail"]
+    assert await count(pool, "imports") == 0
+
+
+IN_TRANSACTION = """
+SELECT count(*) FROM pg_stat_activity
+WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND application_name = 'callguard'
+"""
+
+
+async def test_a_client_gone_mid_import_stops_its_parsing_and_transaction(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    # 20 M rows in under a megabyte of gzip: all of it sits in the server's buffers while
+    # the parsers work through it, minutes of work for a client that has left.
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    rows = b"+84912345678,other\n" * 1_000_000
+    gzipped = deflate.compress(b"number,category\n")
+    gzipped += b"".join(deflate.compress(rows) for _ in range(20)) + deflate.flush()
+    head = (
+        f"POST /v1/imports?source=gone HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {operator['Authorization']}\r\nContent-Type: text/csv\r\n"
+        f"Content-Encoding: gzip\r\nContent-Length: {len(gzipped) + 1000}\r\n\r\n"
+    ).encode()
+    _reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(head + gzipped)
+    parsers = client.app[PARSERS]
+    deadline = time.monotonic() + 30
+    while not await pool.fetchval(IN_TRANSACTION):
+        assert time.monotonic() < deadline, "the import never started"
+        await asyncio.sleep(0.05)
+    writer.close()  # and 1000 promised bytes never come
+    await writer.wait_closed()
+    deadline = time.monotonic() + 10
+    while await pool.fetchval(IN_TRANSACTION):
+        assert time.monotonic() < deadline, "the import's transaction is still open"
+        await asyncio.sleep(0.05)
+    while any(psutil.Process(pid).status() == psutil.STATUS_RUNNING for pid in parsers.pids()):
+        assert time.monotonic() < deadline, "the parsers are still busy"
+        await asyncio.sleep(0.05)
+    for table in ("trusted_listings", "imports", "import_errors"):
+        assert await count(pool, table) == 0, table

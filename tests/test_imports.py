@@ -28,6 +28,7 @@ from service.imports import (
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 StagedRow = tuple[int, int, bytes, int | None, str | None]
+MAX_LINES = 10**9
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,8 @@ async def parse_all(
     parsers: Parsers, data: bytes, content_type: str, block_bytes: int, chunk_sizes: list[int]
 ) -> list[Parsed]:
     chunks = stream(cut(data, chunk_sizes))
-    return [parsed async for parsed in parse_stream(chunks, content_type, parsers, block_bytes)]
+    parse = parse_stream(chunks, content_type, parsers, block_bytes, MAX_LINES)
+    return [parsed async for parsed in parse]
 
 
 def copy_rows(data: bytes) -> list[StagedRow]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -18,6 +19,7 @@ from service.auth import API_KEY, Role, requires
 from service.imports import (
     FORMATS,
     ImportFormatError,
+    ImportTooLarge,
     ParserLost,
     ServiceStopping,
     UploadStalled,
@@ -26,6 +28,7 @@ from service.imports import (
     gunzip,
     idle_bounded,
     parse_stream,
+    size_bounded,
 )
 from service.problems import Problem, bad_request, not_found, service_unavailable
 from service.state import CONFIG, LISTINGS, PARSERS, POOL, UPLOADS
@@ -77,6 +80,7 @@ async def create_import(request: web.Request) -> web.Response:
     chunks = idle_bounded(request.content.iter_chunked(CHUNK_BYTES), config.upload_idle_timeout)
     if content_encoding(request) == "gzip":
         chunks = gunzip(chunks)
+    chunks = size_bounded(chunks, config.import_max_bytes)
     try:
         with request.app[UPLOADS].arriving(request.content):
             summary, errors = await _import(request, source, idempotency_key, chunks)
@@ -89,6 +93,12 @@ async def create_import(request: web.Request) -> web.Response:
             HTTPStatus.REQUEST_TIMEOUT,
             f"Nothing was imported: the upload sent nothing for {config.upload_idle_timeout:g} s.",
             kind="request-timeout",
+        ) from err
+    except ImportTooLarge as err:
+        raise Problem(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"Nothing was imported: {err}, more than one import may; split it.",
+            kind="import-too-large",
         ) from err
     except ServiceStopping as err:
         raise service_unavailable(
@@ -119,14 +129,20 @@ async def _import(
             pool, source, request[API_KEY].id, idempotency_key, listings.clock()
         ) as writer:
             parse = parse_stream(
-                chunks, request.content_type, request.app[PARSERS], config.import_block_bytes
+                chunks,
+                request.content_type,
+                request.app[PARSERS],
+                config.import_block_bytes,
+                config.import_max_lines,
             )
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
+                    _check_connected(request)
                     listings.add_numbers(parsed.numbers)
                     refused = [(error.line, error.value, error.reason) for error in parsed.errors]
                     errors.extend(refused[: INLINE_ERRORS - len(errors)])
                     await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
+            _check_connected(request)
             listings.own_import(writer.summary.id)
             streamed = time.perf_counter()
             summary = await writer.merge(digest.digest())
@@ -152,6 +168,29 @@ async def _import(
         time.perf_counter() - streamed,
     )
     return summary, errors
+
+
+_TCP_ESTABLISHED = 1
+"""tcpi_state in Linux's struct tcp_info: the connection is open both ways."""
+
+
+def _check_connected(request: web.Request) -> None:
+    """Raise ConnectionResetError if the client has closed or reset its connection, so an
+    import nobody waits for stops and rolls back. The kernel's TCP state tells at once;
+    aiohttp would notice only after reading the rest of the upload, which for a gzipped list
+    can mean minutes of parsing. A client that half-closes before its answer counts as gone."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the client closed the connection")
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    except OSError:
+        return
+    if state != _TCP_ESTABLISHED:
+        raise ConnectionResetError("the client closed the connection")
 
 
 async def _summary(request: web.Request) -> ImportSummary:
