@@ -71,6 +71,10 @@ CREATE TABLE IF NOT EXISTS imports (
     mapped_legacy    integer NOT NULL DEFAULT 0,
     UNIQUE (api_key_id, idempotency_key)
 );
+-- sha256 of the list as parsed (after gzip decompression): a retry with the same
+-- Idempotency-Key must send the same list, or it is refused rather than silently replayed.
+-- NULL for imports made before it was recorded.
+ALTER TABLE imports ADD COLUMN IF NOT EXISTS body_sha256 bytea;
 
 -- Every row an import refused, with why; line numbers count the header as line 1.
 CREATE TABLE IF NOT EXISTS import_errors (

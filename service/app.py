@@ -30,7 +30,7 @@ from service.api import (
 from service.auth import KEY_CACHE, KeyCache, authorize, public
 from service.config import Config
 from service.embedded import shown_url
-from service.imports import Parsers
+from service.imports import Parsers, Uploads
 from service.limits import TokenBuckets
 from service.listings import (
     REPORTER_KEY_SETTING,
@@ -53,6 +53,7 @@ from service.state import (
     POOL,
     REPORT_LIMITS,
     REQUEST_LOG,
+    UPLOADS,
 )
 
 
@@ -90,6 +91,8 @@ def create_app(
     app[LOOKUP_LIMITS] = TokenBuckets(
         config.lookups_per_key_per_second, config.lookup_burst_per_key
     )
+    app[UPLOADS] = Uploads()
+    app.on_shutdown.append(end_uploads)
     app.cleanup_ctx.extend([request_log, database, listings, change_feed, import_parsers])
     app.router.add_routes(
         [
@@ -275,6 +278,12 @@ async def change_feed(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def end_uploads(app: web.Application) -> None:
+    """At the start of shutdown, before requests in flight are waited for: end the import
+    uploads still arriving (503), as the server reads no more of them."""
+    app[UPLOADS].stop()
 
 
 async def import_parsers(app: web.Application) -> AsyncIterator[None]:

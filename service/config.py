@@ -74,6 +74,11 @@ class Config:
     the shell's history do not show it."""
     import_block_bytes: int = 1 << 20
     """An import is parsed in blocks of about this many bytes, several at once."""
+    import_max_bytes: int = 4 << 30
+    """The most bytes one import's list may hold after gzip decompression (413 after): with
+    import_max_lines, what bounds the work one import may cost."""
+    import_max_lines: int = 50_000_000
+    """The most lines one import may hold, the header and blank lines included (413 after)."""
     keepalive_timeout: float = 15.0
     """Seconds a connection may wait for its next request's headers to be complete (aiohttp
     counts from the connection's start or its last answer): an idle or slow-header client
@@ -105,6 +110,8 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": ("lookups_per_key_per_second", float),
     "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),
     "CALLGUARD_KEY": ("api_key", str),
+    "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
+    "CALLGUARD_IMPORT_MAX_LINES": ("import_max_lines", int),
     "CALLGUARD_KEEPALIVE_TIMEOUT": ("keepalive_timeout", float),
     "CALLGUARD_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
 }

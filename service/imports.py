@@ -21,17 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import json
 import multiprocessing
 import os
 import zlib
 from array import array
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from service.lifetime import exit_with
 from service.numbers import InvalidNumber, parse
@@ -50,9 +53,10 @@ DEFAULT_CATEGORY = "other"
 VIETNAM_TIME = timezone(timedelta(hours=7))
 """Timestamps without an offset in Vietnamese lists are local time."""
 _DECOMPRESS_STEP = 1 << 20
-_KEPT_LINE_BYTES = MAX_LINE_BYTES + 2
-"""A line crossing chunks is kept to this many bytes: still too long after a CR is dropped."""
+_KEPT_LINE_BYTES = MAX_LINE_BYTES + 1
+"""A line crossing chunks is kept to this many bytes: enough to be refused as too long."""
 _TOO_LONG = f"the line is longer than {MAX_LINE_BYTES} bytes"
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class ImportFormatError(Exception):
@@ -61,6 +65,14 @@ class ImportFormatError(Exception):
 
 class UploadStalled(Exception):
     """The client stopped sending mid-upload."""
+
+
+class ImportTooLarge(Exception):
+    """The list is larger than one import may be; str(error) names the limit, for the client."""
+
+
+class ServiceStopping(Exception):
+    """The service began to stop while the upload was still arriving: send it again."""
 
 
 class ParserLost(Exception):
@@ -101,19 +113,41 @@ class Layout:
     @classmethod
     def from_header(cls, raw: bytes) -> Layout:
         """The layout a CSV header row names."""
-        raw = raw[:-1] if raw.endswith(b"\r") else raw
-        if len(raw) > MAX_LINE_BYTES:
-            raise ImportFormatError("the header row is too long")
-        try:
-            header = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as err:
-            raise ImportFormatError("the header row is not UTF-8") from err
+        header = _first_line(raw, "the header row").removeprefix("\ufeff")
         delimiter = max(",;\t", key=header.count)  # Excel in Vietnamese locales writes ';'
         names = [name.strip().lower() for name in next(csv.reader([header], delimiter=delimiter))]
         if "number" not in names:
             raise ImportFormatError(f"no 'number' column in the header ({', '.join(names)})")
         indexes = tuple(names.index(name) if name in names else len(names) for name in FIELDS)
         return cls(csv=True, delimiter=delimiter, indexes=indexes, width=len(names) + 1)
+
+
+def _first_line(raw: bytes, name: str) -> str:
+    """The first line of a list as text, or ImportFormatError if it shows the body is not a
+    text list at all: gzip sent without its Content-Encoding, a binary or UTF-16 file (NUL
+    bytes), not UTF-8, or too long to be a header or a record."""
+    if raw.startswith(_GZIP_MAGIC):
+        raise ImportFormatError("the body is gzip: send it with Content-Encoding: gzip")
+    if b"\x00" in raw:
+        raise ImportFormatError(f"{name} has NUL bytes: send a UTF-8 text file")
+    if len(raw) > MAX_LINE_BYTES:
+        raise ImportFormatError(f"{name} is too long (over {MAX_LINE_BYTES} bytes)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ImportFormatError(f"{name} is not UTF-8") from err
+
+
+def _check_ndjson_start(raw: bytes) -> None:
+    """Raise ImportFormatError unless the first line that is not blank is a JSON object: a
+    body that does not start with one is not NDJSON, and would only have every row refused."""
+    text = _first_line(raw, "the first line")
+    try:
+        record = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise ImportFormatError("the first line is not JSON: this is not NDJSON") from err
+    if not isinstance(record, dict):
+        raise ImportFormatError("the first line is not a JSON object: this is not NDJSON")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +224,29 @@ async def gunzip(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         raise ImportFormatError("the gzip stream is cut short")
 
 
+async def digested(chunks: AsyncIterator[bytes], digest: hashlib._Hash) -> AsyncIterator[bytes]:
+    """The chunks, each added to `digest` as it passes."""
+    async for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+
+
+async def size_bounded(chunks: AsyncIterator[bytes], max_bytes: int) -> AsyncIterator[bytes]:
+    """The chunks, raising ImportTooLarge once they add up to more than `max_bytes`."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise ImportTooLarge(f"the list holds more than {max_bytes:,} bytes")
+        yield chunk
+
+
+async def drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read a stream to its end without parsing it (a replayed import's list, for its digest)."""
+    async for _chunk in chunks:
+        pass
+
+
 async def idle_bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
     """The chunks, raising UploadStalled if none comes for `seconds`: an upload that stalls
     is given up rather than held open."""
@@ -204,9 +261,46 @@ async def idle_bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIte
         yield chunk
 
 
+class Body(Protocol):
+    """A request body as it arrives (aiohttp's StreamReader)."""
+
+    def is_eof(self) -> bool: ...
+    def set_exception(self, exc: BaseException) -> None: ...
+
+
+class Uploads:
+    """The import uploads still arriving. When the service stops, its server reads no more
+    of them, so each would hang until its idle timeout: `stop` ends them at once instead,
+    with ServiceStopping at their next read (before anything is committed). Uploads that
+    have arrived whole go on to finish."""
+
+    def __init__(self) -> None:
+        self._bodies: set[Body] = set()
+        self._stopping = False
+
+    @contextmanager
+    def arriving(self, body: Body) -> Iterator[None]:
+        """Track `body` for the block's length; ServiceStopping if the service is stopping."""
+        if self._stopping:
+            raise ServiceStopping
+        self._bodies.add(body)
+        try:
+            yield
+        finally:
+            self._bodies.discard(body)
+
+    def stop(self) -> None:
+        """End every upload still arriving, and any that starts from now on."""
+        self._stopping = True
+        for body in self._bodies:
+            if not body.is_eof():
+                body.set_exception(ServiceStopping())
+
+
 class Parsers:
-    """The worker processes that parse blocks, started on first use. If one dies, the pool
-    is replaced and the import it was working on fails with ParserLost."""
+    """The worker processes that parse blocks, started on first use. If one dies during an
+    import, the import fails with ParserLost and the pool is replaced; if one dies between
+    imports, the pool is replaced before the next import uses it."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -225,6 +319,12 @@ class Parsers:
                 self.workers, mp_context=context, initializer=exit_with, initargs=(os.getpid(),)
             )
         return asyncio.get_running_loop().run_in_executor(self._executor, parse_block, block)
+
+    def replace_if_broken(self) -> None:
+        """Start afresh if a worker has died since the last import (killed, out of memory):
+        the pool breaks when one does, and would fail the next import, however unrelated."""
+        if not all(process.is_alive() for process in self._processes().values()):
+            self.lost()
 
     def pids(self) -> list[int]:
         """The worker processes' ids, once started."""
@@ -260,14 +360,19 @@ async def parse_stream(
     content_type: str,
     parsers: Parsers,
     block_bytes: int,
+    max_lines: int,
     now: datetime,
 ) -> AsyncGenerator[Parsed, None]:
     """Each block of about `block_bytes` of a CSV or NDJSON byte stream, parsed, in order;
-    `now` is the service's time, the bound for reported_at."""
-    blocks = _blocks(chunks, block_bytes)
+    ImportTooLarge before any block past line `max_lines`; `now` is the service's time, the
+    bound for reported_at."""
+    parsers.replace_if_broken()
+    blocks = _blocks(chunks, block_bytes, max_lines)
     layout = Layout(csv=False)
     if content_type == CSV:
         layout, blocks = await _read_header(blocks)
+    else:
+        blocks = _first_record_checked(blocks)
     # A window of blocks in the workers: all of them busy, and one more waiting its turn.
     window: deque[tuple[Block, asyncio.Future[Parsed]]] = deque()
     open_record = None
@@ -325,23 +430,49 @@ async def _read_header(
     return layout, after_header()
 
 
-async def _blocks(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[tuple[int, bytes]]:
-    """Blocks of whole lines (first line number, bytes) from a stream of chunks."""
+async def _first_record_checked(
+    blocks: AsyncIterator[tuple[int, bytes]],
+) -> AsyncIterator[tuple[int, bytes]]:
+    """NDJSON blocks, once the first line that is not blank is seen to be a JSON object."""
+    checked = False
+    async for first_line, data in blocks:
+        if not checked and (text := data.lstrip()):
+            _check_ndjson_start(text[: text.index(b"\n")])
+            checked = True
+        yield first_line, data
+
+
+async def _blocks(
+    chunks: AsyncIterator[bytes], size: int, max_lines: int
+) -> AsyncIterator[tuple[int, bytes]]:
+    """Blocks of whole lines (first line number, bytes) from a stream of chunks, no line
+    past `max_lines` (blank ones count: they cost parsing too)."""
     cutter = _Blocks(size)
     async for chunk in chunks:
         block = cutter.feed(chunk)
         if block is not None:
-            yield block
+            yield _within(block, max_lines)
     block = cutter.finish()
     if block is not None:
-        yield block
+        yield _within(block, max_lines)
+
+
+def _within(block: tuple[int, bytes], max_lines: int) -> tuple[int, bytes]:
+    first, data = block
+    if first - 1 + data.count(b"\n") > max_lines:
+        raise ImportTooLarge(f"the list holds more than {max_lines:,} lines")
+    return block
 
 
 class _Blocks:
     """Cuts a byte stream into blocks of whole lines of about `size` bytes, each numbered by
     its first line and ending in a line feed. A line that runs on across chunks is kept to
     _KEPT_LINE_BYTES: enough for its worker to refuse it as too long, while the event loop
-    never holds more than a block and a line."""
+    never holds more than a block and a line.
+
+    LF, CR LF and a bare CR (Excel's "CSV (Macintosh)") all end a line, and are passed on
+    as LF, so the workers and the line numbers know only LF; a CR LF split across two
+    chunks is one line end."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -352,9 +483,20 @@ class _Blocks:
         """The start of a line whose end has not come yet."""
         self._cut = False
         """The tail was cut short: drop the rest of its line."""
+        self._after_cr = False
+        """The last chunk ended in a CR: a LF starting the next one belongs to it."""
 
     def feed(self, chunk: bytes) -> tuple[int, bytes] | None:
         """Take a chunk; return a block once there is a full one."""
+        if self._after_cr and chunk[:1] == b"\n":
+            chunk, self._after_cr = chunk[1:], False
+        if not chunk:
+            return None
+        if b"\r" in chunk:
+            self._after_cr = chunk.endswith(b"\r")
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        else:
+            self._after_cr = False
         end = chunk.find(b"\n")
         if end < 0:
             self._keep(chunk)
@@ -398,8 +540,6 @@ def parse_block(block: Block) -> Parsed:
     """Parse a block (in a worker process): its rows, encoded for COPY, and its errors."""
     lines: list[bytes | None] = list(block.data.split(b"\n"))
     lines.pop()  # after the last line feed
-    if b"\r" in block.data:
-        lines = [line[:-1] if line and line.endswith(b"\r") else line for line in lines]
     if lines and max(map(len, lines)) > MAX_LINE_BYTES:  # type: ignore[arg-type]
         lines = [None if len(line) > MAX_LINE_BYTES else line for line in lines]  # type: ignore[arg-type]
     batch = Batch(block.now)

@@ -929,6 +929,16 @@ def _paths() -> Schema:
                         "The body is not text/csv or application/x-ndjson, or its "
                         "Content-Encoding is not identity or gzip.",
                     ),
+                    "413": _problem(
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                        "Nothing imported: the list holds more bytes (after decompression) or "
+                        "lines than one import may.",
+                    ),
+                    "422": _problem(
+                        HTTPStatus.UNPROCESSABLE_ENTITY,
+                        "Nothing imported: the Idempotency-Key was used for another list "
+                        "or source.",
+                    ),
                 },
                 role="operator",
                 parameters=[
@@ -943,8 +953,9 @@ def _paths() -> Schema:
                         "in": "header",
                         "required": False,
                         "schema": _text(imports.MAX_IDEMPOTENCY_KEY_LENGTH, "Any text."),
-                        "description": "The same key from the same API key returns the first "
-                        "import and imports nothing twice.",
+                        "description": "The same key from the same API key with the same list "
+                        "(compared after gzip decompression) and source returns the first "
+                        "import and imports nothing twice; with another list, 422.",
                     },
                     {
                         "name": "Content-Encoding",
@@ -956,7 +967,8 @@ def _paths() -> Schema:
                 ],
                 body={
                     "required": True,
-                    "description": "The list, streamed; no size limit.",
+                    "description": "The list, streamed; at most CALLGUARD_IMPORT_MAX_BYTES after "
+                    "decompression and CALLGUARD_IMPORT_MAX_LINES lines.",
                     "content": {
                         import_formats.CSV: {
                             "schema": {"type": "string"},

@@ -6,7 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from service.config import Config
-from service.imports import Parsers
+from service.imports import Parsers, Uploads
 from service.limits import TokenBuckets
 from service.listings import Clock, Listings
 from service.logs import RequestLog
@@ -25,3 +25,5 @@ REQUEST_LOG = web.AppKey("request_log", RequestLog)
 """Where the front middleware writes a line per request."""
 PARSERS = web.AppKey("parsers", Parsers)
 """The worker processes that parse bulk imports."""
+UPLOADS = web.AppKey("uploads", Uploads)
+"""Import uploads still arriving, ended at once when the service stops."""

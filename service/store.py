@@ -666,9 +666,9 @@ INSERT INTO imports (source, api_key_id, idempotency_key, created_at) VALUES ($1
 ON CONFLICT (api_key_id, idempotency_key) DO NOTHING
 RETURNING {_IMPORT_COLUMNS}
 """
-_SELECT_IMPORT_BY_KEY = (
-    f"SELECT {_IMPORT_COLUMNS} FROM imports WHERE api_key_id = $1 AND idempotency_key = $2"
-)
+_SELECT_IMPORT_BY_KEY = f"""
+SELECT {_IMPORT_COLUMNS}, body_sha256 FROM imports WHERE api_key_id = $1 AND idempotency_key = $2
+"""
 _SELECT_IMPORT = f"SELECT {_IMPORT_COLUMNS} FROM imports WHERE id = $1"
 _SELECT_IMPORTS = f"""
 SELECT {_IMPORT_COLUMNS} FROM imports
@@ -714,7 +714,8 @@ SELECT s.number, $1, s.category, s.note, $2, s.reported_at, $3, $4 FROM import_n
 WHERE NOT EXISTS (SELECT 1 FROM trusted_listings t WHERE t.source = $1 AND t.number = s.number)
 """
 _FINISH_IMPORT = f"""
-UPDATE imports SET rows = $2, accepted = $3, duplicates = $4, rejected = $5, mapped_legacy = $6
+UPDATE imports SET rows = $2, accepted = $3, duplicates = $4, rejected = $5, mapped_legacy = $6,
+    body_sha256 = $7
 WHERE id = $1 RETURNING {_IMPORT_COLUMNS}
 """
 _SELECT_IMPORT_ERRORS = """
@@ -794,9 +795,10 @@ class ImportWriter:
             with contextlib.suppress(BaseException):
                 await self._copying
 
-    async def merge(self) -> ImportSummary:
-        """List every staged number under the import's source, once, and record the counts;
-        the commit follows."""
+    async def merge(self, body_sha256: bytes) -> ImportSummary:
+        """List every staged number under the import's source, once, and record the counts
+        and the digest of the list (for a retry with the same idempotency key); the commit
+        follows."""
         await self._copied()
         summary, conn = self.summary, self._conn
         listing = (summary.source, self._at, summary.api_key_id, summary.id)
@@ -813,6 +815,7 @@ class ImportWriter:
             self.staged - accepted,
             self.rejected,
             self.mapped_legacy,
+            body_sha256,
         )
         await log_change(self._conn, "imported", import_id=self.summary.id)
         self.summary = ImportSummary(**dict(record))
@@ -850,11 +853,13 @@ def staging_copy_data(
 
 
 class ImportReplayed(Exception):
-    """The idempotency key was used before: here is that import."""
+    """The idempotency key was used before: here is that import, and the digest of its list
+    (None for an import made before digests were kept)."""
 
-    def __init__(self, summary: ImportSummary) -> None:
+    def __init__(self, summary: ImportSummary, body_sha256: bytes | None) -> None:
         super().__init__(f"import {summary.id} already made with this idempotency key")
         self.summary = summary
+        self.body_sha256 = body_sha256
 
 
 @asynccontextmanager
@@ -876,8 +881,9 @@ async def import_writer(
                     await writer.abandon()
                     raise
                 return
-        record = await conn.fetchrow(_SELECT_IMPORT_BY_KEY, api_key_id, idempotency_key)
-        raise ImportReplayed(ImportSummary(**dict(record)))
+        first = dict(await conn.fetchrow(_SELECT_IMPORT_BY_KEY, api_key_id, idempotency_key))
+        body_sha256 = first.pop("body_sha256")
+        raise ImportReplayed(ImportSummary(**first), body_sha256)
 
 
 async def get_import(pool: asyncpg.Pool, import_id: int) -> ImportSummary | None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import io
 import json
 import os
 import signal
 import time
+import zlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -34,7 +37,7 @@ async def operator(make_key: MakeKey) -> dict[str, str]:
 async def post_import(
     client: AppClient,
     headers: dict[str, str],
-    body: bytes | str,
+    body: bytes | str | io.BytesIO,
     source: str = "viettel",
     status: int = 201,
 ) -> dict[str, Any]:
@@ -141,6 +144,23 @@ async def test_semicolon_csv_with_a_bom_and_crlf(
     assert await verdict(client, auth, "0987654321") == "scam"
 
 
+@pytest.mark.parametrize("rows", [3, 200_000])  # one block, and many (several MiB)
+async def test_a_csv_with_bare_cr_line_ends_is_read_line_by_line(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool, rows: int
+) -> None:
+    lines = [f"+8491{n:07d};online_loan" for n in range(rows)]
+    lines[-2] = "not-a-number;other"
+    body = "Number;Category\r" + "\r".join(lines) + "\r"  # Excel's "CSV (Macintosh)"
+    result = await post_import(client, {**operator, **CSV_TYPE}, io.BytesIO(body.encode()))
+    assert {k: result[k] for k in ("rows", "accepted", "rejected")} == {
+        "rows": rows,
+        "accepted": rows - 1,
+        "rejected": 1,
+    }
+    assert [(e["line"], e["value"]) for e in result["errors"]] == [(rows, "not-a-number")]
+    assert await count(pool, "trusted_listings") == rows - 1
+
+
 async def test_long_and_undecodable_lines_reject_only_their_row(
     client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
 ) -> None:
@@ -171,6 +191,15 @@ async def test_long_and_undecodable_lines_reject_only_their_row(
             "cut short",
         ),
         ({**CSV_TYPE, "Content-Encoding": "gzip"}, b"this is not gzip", "corrupt"),
+        (CSV_TYPE, gzip.compress(b"number\n0912345678\n"), "Content-Encoding: gzip"),
+        (CSV_TYPE, "number\n0912345678\n".encode("utf-16-le"), "NUL bytes"),
+        (CSV_TYPE, "number\n0912345678\n".encode("utf-16"), "NUL bytes"),
+        (NDJSON_TYPE, b"number,category\n0912345678,other\n", "not NDJSON"),
+        (NDJSON_TYPE, b'\n  \n["0912345678"]\n{"number": "0912345678"}\n', "not a JSON object"),
+        (NDJSON_TYPE, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8"),
+        (NDJSON_TYPE, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "not NDJSON"),
+        (NDJSON_TYPE, b"x" * 10_000 + b"\n", "too long"),
+        ({**NDJSON_TYPE, "Content-Encoding": "gzip"}, gzip.compress(b"hello\n"), "not NDJSON"),
     ],
 )
 async def test_unreadable_uploads_import_nothing(
@@ -221,12 +250,52 @@ async def test_the_same_idempotency_key_returns_the_first_import(
     )
     assert first == second
     assert first["errors"] == [{"line": 3, "value": "bad", "reason": first["errors"][0]["reason"]}]
-    third = await post_import(client, headers, "number\n0987654321\n")  # a different body
-    assert third["import_id"] == first["import_id"]
+    # The same list gzipped (as `callguard import` sends it) is the same list.
+    gzipped = await post_import(
+        client, {**headers, "Content-Encoding": "gzip"}, gzip.compress(body.encode())
+    )
+    assert gzipped == first
     assert await count(pool, "imports") == 1
     assert await count(pool, "trusted_listings") == 1
     other = await post_import(client, {**headers, "Idempotency-Key": "another"}, body)
     assert other["import_id"] != first["import_id"]
+
+
+@pytest.mark.parametrize(
+    ("source", "body"),
+    [
+        ("viettel", "number\n0987654321\n"),  # a different list
+        ("viettel", "number\n0912345678\nbad\n0987654321\n"),  # the first list and more
+        ("police", "number\n0912345678\nbad\n"),  # the same list from another source
+    ],
+)
+async def test_the_same_idempotency_key_for_another_list_is_refused(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool, source: str, body: str
+) -> None:
+    headers = {**operator, **CSV_TYPE, "Idempotency-Key": "telco-2024-03-26"}
+    first = await post_import(client, headers, "number\n0912345678\nbad\n")
+    response = await client.post(f"/v1/imports?source={source}", data=body, headers=headers)
+    assert response.status == 422
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["type"] == "urn:callguard:problem:idempotency-key-reused"
+    assert f"import {first['import_id']}" in problem["detail"]
+    assert await count(pool, "imports") == 1
+    assert [r["number"] for r in await pool.fetch("SELECT number FROM trusted_listings")] == [
+        84912345678
+    ]
+
+
+async def test_an_import_from_before_digests_is_not_replayed_for_any_list(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    headers = {**operator, **CSV_TYPE, "Idempotency-Key": "old"}
+    body = "number\n0912345678\n"
+    await post_import(client, headers, body)
+    await pool.execute("UPDATE imports SET body_sha256 = NULL")  # as stored before the upgrade
+    response = await client.post("/v1/imports?source=viettel", data=body, headers=headers)
+    assert response.status == 422
+    assert await count(pool, "imports") == 1
 
 
 async def test_history_and_all_errors(
@@ -371,6 +440,23 @@ async def test_a_parser_process_killed_mid_import_imports_nothing_and_the_next_w
     assert again["accepted"] == 1
 
 
+async def test_a_parser_process_killed_while_idle_does_not_fail_the_next_import(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    await post_import(client, {**operator, **CSV_TYPE}, b"number\n0912345678\n")
+    parsers = client.app[PARSERS]
+    killed = parsers.pids()[0]
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(killed):  # gone, reaped by multiprocessing's forkserver
+        assert time.monotonic() < deadline, f"parser {killed} still there"
+        await asyncio.sleep(0.05)
+    result = await post_import(client, {**operator, **CSV_TYPE}, b"number\n0987654321\n")
+    assert result["accepted"] == 1
+    assert await count(pool, "trusted_listings") == 2
+    assert killed not in parsers.pids()
+
+
 def parser_workers() -> list[int]:
     """The live processes multiprocessing's forkserver started: the import parsers."""
     workers = []
@@ -438,3 +524,94 @@ async def test_reported_at_follows_the_same_rule_as_occurred_at(
         "2026-11-23T09:00:00+00:00",
         "2024-03-25T17:00:00+00:00",
     ]
+
+
+@pytest.mark.parametrize(
+    ("limits", "body", "words"),
+    [
+        ({"import_max_lines": 1000}, b"number\n" + b"\n" * 999, None),  # at the limit
+        ({"import_max_lines": 1000}, b"number\n" + b"\n" * 1000, "more than 1,000 lines"),
+        ({"import_max_lines": 1000}, b"number\n" + b"0912345678\n" * 5000, "1,000 lines"),
+        ({"import_max_bytes": 100_000}, b"number\n" + b"0912345678\n" * 9090, None),
+        ({"import_max_bytes": 100_000}, b"number\n" + b"0912345678\n" * 9091, "100,000 bytes"),
+    ],
+)
+async def test_an_import_larger_than_the_limits_is_refused_with_413(
+    aiohttp_client: ClientFactory,
+    config: Config,
+    operator: dict[str, str],
+    pool: asyncpg.Pool,
+    limits: dict[str, int],
+    body: bytes,
+    words: str | None,
+) -> None:
+    client = await aiohttp_client(create_app(replace(config, import_block_bytes=4096, **limits)))
+    for headers in (CSV_TYPE, {**CSV_TYPE, "Content-Encoding": "gzip"}):
+        data = body if "Content-Encoding" not in headers else gzip.compress(body)
+        response = await client.post(
+            "/v1/imports?source=big", data=data, headers={**operator, **headers}
+        )
+        if words is None:
+            assert response.status == 201, await response.text()
+            await pool.execute("TRUNCATE trusted_listings, import_errors, imports")
+            continue
+        assert response.status == 413, await response.text()
+        problem = await response.json()
+        assert problem["type"] == "urn:callguard:problem:import-too-large"
+        assert words in problem["detail"]
+        for table in ("trusted_listings", "imports", "import_errors"):
+            assert await count(pool, table) == 0, table
+
+
+async def test_a_gzip_bomb_of_blank_lines_is_refused_at_the_line_limit(
+    aiohttp_client: ClientFactory, config: Config, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    client = await aiohttp_client(create_app(replace(config, import_max_lines=100_000)))
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = deflate.compress(b"number\n") + deflate.compress(b"\n" * (1 << 28)) + deflate.flush()
+    assert len(bomb) < 1 << 20  # 256 MiB of blank lines in a few hundred kilobytes
+    headers = {**operator, **CSV_TYPE, "Content-Encoding": "gzip"}
+    response = await client.post("/v1/imports?source=bomb", data=io.BytesIO(bomb), headers=headers)
+    assert response.status == 413, await response.text()
+    assert "100,000 lines" in (await response.json())["detail"]
+    assert await count(pool, "imports") == 0
+
+
+IN_TRANSACTION = """
+SELECT count(*) FROM pg_stat_activity
+WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND application_name = 'callguard'
+"""
+
+
+async def test_a_client_gone_mid_import_stops_its_parsing_and_transaction(
+    client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    # 20 M rows in under a megabyte of gzip: all of it sits in the server's buffers while
+    # the parsers work through it, minutes of work for a client that has left.
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 31)
+    rows = b"+84912345678,other\n" * 1_000_000
+    gzipped = deflate.compress(b"number,category\n")
+    gzipped += b"".join(deflate.compress(rows) for _ in range(20)) + deflate.flush()
+    head = (
+        f"POST /v1/imports?source=gone HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: {operator['Authorization']}\r\nContent-Type: text/csv\r\n"
+        f"Content-Encoding: gzip\r\nContent-Length: {len(gzipped) + 1000}\r\n\r\n"
+    ).encode()
+    _reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(head + gzipped)
+    parsers = client.app[PARSERS]
+    deadline = time.monotonic() + 30
+    while not await pool.fetchval(IN_TRANSACTION):
+        assert time.monotonic() < deadline, "the import never started"
+        await asyncio.sleep(0.05)
+    writer.close()  # and 1000 promised bytes never come
+    await writer.wait_closed()
+    deadline = time.monotonic() + 10
+    while await pool.fetchval(IN_TRANSACTION):
+        assert time.monotonic() < deadline, "the import's transaction is still open"
+        await asyncio.sleep(0.05)
+    while any(psutil.Process(pid).status() == psutil.STATUS_RUNNING for pid in parsers.pids()):
+        assert time.monotonic() < deadline, "the parsers are still busy"
+        await asyncio.sleep(0.05)
+    for table in ("trusted_listings", "imports", "import_errors"):
+        assert await count(pool, table) == 0, table

@@ -179,9 +179,7 @@ def test_allowlist_load_loads_nothing_from_a_file_with_a_bad_row(
     callguard: Cli, tmp_path: Path
 ) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text(
-        "number,owner\n0912345678,Ngân hàng A\nnot-a-number,B\n0987654321,\u200b\n"
-    )
+    bad.write_text("number,owner\n0912345678,Ngân hàng A\nnot-a-number,B\n0987654321,\u200b\n")
     result = callguard.run("allowlist", "load", str(bad))
     assert result.returncode == 1
     assert "line 3: 'not-a-number'" in result.stderr

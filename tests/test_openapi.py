@@ -376,7 +376,8 @@ async def test_imports_match_the_spec(client: AppClient, keys: dict[str, dict[st
     await conforms(
         await client.post(f"{imports}?source=police", data=ndjson, headers=headers), imports, 201
     )
-    unstorable = b'\x00\n{"number": "\\ud800"}\n'  # refused rows Postgres cannot store as sent
+    # Refused rows Postgres cannot store as sent, after a first line that shows it is NDJSON.
+    unstorable = b'{"number": "0912345678"}\n\x00\n{"number": "\\ud800"}\n'
     headers = {**operator, "Content-Type": "application/x-ndjson"}
     response = await client.post(f"{imports}?source=x", data=unstorable, headers=headers)
     refused = await conforms(response, imports, 201)

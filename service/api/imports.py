@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import socket
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from http import HTTPStatus
 from typing import Any
@@ -16,14 +19,19 @@ from service.auth import API_KEY, Role, requires
 from service.imports import (
     FORMATS,
     ImportFormatError,
+    ImportTooLarge,
     ParserLost,
+    ServiceStopping,
     UploadStalled,
+    digested,
+    drain,
     gunzip,
     idle_bounded,
     parse_stream,
+    size_bounded,
 )
 from service.problems import Problem, bad_request, not_found, service_unavailable
-from service.state import CONFIG, LISTINGS, PARSERS, POOL
+from service.state import CONFIG, LISTINGS, PARSERS, POOL, UPLOADS
 from service.store import ImportReplayed, ImportSummary
 
 from .bodies import content_encoding, identifier_text, json_response, query_int
@@ -74,7 +82,48 @@ async def create_import(request: web.Request) -> web.Response:
     chunks = idle_bounded(request.content.iter_chunked(CHUNK_BYTES), config.upload_idle_timeout)
     if content_encoding(request) == "gzip":
         chunks = gunzip(chunks)
-    listings, pool = request.app[LISTINGS], request.app[POOL]
+    chunks = size_bounded(chunks, config.import_max_bytes)
+    try:
+        with request.app[UPLOADS].arriving(request.content):
+            summary, errors = await _import(request, source, idempotency_key, chunks)
+    except ImportFormatError as err:
+        raise bad_request(f"Nothing was imported: {err}.") from err
+    except (HttpProcessingError, ConnectionError) as err:
+        raise bad_request(f"Nothing was imported: the upload was cut short ({err}).") from err
+    except UploadStalled as err:
+        raise Problem(
+            HTTPStatus.REQUEST_TIMEOUT,
+            f"Nothing was imported: the upload sent nothing for {config.upload_idle_timeout:g} s.",
+            kind="request-timeout",
+        ) from err
+    except ImportTooLarge as err:
+        raise Problem(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"Nothing was imported: {err}, more than one import may; split it.",
+            kind="import-too-large",
+        ) from err
+    except ServiceStopping as err:
+        raise service_unavailable(
+            "Nothing was imported: the service is stopping. Send the list again.",
+            kind="stopping",
+        ) from err
+    except ParserLost as err:
+        raise service_unavailable(
+            "Nothing was imported: a parser process stopped. Send the list again."
+        ) from err
+    return json_response(
+        {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
+    )
+
+
+async def _import(
+    request: web.Request, source: str, idempotency_key: str | None, chunks: AsyncIterator[bytes]
+) -> tuple[ImportSummary, list[tuple[int, str, str]]]:
+    """Import the list, or replay the import made before with the same idempotency key if
+    the list is the same: its summary and its first errors."""
+    config, listings, pool = request.app[CONFIG], request.app[LISTINGS], request.app[POOL]
+    digest = hashlib.sha256()
+    chunks = digested(chunks, digest)
     errors: list[tuple[int, str, str]] = []
     added = 0
     started = time.perf_counter()
@@ -87,46 +136,66 @@ async def create_import(request: web.Request) -> web.Response:
                 request.content_type,
                 request.app[PARSERS],
                 config.import_block_bytes,
+                config.import_max_lines,
                 listings.clock(),
             )
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
+                    _check_connected(request)
                     listings.add_numbers(parsed.numbers)
                     added += len(parsed.numbers)
                     refused = [(error.line, error.value, error.reason) for error in parsed.errors]
                     errors.extend(refused[: INLINE_ERRORS - len(errors)])
                     await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
+            _check_connected(request)
             listings.own_import(writer.summary.id, added)
             streamed = time.perf_counter()
-            summary = await writer.merge()
-        log.info(
-            "import %d from %s: %d rows read and staged in %.2f s, merged in %.2f s",
-            summary.id,
-            summary.source,
-            summary.rows,
-            streamed - started,
-            time.perf_counter() - streamed,
-        )
+            summary = await writer.merge(digest.digest())
     except ImportReplayed as replay:
-        summary = replay.summary
-        errors = await store.import_errors(pool, summary.id, 0, INLINE_ERRORS)
-    except ImportFormatError as err:
-        raise bad_request(f"Nothing was imported: {err}.") from err
-    except (HttpProcessingError, ConnectionError) as err:
-        raise bad_request(f"Nothing was imported: the upload was cut short ({err}).") from err
-    except UploadStalled as err:
-        raise Problem(
-            HTTPStatus.REQUEST_TIMEOUT,
-            f"Nothing was imported: the upload sent nothing for {config.upload_idle_timeout:g} s.",
-            kind="request-timeout",
-        ) from err
-    except ParserLost as err:
-        raise service_unavailable(
-            "Nothing was imported: a parser process stopped. Send the list again."
-        ) from err
-    return json_response(
-        {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
+        # The list is read to its end for its digest: a different list under the same key
+        # is refused, never answered with the first import's counts.
+        await drain(chunks)
+        if replay.body_sha256 != digest.digest() or replay.summary.source != source:
+            raise Problem(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                f"Nothing was imported: import {replay.summary.id} was made with this "
+                "Idempotency-Key from another list or source. Use a new key for a new list.",
+                kind="idempotency-key-reused",
+            ) from replay
+        errors = await store.import_errors(pool, replay.summary.id, 0, INLINE_ERRORS)
+        return replay.summary, errors
+    log.info(
+        "import %d from %s: %d rows read and staged in %.2f s, merged in %.2f s",
+        summary.id,
+        summary.source,
+        summary.rows,
+        streamed - started,
+        time.perf_counter() - streamed,
     )
+    return summary, errors
+
+
+_TCP_ESTABLISHED = 1
+"""tcpi_state in Linux's struct tcp_info: the connection is open both ways."""
+
+
+def _check_connected(request: web.Request) -> None:
+    """Raise ConnectionResetError if the client has closed or reset its connection, so an
+    import nobody waits for stops and rolls back. The kernel's TCP state tells at once;
+    aiohttp would notice only after reading the rest of the upload, which for a gzipped list
+    can mean minutes of parsing. A client that half-closes before its answer counts as gone."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the client closed the connection")
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    except OSError:
+        return
+    if state != _TCP_ESTABLISHED:
+        raise ConnectionResetError("the client closed the connection")
 
 
 async def _summary(request: web.Request) -> ImportSummary:
