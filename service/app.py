@@ -175,8 +175,17 @@ def ready_message(served_on: str, config: Config) -> str:
 FEED_START_SECONDS = 10.0
 """How long start-up waits for the change feed before serving anyway."""
 
+CLIENT_CLOSED_REQUEST = 499
+"""The status counted and logged for a request whose client left before its answer (nginx's
+convention): not a server error, so it never feeds the error-rate alert."""
 _CANCELLED_STATUS = int(HTTPStatus.INTERNAL_SERVER_ERROR)
-"""The status counted and logged for a request cancelled before its answer: the client left."""
+"""The status counted for a request cancelled with its client still there (a stop)."""
+
+
+def _cancelled_status(request: web.Request) -> int:
+    transport = request.transport
+    gone = transport is None or transport.is_closing()
+    return CLIENT_CLOSED_REQUEST if gone else _CANCELLED_STATUS
 
 
 def front_middleware(metrics: Metrics, request_log: RequestLog) -> Middleware:
@@ -188,7 +197,7 @@ def front_middleware(metrics: Metrics, request_log: RequestLog) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        status = _CANCELLED_STATUS
+        status = None
         api_key = None
         try:
             try:
@@ -197,13 +206,15 @@ def front_middleware(metrics: Metrics, request_log: RequestLog) -> Middleware:
             except Exception as err:
                 problem = problem_for(request, err)
                 if problem is None:  # a redirect
-                    status = err.status if isinstance(err, web.HTTPException) else status
+                    status = err.status if isinstance(err, web.HTTPException) else None
                     raise
                 response = problem.response()
             status = response.status
             return response
         finally:
             seconds = time.perf_counter() - started
+            if status is None:  # cancelled, or past the middleware's reach
+                status = _cancelled_status(request)
             outcome = outcome_of(request, status)
             requests.observe(outcome, seconds)
             request_log.add(outcome, seconds, None if api_key is None else api_key.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import io
 import json
@@ -16,7 +17,7 @@ import pytest
 from service.app import create_app
 from service.config import Config
 from service.problems import encode_json
-from tests.conftest import AppClient, ClientFactory, MakeKey
+from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
 
 REPORT = '{"number": "0912345678", "category": "other", "reporter": "r1"}'
 ENDPOINTS = ["/v1/reports", "/v1/lookups"]
@@ -319,3 +320,39 @@ async def test_import_rows_with_numbers_json_cannot_hold_are_refused(
 def test_nothing_the_service_writes_holds_nan_or_infinity(value: float) -> None:
     with pytest.raises(ValueError, match="JSON compliant"):
         encode_json({"results": [{"input": value}]})
+
+
+@pytest.mark.parametrize("how", ["half-close", "reset"])
+async def test_a_body_cut_short_is_the_clients_fault_not_a_database_outage(
+    client: AppClient, auth: dict[str, str], how: str
+) -> None:
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    body = b'{"number": "0912345678", "category": "other", "repo'
+    writer.write(
+        b"POST /v1/reports HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: {auth['Authorization']}\r\n".encode()
+        + b"Content-Length: 200\r\n\r\n"
+        + body
+    )
+    await writer.drain()
+    if how == "half-close":
+        writer.write_eof()
+    else:
+        writer.transport.abort()
+    with contextlib.suppress(ConnectionError):
+        await reader.read()
+    writer.close()
+
+    async def counted() -> bool:
+        text = await (await client.get("/metrics")).text()
+        return 'route="/v1/reports"' in text
+
+    await eventually(counted, what="the cut request counted")
+    text = await (await client.get("/metrics")).text()
+    statuses = {
+        line.split('status="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("callguard_http_requests_total{") and 'route="/v1/reports"' in line
+    }
+    # 400 if the cut was read as such, 499 if the client left first: never a server error.
+    assert statuses and statuses <= {"400", "499"}, statuses

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from service.problems import Problem, bad_request, encode_json
 from service.state import CONFIG
@@ -53,6 +54,9 @@ async def read_object(
             f"The body did not arrive within {seconds:g} s.",
             kind="request-timeout",
         ) from err
+    except (ConnectionError, HttpProcessingError) as err:
+        # The client's connection, not the database's: never counted as an outage.
+        raise bad_request("The body was cut short: the connection closed before its end.") from err
     raw = _decompressed(request, body)
     if optional and not raw.strip():
         return {}
