@@ -31,17 +31,30 @@ _RFC3339 = re.compile(
 )
 
 
+_INVISIBLE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+"""Characters that show as nothing: Unicode's Default_Ignorable_Code_Point set
+(DerivedCoreProperties.txt: joiners, variation selectors, Hangul fillers, tags) and the
+blank braille pattern. unicodedata has no such property, hence the list."""
+
+
 class TextError(ValueError):
     """A field that breaks its rule; str(error) says which and why, for the client."""
 
 
 def identifier(value: str, name: str, max_length: int) -> str:
-    """An identifier as compared and stored: Unicode NFC, with invisible format characters
-    (zero-width spaces and joiners, BOMs, bidi marks: category Cf) dropped and surrounding
-    white space stripped, so text that looks the same is the same identifier. Empty after
-    that, too long, or holding a control character or a lone surrogate, it is refused."""
+    """An identifier as compared and stored: Unicode NFC, with characters that show as
+    nothing dropped (format characters, category Cf: zero-width spaces, BOMs, bidi marks;
+    and the rest of Unicode's default-ignorables, _INVISIBLE: variation selectors, Hangul
+    fillers, the grapheme joiner) and surrounding white space stripped, so text that looks
+    the same is the same identifier. Empty after that, too long, or holding a control
+    character or a lone surrogate, it is refused."""
     text = unicodedata.normalize("NFC", value)
     if not text.isascii():
+        text = _INVISIBLE.sub("", text)
         text = "".join(char for char in text if unicodedata.category(char) != "Cf")
     text = text.strip()
     if not text:
