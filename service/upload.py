@@ -110,10 +110,12 @@ def default_source(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Retries:
-    """How `upload` retries an import the service answered 503 (busy, or a parser lost) or
-    429: after the answer's Retry-After, and at least `first_wait` seconds doubled at each
-    retry; at most `attempts` sends in all, and none that would start more than `seconds`
-    after the first."""
+    """How `upload` retries an import the service answered 503 (busy, stopping, or a parser
+    lost) or 429, or lost on the way once the service was reached (a restart: the
+    connection dropped or refused): after the answer's Retry-After, and at least
+    `first_wait` seconds doubled at each retry; at most `attempts` sends in all, and none
+    that would start more than `seconds` after the first. A service never reached (a wrong
+    URL, nothing listening) is not retried."""
 
     attempts: int = 5
     seconds: float = 300.0
@@ -132,15 +134,16 @@ async def upload(
     idempotency_key: str | None = None,
     progress: Callable[[Progress], None] | None = None,
     retries: Retries = RETRIES,
-    retrying: Callable[[ImportRefused, float], None] | None = None,
+    retrying: Callable[[Exception, float], None] | None = None,
 ) -> ImportResult:
     """Import the file into the service at url (e.g. http://127.0.0.1:8080) as `source`.
 
-    A 503 or 429 is retried as `retries` says (`retrying` is told each time, with the
-    seconds it waits), re-sending the whole file under one Idempotency-Key (a new one if
-    none is given), so an import the service did take is never taken twice. Returns the
-    service's result; raises ImportRefused on an error response, and OSError or
-    aiohttp.ClientError when the file or the service cannot be reached.
+    A 503 or 429, or a connection lost once the service was reached, is retried as
+    `retries` says (`retrying` is told each time, with the seconds it waits), re-sending
+    the whole file under one Idempotency-Key (a new one if none is given), so an import the
+    service did take is never taken twice. Returns the service's result; raises
+    ImportRefused on an error response, and OSError or aiohttp.ClientError when the file or
+    the service cannot be reached.
     """
     headers = {
         "Authorization": f"Bearer {key}",
@@ -152,29 +155,39 @@ async def upload(
     started = time.monotonic()
     backoff = retries.first_wait
     attempt = 0
+    reached = False
     # trust_env=False: a proxy from the environment must not see the key or the rows.
     async with aiohttp.ClientSession(trust_env=False, timeout=TIMEOUT) as session:
         while True:
             attempt += 1
             state = Progress(total_bytes=path.stat().st_size)
             body = _gzip_body(path, state, progress or (lambda _: None))
-            async with session.post(
-                endpoint, params={"source": source}, data=body, headers=headers
-            ) as response:
-                if response.status == HTTPStatus.CREATED:
-                    result = await response.json()
-                    if not isinstance(result, dict):
-                        raise ImportRefused(
-                            response.status, f"unexpected response: {result!r:.200}"
-                        )
-                    return result
-                refused = ImportRefused(response.status, await _detail(response))
-                wait = max(backoff, _retry_after(response.headers.get("Retry-After")))
+            failure: Exception
+            try:
+                async with session.post(
+                    endpoint, params={"source": source}, data=body, headers=headers
+                ) as response:
+                    reached = True
+                    if response.status == HTTPStatus.CREATED:
+                        result = await response.json()
+                        if not isinstance(result, dict):
+                            raise ImportRefused(
+                                response.status, f"unexpected response: {result!r:.200}"
+                            )
+                        return result
+                    failure = ImportRefused(response.status, await _detail(response))
+                    retriable = response.status in RETRIED
+                    wait = max(backoff, _retry_after(response.headers.get("Retry-After")))
+            except aiohttp.ClientConnectionError as err:
+                # Refused or dropped: a restart, if the service was reached before (or the
+                # connection was made and lost); otherwise there is nothing to wait for.
+                reached = reached or not isinstance(err, aiohttp.ClientConnectorError)
+                failure, retriable, wait = err, reached, backoff
             late = time.monotonic() + wait - started > retries.seconds
-            if response.status not in RETRIED or attempt >= retries.attempts or late:
-                raise refused
+            if not retriable or attempt >= retries.attempts or late:
+                raise failure
             if retrying is not None:
-                retrying(refused, wait)
+                retrying(failure, wait)
             await asyncio.sleep(wait)
             backoff *= 2
 
@@ -334,12 +347,12 @@ def run_import(
 ) -> int:
     """`callguard import`: upload, print the summary; the exit status."""
 
-    def retrying(refused: ImportRefused, seconds: float) -> None:
-        print(
-            f"the service answered {refused.status} ({refused.detail}); sending again in "
-            f"{seconds:g} s",
-            file=sys.stderr,
-        )
+    def retrying(failure: Exception, seconds: float) -> None:
+        if isinstance(failure, ImportRefused):
+            what = f"the service answered {failure.status} ({failure.detail})"
+        else:
+            what = f"the service could not be reached ({failure or type(failure).__name__})"
+        print(f"{what}; sending again in {seconds:g} s", file=sys.stderr)
 
     try:
         with ProgressLine(sys.stderr) if show_progress else nullcontext() as line:

@@ -8,9 +8,11 @@ import gzip
 import io
 import json
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -20,7 +22,7 @@ from service.app import create_app
 from service.cli import main
 from service.config import Config
 from service.upload import ImportRefused, ImportResult, Progress, Retries, upload
-from tests.conftest import AppClient, MakeKey
+from tests.conftest import AppClient, MakeKey, eventually
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 ClientOf = Callable[[TestServer], Awaitable[AppClient]]
@@ -337,3 +339,62 @@ async def test_retries_are_bounded(
 
     assert refused.value.status == 503
     assert len(seen) == QUICK_RETRIES.attempts
+
+
+async def test_an_import_told_to_come_back_waits_out_the_restart(
+    aiohttp_server: ServerFactory,
+    aiohttp_client: ClientOf,
+    config: Config,
+    operator: str,
+    tmp_path: Path,
+) -> None:
+    # The service takes the import, answers 503 (as one stopping does) and goes away; the
+    # client finds the port closed, waits, and sends again to the service started anew.
+    seen: list[str | None] = []
+    stopping = create_app(config)
+    stopping.middlewares.append(answering(503, 1, seen))
+    first = await aiohttp_server(stopping, host="127.0.0.1")
+    port = first.port
+    path = write_csv(tmp_path / "police-hanoi.csv")
+    waits: list[tuple[type[Exception], float]] = []
+    retries = Retries(attempts=5, seconds=60.0, first_wait=0.5)
+    sending = asyncio.create_task(
+        upload(
+            path,
+            service_url(first),
+            operator,
+            "police-hanoi",
+            retries=retries,
+            retrying=lambda failure, seconds: waits.append((type(failure), seconds)),
+        )
+    )
+    await eventually(lambda: len(waits) == 1, what="the 503 answered")
+    await first.close()
+    await eventually(lambda: len(waits) == 2, what="a send finding the port closed")
+    restarted = await aiohttp_server(create_app(config), host="127.0.0.1", port=port)
+    result = await sending
+
+    assert [kind for kind, _ in waits] == [ImportRefused, aiohttp.ClientConnectorError]
+    assert result["accepted"] == 4
+    listing = await (await aiohttp_client(restarted)).get("/v1/imports", headers=bearer(operator))
+    assert [entry["import_id"] for entry in (await listing.json())["imports"]] == [
+        result["import_id"]
+    ]
+
+
+async def test_a_service_never_reached_is_not_retried(tmp_path: Path) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    path = write_csv(tmp_path / "police-hanoi.csv")
+    waits: list[float] = []
+    with pytest.raises(aiohttp.ClientConnectorError):
+        await upload(
+            path,
+            f"http://127.0.0.1:{port}",
+            "cg_key",
+            "police-hanoi",
+            retries=QUICK_RETRIES,
+            retrying=lambda failure, seconds: waits.append(seconds),
+        )
+    assert waits == []
