@@ -114,6 +114,8 @@ class Layout:
     def from_header(cls, raw: bytes) -> Layout:
         """The layout a CSV header row names."""
         header = _first_line(raw, "the header row").removeprefix("\ufeff")
+        if header.count('"') % 2:
+            raise ImportFormatError("the header row has a quote that is not closed")
         delimiter = max(",;\t", key=header.count)  # Excel in Vietnamese locales writes ';'
         names = [name.strip().lower() for name in next(csv.reader([header], delimiter=delimiter))]
         if "number" not in names:
@@ -433,13 +435,17 @@ async def _read_header(
 async def _first_record_checked(
     blocks: AsyncIterator[tuple[int, bytes]],
 ) -> AsyncIterator[tuple[int, bytes]]:
-    """NDJSON blocks, once the first line that is not blank is seen to be a JSON object."""
+    """NDJSON blocks, once the first line that is not blank is seen to be a JSON object;
+    ImportFormatError at the end if no line is (an empty list is refused, as an empty CSV
+    is)."""
     checked = False
     async for first_line, data in blocks:
         if not checked and (text := data.lstrip()):
             _check_ndjson_start(text[: text.index(b"\n")])
             checked = True
         yield first_line, data
+    if not checked:
+        raise ImportFormatError("the file is empty: no JSON object in it")
 
 
 async def _blocks(

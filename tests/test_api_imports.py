@@ -200,6 +200,9 @@ async def test_long_and_undecodable_lines_reject_only_their_row(
         (NDJSON_TYPE, b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "not NDJSON"),
         (NDJSON_TYPE, b"x" * 10_000 + b"\n", "too long"),
         ({**NDJSON_TYPE, "Content-Encoding": "gzip"}, gzip.compress(b"hello\n"), "not NDJSON"),
+        (NDJSON_TYPE, b"", "empty"),
+        (NDJSON_TYPE, b"\n  \n\r\n" * 1000, "empty"),
+        (CSV_TYPE, b'"number\n0912345678\n', "quote that is not closed"),
     ],
 )
 async def test_unreadable_uploads_import_nothing(
@@ -427,6 +430,7 @@ async def test_a_parser_process_killed_mid_import_imports_nothing_and_the_next_w
     await killer
     assert response.status == 503, await response.text()
     assert response.headers["Retry-After"] == "1"
+    assert (await response.json())["type"] == "urn:callguard:problem:parser-lost"
     assert "Send the list again" in (await response.json())["detail"]
     for table in ("trusted_listings", "imports", "import_errors"):
         assert await count(pool, table) == 0, table

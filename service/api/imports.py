@@ -109,7 +109,8 @@ async def create_import(request: web.Request) -> web.Response:
         ) from err
     except ParserLost as err:
         raise service_unavailable(
-            "Nothing was imported: a parser process stopped. Send the list again."
+            "Nothing was imported: a parser process stopped. Send the list again.",
+            kind="parser-lost",
         ) from err
     return json_response(
         {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
