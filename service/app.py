@@ -30,7 +30,7 @@ from service.api import (
 from service.auth import KEY_CACHE, KeyCache, authorize, public
 from service.config import Config
 from service.embedded import shown_url
-from service.imports import Parsers, Uploads
+from service.imports import ImportSlots, Parsers, Uploads
 from service.limits import TokenBuckets
 from service.listings import (
     REPORTER_KEY_SETTING,
@@ -46,6 +46,8 @@ from service.problems import answer_protocol_errors_as_problems, problem_for
 from service.state import (
     CLOCK,
     CONFIG,
+    IMPORT_POOL,
+    IMPORT_SLOTS,
     LISTINGS,
     LOOKUP_LIMITS,
     METRICS,
@@ -92,6 +94,7 @@ def create_app(
         config.lookups_per_key_per_second, config.lookup_burst_per_key
     )
     app[UPLOADS] = Uploads()
+    app[IMPORT_SLOTS] = ImportSlots(config.imports_per_key, config.imports_at_once)
     app.on_shutdown.append(end_uploads)
     app.cleanup_ctx.extend([request_log, database, listings, change_feed, import_parsers])
     app.router.add_routes(
@@ -229,18 +232,21 @@ async def request_log(app: web.Application) -> AsyncIterator[None]:
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
-    """The connection pool, with the schema applied."""
+    """The connection pools, the schema applied: one for requests and the filter's upkeep,
+    and one of the imports' own, opened as imports need it."""
     config = app[CONFIG]
     assert config.database_url is not None
-    pool = await store.create_pool(config.database_url, config.pool_min_size, config.pool_max_size)
-    try:
+    url, timeout = config.database_url, config.pool_acquire_timeout
+    async with (
+        await store.create_pool(url, config.pool_min_size, config.pool_max_size, timeout) as pool,
+        await store.create_pool(url, 0, config.imports_at_once, timeout) as import_pool,
+    ):
         async with pool.acquire() as conn:
             await store.apply_schema(conn)
         app[POOL] = pool
+        app[IMPORT_POOL] = import_pool
         app[METRICS].track_pool(pool.get_size, pool.get_idle_size)
         yield
-    finally:
-        await pool.close()
 
 
 async def listings(app: web.Application) -> AsyncIterator[None]:

@@ -26,12 +26,26 @@ class Config:
     port: int = 8080
     pool_min_size: int = 2
     pool_max_size: int = 10
+    pool_acquire_timeout: float = 2.0
+    """Seconds a request waits for a database connection before it is answered 503 with
+    Retry-After: a pool busy this long is overloaded, and waiting longer only queues more."""
     max_body_bytes: int = 1 << 20
     """The largest JSON body accepted; a batch of 1000 numbers is about 20 KB."""
     body_timeout: float = 10.0
     """Seconds a JSON body may take to arrive (408 after): a slow client holds no more."""
     upload_idle_timeout: float = 30.0
     """Seconds an import upload may send nothing (408 after, nothing imported)."""
+    import_min_bytes_per_second: int = 32 << 10
+    """An upload must average at least this many bytes a second (as sent, gzipped or not),
+    counted over the time spent waiting for it, once import_grace_seconds of waiting have
+    passed (408 after, nothing imported): a client that trickles bytes holds no slot long."""
+    import_grace_seconds: float = 10.0
+    imports_per_key: int = 3
+    """Imports one key may run at once, per replica (429 after)."""
+    imports_at_once: int = 6
+    """Imports one replica runs at once, whatever their keys (429 after). Imports have a
+    database pool of their own of this size, so they never take the connections that
+    lookups and reports need."""
     batch_limit: int = 1000
     filter_backend: str = "rbloom"
     filter_error_rate: float = 0.001
@@ -112,6 +126,10 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_KEY": ("api_key", str),
     "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
     "CALLGUARD_IMPORT_MAX_LINES": ("import_max_lines", int),
+    "CALLGUARD_IMPORT_MIN_BYTES_PER_SECOND": ("import_min_bytes_per_second", int),
+    "CALLGUARD_IMPORTS_PER_KEY": ("imports_per_key", int),
+    "CALLGUARD_IMPORTS_AT_ONCE": ("imports_at_once", int),
+    "CALLGUARD_POOL_ACQUIRE_TIMEOUT": ("pool_acquire_timeout", float),
     "CALLGUARD_KEEPALIVE_TIMEOUT": ("keepalive_timeout", float),
     "CALLGUARD_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
 }

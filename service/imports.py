@@ -7,7 +7,7 @@ speed. So the work is split:
 - on the event loop, `parse_stream` decompresses the upload, reads the CSV header and cuts
   the stream into blocks of whole lines (`_Blocks`), which only searches for line ends;
 - worker processes (`Parsers`) parse several blocks at once (`parse_block`) and return each
-  as a `Parsed`: the valid rows already encoded for COPY, their numbers for the Bloom filter,
+  as a `Parsed`: the valid rows already encoded for COPY,
   and the refused rows with their reasons.
 
 A quoted CSV field may hold line breaks, so a record can run past a block's end. A block is
@@ -26,7 +26,6 @@ import json
 import multiprocessing
 import os
 import zlib
-from array import array
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -64,7 +63,8 @@ class ImportFormatError(Exception):
 
 
 class UploadStalled(Exception):
-    """The client stopped sending mid-upload."""
+    """The client stopped sending mid-upload, or sends too slowly; str(error) says which, for
+    the client."""
 
 
 class ImportTooLarge(Exception):
@@ -73,6 +73,17 @@ class ImportTooLarge(Exception):
 
 class ServiceStopping(Exception):
     """The service began to stop while the upload was still arriving: send it again."""
+
+
+class ImportsBusy(Exception):
+    """As many imports as allowed are running already: for the caller's key if `per_key`,
+    else for the replica as a whole; str(error) says which, for the client."""
+
+    def __init__(self, limit: int, per_key: bool) -> None:
+        whose = "for this key" if per_key else "on this replica"
+        super().__init__(f"{limit} imports are running {whose}, the most allowed at once")
+        self.limit = limit
+        self.per_key = per_key
 
 
 class ParserLost(Exception):
@@ -176,12 +187,11 @@ class Block:
 
 @dataclass(slots=True)
 class Parsed:
-    """A block's outcome: valid rows encoded for import_staging (store.staging_copy_data)
-    with their numbers, the refused rows, legacy numbers mapped, and any record left open."""
+    """A block's outcome: valid rows encoded for import_staging (store.staging_copy_data),
+    the refused rows, legacy numbers mapped, and any record left open."""
 
     rows: int
     copy_data: bytes
-    numbers: array[int]
     errors: list[RowError]
     mapped_legacy: int
     open_record: OpenRecord | None
@@ -249,17 +259,39 @@ async def drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
-async def idle_bounded(chunks: AsyncIterator[bytes], seconds: float) -> AsyncIterator[bytes]:
-    """The chunks, raising UploadStalled if none comes for `seconds`: an upload that stalls
-    is given up rather than held open."""
+async def pace_bounded(
+    chunks: AsyncIterator[bytes], idle_seconds: float, min_rate: float, grace_seconds: float
+) -> AsyncIterator[bytes]:
+    """The chunks, raising UploadStalled if none comes for `idle_seconds`, or if, once
+    `grace_seconds` were spent waiting for them, they average less than `min_rate` bytes a
+    second of that waiting. Only the time spent waiting for the client counts: while the
+    service is busy with what came, the client is held back by TCP, not slow.
+
+    So a client that sends a byte every few seconds, dodging the idle timeout, holds its
+    import slot for little longer than the grace period."""
+    received = 0
+    waited = 0.0
+    clock = asyncio.get_running_loop().time
     while True:
+        # The latest the next chunk may come: the idle timeout, or the moment the average
+        # over the waiting so far would fall below the minimum.
+        allowed = max(grace_seconds, received / min_rate) - waited
+        timeout = min(idle_seconds, max(0.0, allowed))
+        started = clock()
         try:
-            async with asyncio.timeout(seconds):
+            async with asyncio.timeout(timeout):
                 chunk = await anext(chunks)
         except StopAsyncIteration:
             return
         except TimeoutError as err:
-            raise UploadStalled(f"nothing came for {seconds:g} s") from err
+            if timeout < idle_seconds:
+                raise UploadStalled(
+                    f"the upload averaged less than {min_rate / 1024:g} KiB/s "
+                    f"after {grace_seconds:g} s"
+                ) from err
+            raise UploadStalled(f"the upload sent nothing for {idle_seconds:g} s") from err
+        waited += clock() - started
+        received += len(chunk)
         yield chunk
 
 
@@ -297,6 +329,35 @@ class Uploads:
         for body in self._bodies:
             if not body.is_eof():
                 body.set_exception(ServiceStopping())
+
+
+class ImportSlots:
+    """How many imports run at once, per key and in all. A slot is claimed before any of the
+    body is read or any connection taken, so an import refused costs nothing."""
+
+    def __init__(self, per_key: int, in_all: int) -> None:
+        self._per_key = per_key
+        self._in_all = in_all
+        self._running: dict[int, int] = {}
+        self._total = 0
+
+    @contextmanager
+    def claim(self, api_key_id: int) -> Iterator[None]:
+        """Hold a slot for the block's length; ImportsBusy if none is free."""
+        mine = self._running.get(api_key_id, 0)
+        if mine >= self._per_key:
+            raise ImportsBusy(self._per_key, per_key=True)
+        if self._total >= self._in_all:
+            raise ImportsBusy(self._in_all, per_key=False)
+        self._running[api_key_id] = mine + 1
+        self._total += 1
+        try:
+            yield
+        finally:
+            self._total -= 1
+            left = self._running.pop(api_key_id) - 1
+            if left:
+                self._running[api_key_id] = left
 
 
 class Parsers:
@@ -399,7 +460,7 @@ async def parse_stream(
     if open_record is not None:
         value = open_record.texts[0][:MAX_ERROR_VALUE]
         error = RowError(open_record.line, value, "a quoted field is not closed")
-        yield Parsed(0, staging_copy_data([]), array("q"), [error], 0, None)
+        yield Parsed(0, staging_copy_data([]), [error], 0, None)
 
 
 async def _settled(
@@ -559,7 +620,6 @@ def parse_block(block: Block) -> Parsed:
     return Parsed(
         rows=len(batch.rows),
         copy_data=staging_copy_data(batch.rows),
-        numbers=array("q", [row[1] for row in batch.rows]),
         errors=batch.errors,
         mapped_legacy=batch.mapped_legacy,
         open_record=open_record,

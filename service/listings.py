@@ -158,8 +158,6 @@ class Listings:
         self.built_at = time.monotonic()
         self._metrics = metrics
         self._reporter_key = reporter_key
-        self._own_imports: dict[int, int] = {}
-        """This process's imports whose numbers it added itself, with their count."""
         self._since_snapshot = 0
         """Numbers added from the change log since the newest snapshot this process knows."""
         self._background: set[asyncio.Task[object]] = set()
@@ -324,18 +322,15 @@ class Listings:
         self.cache.invalidate(number)
 
     def add_numbers(self, numbers: Collection[int]) -> None:
-        """Put numbers in the filter ahead of their commit: a "maybe" for a number whose
-        import then fails costs one database read, never a wrong answer."""
+        """Put numbers in the filter, once what listed them has committed: a number in the
+        filter that nothing lists costs a database read on every lookup of it, until the
+        next rebuild."""
         if len(numbers) == 1:  # a change, maybe applied twice (here, then from the log)
             self.filter.add(next(iter(numbers)))
         else:
             self.filter.update(numbers)
         if self._recording is not None:
             self._recording.append(numbers)
-
-    def own_import(self, import_id: int, numbers: int) -> None:
-        """This process made the import: its `numbers` are already in the filter."""
-        self._own_imports[import_id] = numbers
 
     async def catch_up(self) -> int:
         """Apply every change logged past the cursor; return how many. One run at a time.
@@ -367,8 +362,7 @@ class Listings:
         """Apply one change to the filter and cache; return how many numbers it added."""
         if change.import_id is not None:
             self.cache.clear()  # its numbers' trusted sources changed
-            own = self._own_imports.pop(change.import_id, None)
-            return own if own is not None else await self._load_import(change.import_id)
+            return await self._load_import(change.import_id)
         assert change.number is not None
         self.cache.invalidate(change.number)
         if change.kind not in ADDING_KINDS:

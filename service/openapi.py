@@ -16,6 +16,7 @@ from service.api import allowlist, appeals, imports, numbers, reports
 from service.categories import CATEGORIES
 from service.config import Config
 from service.reputation import Verdict
+from service.store import STORED_ERRORS
 
 Schema = dict[str, Any]
 
@@ -137,6 +138,11 @@ def _schemas() -> Schema:
         "duplicates": _int(0, description="Valid rows whose number came earlier in the file."),
         "rejected": _int(0),
         "mapped_legacy": _int(0, description="Pre-2018 11-digit mobiles mapped to today's."),
+        "errors_stored": _int(
+            0,
+            description="Refused rows whose details are kept for the errors call: all, up "
+            f"to the first {STORED_ERRORS} of an import.",
+        ),
     }
     appeal = {
         "appeal_id": _int(1),
@@ -390,8 +396,8 @@ def _responses() -> Schema:
         ),
         "Unavailable": _problem(
             HTTPStatus.SERVICE_UNAVAILABLE,
-            "Postgres is unreachable (or, for an import, a parser process stopped); try again "
-            "after Retry-After.",
+            "Postgres is unreachable or no connection to it came free in time (or, for an "
+            "import, a parser process stopped); try again after Retry-After.",
             {"Retry-After": _RETRY_AFTER},
         ),
     }
@@ -922,7 +928,14 @@ def _paths() -> Schema:
                     ),
                     "408": _problem(
                         HTTPStatus.REQUEST_TIMEOUT,
-                        "Nothing imported: the upload stalled, sending nothing for a while.",
+                        "Nothing imported: the upload stalled, sending nothing for a while, "
+                        "or kept sending more slowly than the minimum pace.",
+                    ),
+                    "429": _problem(
+                        HTTPStatus.TOO_MANY_REQUESTS,
+                        "Nothing read or imported: as many imports as allowed are running for "
+                        "the key or on the replica.",
+                        {"Retry-After": _RETRY_AFTER},
                     ),
                     "415": _problem(
                         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -1025,7 +1038,7 @@ def _paths() -> Schema:
                 parameters=[
                     import_id,
                     _query("after", _int(0, QUERY_ID_MAX), "Only rows after this line."),
-                    _limit(10_000, 100_000),
+                    _limit(imports.MAX_ERRORS_PAGE, imports.MAX_ERRORS_PAGE),
                 ],
             )
         },

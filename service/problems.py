@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import (
 from aiohttp.web_protocol import RequestHandler
 
 from service.metrics import route_label
-from service.store import DATABASE_UNAVAILABLE
+from service.store import DATABASE_UNAVAILABLE, PoolExhausted
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ def problem_for(request: web.Request, err: Exception) -> Problem | None:
         return err
     if isinstance(err, web.HTTPException):
         return _from_http_exception(request, err) if err.status >= 400 else None
+    if isinstance(err, PoolExhausted):  # before DATABASE_UNAVAILABLE, which holds its base
+        log.warning("database pool busy on %s %s: %s", request.method, route_label(request), err)
+        return service_unavailable(
+            f"The service is busy: {err}; try again shortly.", kind="database-busy"
+        )
     if isinstance(err, DATABASE_UNAVAILABLE):
         # The route template, not the path: a path holds the phone number asked about.
         log.warning("database unavailable on %s %s: %r", request.method, route_label(request), err)

@@ -71,11 +71,65 @@ class ApiKey:
     revoked_at: datetime | None
 
 
-async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
-    """The process's one connection pool."""
-    return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, server_settings={"application_name": "callguard"}
+class PoolExhausted(TimeoutError):
+    """No connection of the pool came free in time: the service is overloaded, or Postgres is
+    slow to accept a new connection. A TimeoutError, so what copes with an unreachable
+    database (a degraded lookup, the feed's retry) copes with this too."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no database connection came free within {seconds:g} s")
+        self.seconds = seconds
+
+
+class _Acquiring:
+    """`async with pool.acquire()` whose timeout is PoolExhausted."""
+
+    __slots__ = ("_inner", "_seconds")
+
+    def __init__(self, inner: Any, seconds: float) -> None:
+        self._inner = inner
+        self._seconds = seconds
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            return await self._inner.__aenter__()
+        except TimeoutError as err:
+            raise PoolExhausted(self._seconds) from err
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._inner.__aexit__(*exc_info)
+
+
+class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]
+    """A pool whose every acquire, its own fetch/execute included, waits at most
+    `acquire_timeout` seconds (unless a caller passes its own): a request never waits
+    without end for a connection that a flood of others holds."""
+
+    __slots__ = ("acquire_timeout",)
+
+    def acquire(self, *, timeout: float | None = None) -> _Acquiring:
+        seconds = self.acquire_timeout if timeout is None else timeout
+        return _Acquiring(super().acquire(timeout=seconds), seconds)
+
+
+async def create_pool(
+    dsn: str, min_size: int, max_size: int, acquire_timeout: float = 60.0
+) -> asyncpg.Pool:
+    """A connection pool whose acquires time out with PoolExhausted after `acquire_timeout`
+    seconds; asyncpg.create_pool's other settings, as it sets them."""
+    pool = _BoundedPool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        server_settings={"application_name": "callguard"},
     )
+    pool.acquire_timeout = acquire_timeout
+    return await pool
 
 
 async def apply_schema(conn: asyncpg.Connection) -> None:
@@ -725,6 +779,12 @@ ORDER BY line LIMIT $3
 _SELECT_IMPORTED_NUMBERS = "SELECT number FROM trusted_listings WHERE import_id = $1"
 
 
+STORED_ERRORS = 100_000
+"""Refused rows whose details (line, value, reason) are kept per import; past it the rows
+are still refused and counted in `rejected`, and their details dropped: a list of millions
+of bad rows stores no more than about 30 MB of them."""
+
+
 @dataclass(frozen=True, slots=True)
 class ImportSummary:
     """What an import did: rows read = accepted + duplicates + rejected."""
@@ -738,6 +798,11 @@ class ImportSummary:
     duplicates: int
     rejected: int
     mapped_legacy: int
+
+    @property
+    def errors_stored(self) -> int:
+        """How many of the refused rows' details are kept (STORED_ERRORS at most)."""
+        return min(self.rejected, STORED_ERRORS)
 
 
 class ImportWriter:
@@ -764,13 +829,18 @@ class ImportWriter:
         mapped_legacy: int,
     ) -> None:
         """Stage `rows` valid rows, encoded by staging_copy_data, and record refused ones
-        (line, value, reason). Returns once the previous batch is in, so Postgres takes in one
-        batch while the caller reads the next."""
+        (line, value, reason), the details of the import's first STORED_ERRORS only. Returns
+        once the previous batch is in, so Postgres takes in one batch while the caller reads
+        the next."""
         await self._copied()
-        self._copying = asyncio.ensure_future(self._copy(copy_data, errors))
+        self._copying = asyncio.ensure_future(self._copy(copy_data, errors[: self._room()]))
         self.staged += rows
         self.rejected += len(errors)
         self.mapped_legacy += mapped_legacy
+
+    def _room(self) -> int:
+        """How many more refused rows' details may be stored."""
+        return max(0, STORED_ERRORS - self.rejected)
 
     async def _copy(self, copy_data: bytes, errors: Sequence[tuple[int, str, str]]) -> None:
         # A memoryview: asyncpg would take bytes for a file name.

@@ -105,13 +105,13 @@ def copy_rows(data: bytes) -> list[StagedRow]:
 
 
 def outcome(results: list[Parsed]) -> tuple[list[StagedRow], list[int], list[RowError], int, int]:
-    """What an import would stage, whatever the blocks: the rows in line order, the numbers
-    for the filter, the errors, and the counts."""
+    """What an import would stage, whatever the blocks: the rows in line order, their
+    numbers in order, the errors, and the counts."""
     rows = sorted(row for parsed in results for row in copy_rows(parsed.copy_data))
-    numbers = sorted(number for parsed in results for number in parsed.numbers)
+    numbers = sorted(row[1] for row in rows)
     errors = [error for parsed in results for error in parsed.errors]
     counts = sum(p.rows for p in results), sum(p.mapped_legacy for p in results)
-    assert counts[0] == len(rows) == len(numbers)
+    assert counts[0] == len(rows)
     return rows, numbers, errors, *counts
 
 

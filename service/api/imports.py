@@ -19,6 +19,7 @@ from service.auth import API_KEY, Role, requires
 from service.imports import (
     FORMATS,
     ImportFormatError,
+    ImportsBusy,
     ImportTooLarge,
     ParserLost,
     ServiceStopping,
@@ -26,12 +27,18 @@ from service.imports import (
     digested,
     drain,
     gunzip,
-    idle_bounded,
+    pace_bounded,
     parse_stream,
     size_bounded,
 )
-from service.problems import Problem, bad_request, not_found, service_unavailable
-from service.state import CONFIG, LISTINGS, PARSERS, POOL, UPLOADS
+from service.problems import (
+    Problem,
+    bad_request,
+    not_found,
+    service_unavailable,
+    too_many_requests,
+)
+from service.state import CONFIG, IMPORT_POOL, IMPORT_SLOTS, LISTINGS, PARSERS, POOL, UPLOADS
 from service.store import ImportReplayed, ImportSummary
 
 from .bodies import content_encoding, identifier_text, json_response, query_int
@@ -42,6 +49,11 @@ CHUNK_BYTES = 1 << 16
 INLINE_ERRORS = 1000
 MAX_SOURCE_LENGTH = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
+MAX_ERRORS_PAGE = 5000
+"""Refused rows in one page of GET /v1/imports/{id}/errors (400 past it): about 1.5 MB."""
+BUSY_RETRY_SECONDS = 10
+"""Retry-After for an import refused as too many run at once: a 1 M-row import takes
+about 10 s."""
 
 
 def summary_body(summary: ImportSummary) -> dict[str, Any]:
@@ -55,6 +67,7 @@ def summary_body(summary: ImportSummary) -> dict[str, Any]:
         "duplicates": summary.duplicates,
         "rejected": summary.rejected,
         "mapped_legacy": summary.mapped_legacy,
+        "errors_stored": summary.errors_stored,
     }
 
 
@@ -79,13 +92,23 @@ async def create_import(request: web.Request) -> web.Response:
             idempotency_key, "Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH
         )
     config = request.app[CONFIG]
-    chunks = idle_bounded(request.content.iter_chunked(CHUNK_BYTES), config.upload_idle_timeout)
+    chunks = pace_bounded(
+        request.content.iter_chunked(CHUNK_BYTES),
+        config.upload_idle_timeout,
+        config.import_min_bytes_per_second,
+        config.import_grace_seconds,
+    )
     if content_encoding(request) == "gzip":
         chunks = gunzip(chunks)
     chunks = size_bounded(chunks, config.import_max_bytes)
     try:
-        with request.app[UPLOADS].arriving(request.content):
+        with (
+            request.app[IMPORT_SLOTS].claim(request[API_KEY].id),
+            request.app[UPLOADS].arriving(request.content),
+        ):
             summary, errors = await _import(request, source, idempotency_key, chunks)
+    except ImportsBusy as err:
+        raise too_many_requests(f"Nothing was imported: {err}.", BUSY_RETRY_SECONDS) from err
     except ImportFormatError as err:
         raise bad_request(f"Nothing was imported: {err}.") from err
     except (HttpProcessingError, ConnectionError) as err:
@@ -93,7 +116,7 @@ async def create_import(request: web.Request) -> web.Response:
     except UploadStalled as err:
         raise Problem(
             HTTPStatus.REQUEST_TIMEOUT,
-            f"Nothing was imported: the upload sent nothing for {config.upload_idle_timeout:g} s.",
+            f"Nothing was imported: {err}.",
             kind="request-timeout",
         ) from err
     except ImportTooLarge as err:
@@ -112,6 +135,10 @@ async def create_import(request: web.Request) -> web.Response:
             "Nothing was imported: a parser process stopped. Send the list again.",
             kind="parser-lost",
         ) from err
+    # Only now that it has committed do the import's numbers go into this process's filter,
+    # read back from Postgres as every replica reads them: an import that fails or is cut
+    # leaves the filter as it was. The client hears "accepted" once they answer here.
+    await request.app[LISTINGS].catch_up()
     return json_response(
         {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
     )
@@ -122,11 +149,10 @@ async def _import(
 ) -> tuple[ImportSummary, list[tuple[int, str, str]]]:
     """Import the list, or replay the import made before with the same idempotency key if
     the list is the same: its summary and its first errors."""
-    config, listings, pool = request.app[CONFIG], request.app[LISTINGS], request.app[POOL]
+    config, listings, pool = request.app[CONFIG], request.app[LISTINGS], request.app[IMPORT_POOL]
     digest = hashlib.sha256()
     chunks = digested(chunks, digest)
     errors: list[tuple[int, str, str]] = []
-    added = 0
     started = time.perf_counter()
     try:
         async with store.import_writer(
@@ -143,13 +169,10 @@ async def _import(
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
                     _check_connected(request)
-                    listings.add_numbers(parsed.numbers)
-                    added += len(parsed.numbers)
                     refused = [(error.line, error.value, error.reason) for error in parsed.errors]
                     errors.extend(refused[: INLINE_ERRORS - len(errors)])
                     await writer.stage(parsed.copy_data, parsed.rows, refused, parsed.mapped_legacy)
             _check_connected(request)
-            listings.own_import(writer.summary.id, added)
             streamed = time.perf_counter()
             summary = await writer.merge(digest.digest())
     except ImportReplayed as replay:
@@ -220,10 +243,11 @@ async def get_import(request: web.Request) -> web.Response:
 
 @requires(Role.OPERATOR)
 async def get_errors(request: web.Request) -> web.Response:
-    """Every row the import refused, in line order; page with ?after=<line>&limit=."""
+    """The rows the import refused, in line order (the details of the first
+    store.STORED_ERRORS are kept); page with ?after=<line>&limit=."""
     summary = await _summary(request)
     after = query_int(request, "after", 0, 0, 2**62)
-    limit = query_int(request, "limit", 10_000, 1, 100_000)
+    limit = query_int(request, "limit", MAX_ERRORS_PAGE, 1, MAX_ERRORS_PAGE)
     errors = await store.import_errors(request.app[POOL], summary.id, after, limit)
     return json_response({"import_id": summary.id, "errors": errors_body(errors)})
 
