@@ -40,8 +40,11 @@ from pathlib import Path
 import aiohttp
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `tests` imports
+
 from service.categories import CATEGORY_IDS
 from service.upload import ImportRefused, ImportResult, ProgressLine, upload
+from tests.processes import make_database
 
 SEED = 20261123
 DEFAULT_ROWS = 1_000_000
@@ -249,7 +252,8 @@ def started_service(work_dir: Path, database_url: str | None) -> Iterator[Servic
     callguard = [sys.executable, "-m", "service"]
     data_dir = ["--data-dir", str(work_dir / "postgres")]
     env = callguard_env(database_url)
-    # The key first: this also runs initdb, so serve's start is not timed out by it.
+    if database_url is None:  # the database first, as a first serve makes it (initdb too)
+        make_database(work_dir / "postgres")
     created = subprocess.run(
         [*callguard, "keys", "create", "--role", "operator", "--name", "bench", *data_dir],
         env=env,
