@@ -8,6 +8,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CALLGUARD_DATA_DIR=/home/callguard/data
 
 RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin callguard
+# The reporter key's directory (docker-compose.yml mounts a volume here): its owner's alone.
+RUN install -d -m 0700 -o callguard -g callguard /home/callguard/keys
 
 WORKDIR /app
 COPY pyproject.toml README.md schema.sql ./

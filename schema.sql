@@ -16,8 +16,8 @@ CREATE TABLE IF NOT EXISTS settings (
     value  bytea NOT NULL
 );
 
--- Every report as received, kept for good. reporter_hash is a keyed hash of the app's
--- pseudonymous reporter id: the id itself is never stored.
+-- Every report as received. reporter_hash is a keyed hash of the app's pseudonymous
+-- reporter id, scoped by its API key: the id itself is never stored.
 CREATE TABLE IF NOT EXISTS reports (
     id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     number            bigint NOT NULL,
@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS reports (
 );
 CREATE INDEX IF NOT EXISTS reports_number_idx ON reports (number);
 CREATE INDEX IF NOT EXISTS reports_reporter_idx ON reports (reporter_hash, received_at);
+-- A report's details (reporter_hash, description, occurred_at) are erased after the
+-- retention period (README, "Reporter privacy"); the report itself stays, and counts.
+ALTER TABLE reports ALTER COLUMN reporter_hash DROP NOT NULL;
+CREATE INDEX IF NOT EXISTS reports_details_idx ON reports (received_at)
+    WHERE reporter_hash IS NOT NULL;
 
 -- The community's tally of a reported number since its last delisting. A delisting
 -- resets the tally (reports stay in `reports`) and starts a new epoch; reports after it

@@ -33,7 +33,6 @@ from service.embedded import shown_url
 from service.imports import ImportSlots, Parsers, Uploads
 from service.limits import TokenBuckets
 from service.listings import (
-    REPORTER_KEY_SETTING,
     Clock,
     Listings,
     build_filter,
@@ -43,6 +42,7 @@ from service.listings import (
 from service.logs import RequestLog, withhold_library_details
 from service.metrics import Metrics, outcome_of
 from service.problems import answer_protocol_errors_as_problems, problem_for
+from service.reporters import reporter_key
 from service.state import (
     CLOCK,
     CONFIG,
@@ -256,8 +256,8 @@ async def listings(app: web.Application) -> AsyncIterator[None]:
     built = await load_snapshot(pool, config) if config.filter_snapshots else None
     if built is None:
         built = await build_filter(pool, config, app[CLOCK]())
-    reporter_key = await store.secret_setting(pool, REPORTER_KEY_SETTING)
-    listings = Listings(pool, built, app[METRICS], reporter_key, config, app[CLOCK])
+    key = await reporter_key(pool, config)
+    listings = Listings(pool, built, app[METRICS], key, config, app[CLOCK])
     app[LISTINGS] = listings
     snapshot = listings.snapshot_of(built)  # so the next process to start need not read it all
     if snapshot is not None:

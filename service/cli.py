@@ -22,6 +22,7 @@ from service.embedded import DatabaseUnavailable, check_database, database_url
 from service.filter import BACKENDS
 from service.listings import utc_now
 from service.numbers import InvalidNumber, normalize
+from service.reporters import ReporterKeyError
 from service.store import Actor
 from service.text import TextError, identifier
 
@@ -45,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Callable[[Config, argparse.Namespace], int] = args.command
     try:
         return command(config, args)
-    except (DatabaseUnavailable, OSError) as err:
+    except (DatabaseUnavailable, ReporterKeyError, OSError) as err:
         # What the operator can act on, in one line: a busy port, a wrong data dir, a
         # database out of reach. A traceback would bury it.
         print(f"callguard: {err}", file=sys.stderr)

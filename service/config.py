@@ -14,6 +14,9 @@ from typing import Any
 
 from service.reputation import Rules
 
+REPORTER_KEY_BYTES = 32
+REPORTER_KEY_FILE = "reporter.key"
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -74,6 +77,17 @@ class Config:
     rules: Rules = field(default_factory=Rules)
     """The verdict thresholds (README, "Verdicts")."""
     reports_per_reporter_per_day: int = 20
+    reporter_key: bytes | None = field(default=None, repr=False)
+    """The key of the reporters' hashes (CALLGUARD_REPORTER_KEY, hex); None reads the key
+    file. Never in the database that holds the hashes."""
+    reporter_key_file: Path | None = Path(".callguard") / REPORTER_KEY_FILE
+    """Where the reporter key is kept when CALLGUARD_REPORTER_KEY is unset
+    (CALLGUARD_REPORTER_KEY_FILE); from_env puts it in the data dir of the embedded
+    Postgres. None (DATABASE_URL without this setting): the key must be given in
+    CALLGUARD_REPORTER_KEY, as a file in a container's working directory would be lost."""
+    report_retention: timedelta = timedelta(days=180)
+    """How long a report's details (its description, occurred_at, its reporter's hash) are
+    kept; then they are erased, never before the verdict window is over."""
     reports_per_key_per_second: float = 200.0
     """A key is a whole app's traffic: this is per key, per replica."""
     report_burst_per_key: int = 2000
@@ -113,7 +127,23 @@ class Config:
             **settings,
         )
         given = {name: value for name, value in overrides.items() if value is not None}
-        return replace(config, **given)
+        config = replace(config, **given)
+        if "CALLGUARD_REPORTER_KEY_FILE" not in env:
+            key_file = None if config.database_url else config.data_dir / REPORTER_KEY_FILE
+            config = replace(config, reporter_key_file=key_file)
+        return config
+
+
+def parse_reporter_key(text: str) -> bytes:
+    """A reporter key as written in CALLGUARD_REPORTER_KEY or the key file: hex, at least
+    REPORTER_KEY_BYTES bytes."""
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ValueError("a reporter key must be written in hex") from None
+    if len(key) < REPORTER_KEY_BYTES:
+        raise ValueError(f"a reporter key must be at least {REPORTER_KEY_BYTES} bytes")
+    return key
 
 
 _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -121,6 +151,12 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_FILTER_BACKEND": ("filter_backend", str),
     "CALLGUARD_FILTER_SNAPSHOT_AFTER": ("filter_snapshot_after", int),
     "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY": ("reports_per_reporter_per_day", int),
+    "CALLGUARD_REPORTER_KEY": ("reporter_key", parse_reporter_key),
+    "CALLGUARD_REPORTER_KEY_FILE": ("reporter_key_file", Path),
+    "CALLGUARD_REPORT_RETENTION_DAYS": (
+        "report_retention",
+        lambda text: timedelta(days=float(text)),
+    ),
     "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": ("lookups_per_key_per_second", float),
     "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),
     "CALLGUARD_KEY": ("api_key", str),

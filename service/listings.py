@@ -22,8 +22,6 @@ degraded: a negative is still certain, a cached number keeps its evidence, and a
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Callable, Collection, Coroutine, Sequence
@@ -38,6 +36,7 @@ from service.cache import EvidenceCache
 from service.config import Config
 from service.filter import NumberFilter, capacity_for, load_filter, make_filter
 from service.metrics import Metrics
+from service.reporters import community_reporter_hash
 from service.reputation import (
     UNKNOWN,
     Evidence,
@@ -50,7 +49,6 @@ from service.store import DATABASE_UNAVAILABLE, Actor, Change, NewReport
 
 log = logging.getLogger(__name__)
 
-REPORTER_KEY_SETTING = "reporter_hash_key"
 CHANGE_PAGE = 10_000
 """Changes read from the log at a time."""
 ADDING_KINDS = frozenset({"reported", "listed", "allowlisted"})
@@ -260,9 +258,7 @@ class Listings:
         new_report = NewReport(
             number=report.number,
             category=report.category,
-            reporter_hash=hmac.digest(
-                self._reporter_key, report.reporter.encode("utf-8"), hashlib.sha256
-            ),
+            reporter_hash=community_reporter_hash(self._reporter_key, api_key_id, report.reporter),
             description=report.description,
             occurred_at=report.occurred_at,
             received_at=now,
@@ -461,7 +457,8 @@ class Listings:
 
     async def maintain(self) -> None:
         """Forever: rebuild the filter on schedule, when it is full, or when too many of its
-        entries are stale; prune the change log. Errors are logged and retried."""
+        entries are stale; prune the change log and erase old report details. Errors are
+        logged and retried."""
         config = self.config
         while True:
             await asyncio.sleep(config.filter_check_interval.total_seconds())
@@ -473,10 +470,12 @@ class Listings:
                 log.exception("filter maintenance failed")
 
     async def upkeep(self) -> str | None:
-        """Prune the change log; rebuild the filter if it is full, too stale or too old.
+        """Prune the change log and erase old report details; rebuild the filter if it is
+        full, too stale or too old.
         Returns why it was rebuilt, if it was."""
         config, now = self.config, self.clock()
         await store.prune_changes(self.pool, config.change_retention)
+        await self.erase_old_report_details(now)
         listed = await store.count_listed_rows(self.pool, window_start(now, self.config.rules))
         entries = self.filter.entries
         stale_share = max(0.0, 1 - listed / entries) if entries else 0.0
@@ -493,6 +492,15 @@ class Listings:
             built = await self.rebuild()
             log.info("filter rebuilt from %s in %.2f s: %s", built.source, built.seconds, reason)
         return reason
+
+    async def erase_old_report_details(self, now: datetime) -> int:
+        """Erase report details past their retention period, but none a verdict may still
+        need: a reporter counts while their last report is in the window."""
+        keep = max(self.config.report_retention, self.config.rules.window)
+        erased = await store.erase_report_details(self.pool, now - keep)
+        if erased:
+            log.info("erased the details of %d reports older than %d days", erased, keep.days)
+        return erased
 
     async def close(self) -> None:
         """The process is stopping cleanly: stop the work in the background, then save the

@@ -68,6 +68,15 @@ def _time(description: str, *, nullable: bool = False) -> Schema:
     }
 
 
+def _report_day(description: str) -> Schema:
+    return {
+        "type": ["string", "null"],
+        "format": "date",
+        "description": f"{description} The day only, in Vietnam time (UTC+7): an exact time "
+        "would tell the number's owner when, and so who, reported it.",
+    }
+
+
 def _obj(properties: Schema, required: list[str] | None = None, description: str = "") -> Schema:
     """An object that allows no other fields; every field is required unless said otherwise."""
     schema: Schema = {
@@ -94,8 +103,8 @@ def _verdict_properties() -> Schema:
         "report_count": _int(0, description="Reports since the number's last delisting."),
         "reporter_count": _int(0, description="Distinct reporters counting now."),
         "categories": {"type": "array", "items": _ref("CategoryId")},
-        "first_reported_at": _time("The first report since the last delisting.", nullable=True),
-        "last_reported_at": _time("The latest report since the last delisting.", nullable=True),
+        "first_reported_at": _report_day("The day of the first report since the last delisting."),
+        "last_reported_at": _report_day("The day of the latest report since the last delisting."),
         "owner": {"type": "string", "description": "Only for a `verified` number: who owns it."},
         "sources": {
             "type": "array",

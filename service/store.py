@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import struct
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -149,14 +148,23 @@ async def schema_applied(conn: asyncpg.Connection) -> bool:
 
 _INSERT_SETTING = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 _SELECT_SETTING = "SELECT value FROM settings WHERE name = $1"
+_DELETE_SETTING = "DELETE FROM settings WHERE name = $1"
 
 
-async def secret_setting(pool: asyncpg.Pool, name: str) -> bytes:
-    """A 32-byte secret shared by all replicas, made on first use."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_INSERT_SETTING, name, secrets.token_bytes(32))
-        value: bytes = await conn.fetchval(_SELECT_SETTING, name)
+async def setting(pool: asyncpg.Pool, name: str) -> bytes | None:
+    """A setting's value, if it is set."""
+    value: bytes | None = await pool.fetchval(_SELECT_SETTING, name)
     return value
+
+
+async def settle_setting(pool: asyncpg.Pool, name: str, value: bytes, drop: str) -> bytes:
+    """Set `name` to value unless it is set, and delete the setting `drop`, in one
+    transaction; return the value `name` holds (another replica's, if it was first)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_INSERT_SETTING, name, value)
+        settled: bytes = await conn.fetchval(_SELECT_SETTING, name)
+        await conn.execute(_DELETE_SETTING, drop)
+    return settled
 
 
 # --- evidence and reports ----------------------------------------------------
@@ -251,6 +259,25 @@ RETURNING epoch
 """
 
 
+# A batch of reports received before $1 loses its details; so does, with them, any reporter
+# of a number whose last report was before $1 (a reporter who reported it since is kept).
+_ERASE_REPORT_DETAILS = """
+WITH erased AS (
+    SELECT id, number, reporter_hash FROM reports
+    WHERE reporter_hash IS NOT NULL AND received_at < $1
+    ORDER BY received_at LIMIT $2
+    FOR UPDATE
+), forgotten AS (
+    DELETE FROM number_reporters r USING erased e
+    WHERE r.number = e.number AND r.reporter_hash = e.reporter_hash AND r.last_reported_at < $1
+)
+UPDATE reports r SET reporter_hash = NULL, description = NULL, occurred_at = NULL
+FROM erased e WHERE r.id = e.id
+"""
+ERASE_BATCH = 10_000
+"""Reports erased per statement: a first run on a large backlog holds no long lock."""
+
+
 class ReporterLimitReached(Exception):
     """The reporter has made as many reports as the limit allows in the last day."""
 
@@ -310,6 +337,20 @@ async def add_report(pool: asyncpg.Pool, report: NewReport, per_reporter_daily: 
         )
         await log_change(conn, "reported", report.number)
     return report_id
+
+
+async def erase_report_details(pool: asyncpg.Pool, before: datetime) -> int:
+    """Erase the details of the reports received before `before` (who reported, what they
+    said, when it happened), and the reporters of numbers they last reported before it;
+    return how many reports were erased. The caller keeps `before` out of the verdict
+    window, so no verdict changes."""
+    erased = 0
+    while True:
+        status = await pool.execute(_ERASE_REPORT_DETAILS, before, ERASE_BATCH)
+        count = int(status.rpartition(" ")[2])
+        erased += count
+        if count < ERASE_BATCH:
+            return erased
 
 
 async def _number_batches(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
 
 from service.app import create_app
 from service.config import Config
-from tests.conftest import AppClient, ClientFactory, MakeKey
+from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey
 
 FORMS = [
     "0912345678",
@@ -126,3 +127,26 @@ async def test_the_filter_is_rebuilt_from_postgres_at_start(
     second = await aiohttp_client(create_app(config))
     body = await (await second.get("/v1/numbers/0912345678", headers=auth)).json()
     assert body["verdict"] == "suspicious"
+
+
+async def test_report_times_are_shown_as_their_day_in_vietnam(
+    timed_client: AppClient, auth: dict[str, str], clock: FakeClock, make_key: MakeKey
+) -> None:
+    """A scammer looking up their own number learns the day of its reports, not the moment
+    (which would point at the person who reported): every role, single and batch lookups."""
+    clock.now = datetime(2026, 11, 23, 16, 59, 59, 123456, tzinfo=UTC)  # 23:59:59 in Hanoi
+    await report(timed_client, auth, "0912345678", "reporter-1")
+    clock.advance(seconds=1)  # 00:00:00.123456 on the 24th in Hanoi
+    await report(timed_client, auth, "0912345678", "reporter-2")
+    for role in ("client", "operator", "admin"):
+        headers = {"Authorization": f"Bearer {await make_key(role)}"}
+        single = await (await timed_client.get("/v1/numbers/0912345678", headers=headers)).json()
+        batch = await timed_client.post(
+            "/v1/lookups", json={"numbers": ["0912345678"]}, headers=headers
+        )
+        (result,) = (await batch.json())["results"]
+        for body in (single, result):
+            assert (body["first_reported_at"], body["last_reported_at"]) == (
+                "2026-11-23",
+                "2026-11-24",
+            )

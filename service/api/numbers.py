@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from typing import Any
 
@@ -19,9 +20,12 @@ from service.state import CONFIG, LISTINGS, LOOKUP_LIMITS
 from service.store import Actor, ApiKey
 from service.text import TextError, category
 
-from .bodies import iso, optional_text_field, read_object, text_field
+from .bodies import optional_text_field, read_object, text_field
 
 MAX_NOTE_LENGTH = 2000
+REPORT_DAY_ZONE = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+"""Report times are shown as the day they fell on here, where the users live (UTC+7, no
+daylight saving time)."""
 
 
 def parse_number(text: str) -> int:
@@ -73,8 +77,8 @@ def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
         "report_count": evidence.report_count,
         "reporter_count": evidence.recent_reporters,
         "categories": list(evidence.categories),
-        "first_reported_at": iso(evidence.first_reported_at),
-        "last_reported_at": iso(evidence.last_reported_at),
+        "first_reported_at": report_day(evidence.first_reported_at),
+        "last_reported_at": report_day(evidence.last_reported_at),
     }
     if verdict is Verdict.VERIFIED:
         body["owner"] = evidence.allowlisted_owner
@@ -85,6 +89,12 @@ def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
     if answer.degraded:
         body["degraded"] = True  # Postgres unreachable: from the filter and cache alone
     return body
+
+
+def report_day(at: datetime | None) -> str | None:
+    """A report time as its day in Vietnam ("2026-11-23"): anyone may look a number up,
+    its scammer too, and an exact time would tell them when, and so who, reported them."""
+    return None if at is None else at.astimezone(REPORT_DAY_ZONE).date().isoformat()
 
 
 def lookup_response(body: Any, lang: str) -> web.Response:
