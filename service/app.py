@@ -31,7 +31,7 @@ from service.auth import KEY_CACHE, KeyCache, authorize, public
 from service.config import Config
 from service.embedded import shown_url
 from service.imports import Parsers, Uploads
-from service.limits import TokenBuckets
+from service.limits import InFlight, TokenBuckets
 from service.listings import (
     REPORTER_KEY_SETTING,
     Clock,
@@ -47,6 +47,7 @@ from service.state import (
     CLOCK,
     CONFIG,
     LISTINGS,
+    LOOKUP_BATCHES,
     LOOKUP_LIMITS,
     METRICS,
     PARSERS,
@@ -91,6 +92,7 @@ def create_app(
     app[LOOKUP_LIMITS] = TokenBuckets(
         config.lookups_per_key_per_second, config.lookup_burst_per_key
     )
+    app[LOOKUP_BATCHES] = InFlight(config.lookup_batches_per_key)
     app[UPLOADS] = Uploads()
     app.on_shutdown.append(end_uploads)
     app.cleanup_ctx.extend([request_log, database, listings, change_feed, import_parsers])
