@@ -31,7 +31,7 @@ from service.auth import KEY_CACHE, KeyCache, authorize, public
 from service.config import Config
 from service.embedded import shown_url
 from service.imports import ImportSlots, Parsers, Uploads
-from service.limits import TokenBuckets
+from service.limits import InFlight, TokenBuckets
 from service.listings import (
     Clock,
     Listings,
@@ -49,6 +49,7 @@ from service.state import (
     IMPORT_POOL,
     IMPORT_SLOTS,
     LISTINGS,
+    LOOKUP_BATCHES,
     LOOKUP_LIMITS,
     METRICS,
     PARSERS,
@@ -93,6 +94,7 @@ def create_app(
     app[LOOKUP_LIMITS] = TokenBuckets(
         config.lookups_per_key_per_second, config.lookup_burst_per_key
     )
+    app[LOOKUP_BATCHES] = InFlight(config.lookup_batches_per_key)
     app[UPLOADS] = Uploads()
     app[IMPORT_SLOTS] = ImportSlots(config.imports_per_key, config.imports_at_once)
     app.on_shutdown.append(end_uploads)

@@ -92,9 +92,19 @@ class Config:
     """A key is a whole app's traffic: this is per key, per replica."""
     report_burst_per_key: int = 2000
     lookups_per_key_per_second: float = 50_000.0
-    """Numbers looked up (a batch counts each), per key, per replica: an operator's switch
+    """Lookup tokens per key, per replica. A number the fast path reads costs one token
+    (about 2 µs of a replica's time all told, so the default is a tenth of what one replica
+    serves on one core); one left to phonenumbers costs lookup_slow_cost, and a listed
+    number, whose evidence is read and judged, lookup_listed_cost more. An operator's switch
     may carry tens of thousands of calls a second on one key."""
     lookup_burst_per_key: int = 100_000
+    lookup_slow_cost: int = 50
+    """Tokens for a number the fast path cannot read: phonenumbers takes 20-100 µs."""
+    lookup_listed_cost: int = 20
+    """Extra tokens for a number the filter cannot rule out: its evidence is read (from the
+    cache or Postgres) and judged, 20-50 µs of the replica's time."""
+    lookup_batches_per_key: int = 4
+    """Batch lookups one key may have in progress at once, per replica (429 past it)."""
     import_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Processes that parse bulk imports; more than the cores gains nothing."""
     api_key: str | None = None
@@ -158,6 +168,8 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
         lambda text: timedelta(days=float(text)),
     ),
     "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": ("lookups_per_key_per_second", float),
+    "CALLGUARD_LOOKUP_BURST_PER_KEY": ("lookup_burst_per_key", int),
+    "CALLGUARD_LOOKUP_BATCHES_PER_KEY": ("lookup_batches_per_key", int),
     "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),
     "CALLGUARD_KEY": ("api_key", str),
     "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),

@@ -32,3 +32,25 @@ class TokenBuckets:
             return 0.0
         self._buckets[key] = (tokens, now)
         return (cost - tokens) / self.rate
+
+
+class InFlight:
+    """How many requests each key has in progress, each key up to `limit` at once."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[int, int] = {}
+
+    def enter(self, key: int) -> bool:
+        """Count one more request for `key`; False (nothing counted) if it has `limit`."""
+        count = self._counts.get(key, 0)
+        if count >= self.limit:
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def leave(self, key: int) -> None:
+        """A request that entered has ended."""
+        count = self._counts.pop(key) - 1
+        if count:
+            self._counts[key] = count

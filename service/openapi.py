@@ -400,7 +400,9 @@ def _responses() -> Schema:
         ),
         "TooManyLookups": _problem(
             HTTPStatus.TOO_MANY_REQUESTS,
-            "Too many numbers looked up a second with this key (a batch counts each number).",
+            "Too many numbers looked up a second with this key (a batch counts each number; one "
+            "left to phonenumbers, and a listed one, count more), or too many of its batches "
+            "in progress.",
             {"Retry-After": _RETRY_AFTER},
         ),
         "Unavailable": _problem(

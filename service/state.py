@@ -7,7 +7,7 @@ from aiohttp import web
 
 from service.config import Config
 from service.imports import ImportSlots, Parsers, Uploads
-from service.limits import TokenBuckets
+from service.limits import InFlight, TokenBuckets
 from service.listings import Clock, Listings
 from service.logs import RequestLog
 from service.metrics import Metrics
@@ -26,7 +26,9 @@ LISTINGS = web.AppKey("listings", Listings)
 REPORT_LIMITS = web.AppKey("report_limits", TokenBuckets)
 """Per-key token buckets for POST /v1/reports."""
 LOOKUP_LIMITS = web.AppKey("lookup_limits", TokenBuckets)
-"""Per-key token buckets for lookups: a token a number."""
+"""Per-key token buckets for lookups: tokens by what each number costs (Config)."""
+LOOKUP_BATCHES = web.AppKey("lookup_batches", InFlight)
+"""Batch lookups in progress, per key."""
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
 """Where the front middleware writes a line per request."""
 PARSERS = web.AppKey("parsers", Parsers)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import quote
 
 import pytest
+from aiohttp import ClientResponse
 
 from service.api.numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body
 from service.app import create_app
 from service.config import Config
 from service.listings import Answer
 from service.reputation import UNKNOWN, Evidence
-from tests.conftest import AppClient, ClientFactory, MakeKey
+from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
 
 
 async def test_results_come_in_input_order_and_invalid_items_do_not_fail_the_batch(
@@ -131,3 +134,112 @@ async def test_each_key_may_look_up_so_many_numbers_a_second(
     assert (too_many.status, too_many.headers["Retry-After"]) == (429, "2")  # 3 at 2 a second
     # Another key has its own bucket.
     assert (await client.post("/v1/lookups", json=batch, headers=second)).status == 200
+
+
+async def test_numbers_that_cost_more_are_charged_more(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
+) -> None:
+    costly = replace(
+        config,
+        lookups_per_key_per_second=1.0,
+        lookup_burst_per_key=100,
+        lookup_slow_cost=50,
+        lookup_listed_cost=20,
+    )
+    client = await aiohttp_client(create_app(costly))
+    auth = {"Authorization": f"Bearer {await make_key('client')}"}
+    cheap = {"numbers": [f"+8491{i:07d}" for i in range(60)]}
+    assert (await client.post("/v1/lookups", json=cheap, headers=auth)).status == 200
+    # 40 tokens left: one number phonenumbers must read costs 50.
+    slow = {"numbers": ["+1 650 253 0000"]}
+    refused = await client.post("/v1/lookups", json=slow, headers=auth)
+    assert refused.status == 429
+    assert "counts as 50" in (await refused.json())["detail"]
+    single = await client.get(f"/v1/numbers/{quote('+1 650 253 0000')}", headers=auth)
+    assert single.status == 429
+    # Refused by its shape, a number costs what a fast one does.
+    shapeless = {"numbers": ["x" * 40]}
+    answered = await client.post("/v1/lookups", json=shapeless, headers=auth)
+    assert answered.status == 200
+    assert "letters" in (await answered.json())["results"][0]["error"]
+
+
+async def test_a_listed_number_costs_its_evidence(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
+) -> None:
+    costly = replace(
+        config, lookups_per_key_per_second=1.0, lookup_burst_per_key=30, lookup_listed_cost=20
+    )
+    client = await aiohttp_client(create_app(costly))
+    auth = {"Authorization": f"Bearer {await make_key('client')}"}
+    report = {"number": "0987654321", "category": "online_loan", "reporter": "r1"}
+    assert (await client.post("/v1/reports", json=report, headers=auth)).status == 201
+    listed = await client.post("/v1/lookups", json={"numbers": ["0987654321"]}, headers=auth)
+    assert listed.status == 200  # 1 + 20 of 30
+    again = await client.post("/v1/lookups", json={"numbers": ["0987654321"]}, headers=auth)
+    assert again.status == 429
+    unlisted = await client.post("/v1/lookups", json={"numbers": ["0912345678"]}, headers=auth)
+    assert unlisted.status == 200
+
+
+async def test_a_key_has_so_many_batches_in_progress(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
+) -> None:
+    client = await aiohttp_client(create_app(replace(config, lookup_batches_per_key=1)))
+    first = {"Authorization": f"Bearer {await make_key('client')}"}
+    second = {"Authorization": f"Bearer {await make_key('client')}"}
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'{"numbers": ["0912'
+        await release.wait()
+        yield b'345678"]}'
+
+    held = asyncio.create_task(
+        client.post(
+            "/v1/lookups",
+            data=slow_body(),
+            headers={**first, "Content-Type": "application/json"},
+        )
+    )
+    batch = {"numbers": ["0912345678"]}
+    busy: list[ClientResponse] = []
+
+    async def refused() -> bool:
+        response = await client.post("/v1/lookups", json=batch, headers=first)
+        busy.append(response)
+        return response.status == 429
+
+    await eventually(refused, within=10, what="the second batch refused")
+    assert busy[-1].headers["Retry-After"] == "1"
+    assert "in progress" in (await busy[-1].json())["detail"]
+    assert (await client.post("/v1/lookups", json=batch, headers=second)).status == 200
+    release.set()
+    assert (await asyncio.wait_for(held, 10)).status == 200
+    assert (await client.post("/v1/lookups", json=batch, headers=first)).status == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"numbers": [' + b", ".join([b"[]"] * 50_000) + b"]}",
+        b'{"numbers": [' + b", ".join([b"0"] * 200_000) + b"]}",
+    ],
+)
+async def test_a_body_bigger_in_structure_than_any_request_is_refused_before_decoding(
+    client: AppClient, auth: dict[str, str], body: bytes
+) -> None:
+    response = await client.post(
+        "/v1/lookups", data=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert "The body holds" in (await response.json())["detail"]
+
+
+async def test_brackets_and_commas_inside_strings_are_not_structure(
+    client: AppClient, auth: dict[str, str]
+) -> None:
+    numbers = ['0912,345,678 [home] {"\\\\"}'] * 20 + ["0912345678"] * 900
+    response = await client.post("/v1/lookups", json={"numbers": numbers}, headers=auth)
+    assert response.status == 200
+    assert len((await response.json())["results"]) == 920

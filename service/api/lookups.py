@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 
-from service.numbers import InvalidNumber, normalize
-from service.problems import Problem, bad_request, encode_json
-from service.state import CONFIG, LISTINGS
+from service.auth import API_KEY
+from service.numbers import InvalidNumber, normalize_fast, parse_slow
+from service.problems import Problem, bad_request, encode_json, too_many_requests
+from service.state import CONFIG, LISTINGS, LOOKUP_BATCHES
 
 from .bodies import read_object
 from .numbers import (
@@ -19,20 +22,44 @@ from .numbers import (
     language,
     limit_lookups,
     lookup_bytes,
+    shape_error,
     unknown_body,
 )
 
 _PLAIN = re.compile(r"[0-9+ .()-]{1,64}")
 """Input that is echoed in JSON as it is: the common shapes of a number."""
+SLOW_PARSES_PER_TURN = 20
+"""Numbers left to phonenumbers (20-100 µs each) parsed before the batch lets other
+requests run: a batch holds the event loop about a millisecond at a time."""
+MAYBES_PER_TURN = 200
+"""Listed numbers read and judged at a time, for the same reason (one query each)."""
+BUSY_RETRY_SECONDS = 1.0
 
 
 async def lookup_batch(request: web.Request) -> web.Response:
-    """Answer each number in input order; an invalid item is reported, not fatal."""
+    """Answer each number in input order; an invalid item is reported, not fatal. A key has
+    at most lookup_batches_per_key batches in progress (429 past it)."""
+    key = request[API_KEY].id
+    batches = request.app[LOOKUP_BATCHES]
+    if not batches.enter(key):
+        raise too_many_requests(
+            f"This key has {batches.limit} batch lookups in progress; send the next when one "
+            "is answered.",
+            BUSY_RETRY_SECONDS,
+        )
+    try:
+        return await _lookup_batch(request)
+    finally:
+        batches.leave(key)
+
+
+async def _lookup_batch(request: web.Request) -> web.Response:
     data = await read_object(request, ("numbers",))
     items = data.get("numbers")
     if not isinstance(items, list):
         raise bad_request("'numbers' must be a list of phone numbers as strings.")
-    limit = request.app[CONFIG].batch_limit
+    config = request.app[CONFIG]
+    limit = config.batch_limit
     if len(items) > limit:
         raise Problem(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -40,29 +67,39 @@ async def lookup_batch(request: web.Request) -> web.Response:
             kind="batch-too-large",
             limit=limit,
         )
-    limit_lookups(request, len(items))
+    # First what each item costs, cheaply: the fast path reads the common forms outright,
+    # and what it leaves is either refused by its shape or waits for phonenumbers.
+    numbers: list[int | str | None] = []  # a number, why the item is none, or None: not yet
+    slow = 0
+    for item in items:
+        if type(item) is not str:
+            numbers.append("must be a string")
+            continue
+        fast = normalize_fast(item)
+        if fast is not None:
+            numbers.append(fast)
+        else:
+            reason = shape_error(item)
+            slow += reason is None
+            numbers.append(reason)
+    limit_lookups(request, len(items) + slow * (config.lookup_slow_cost - 1))
+    if slow:
+        await _parse_slowly(items, numbers)
     listings = request.app[LISTINGS]
     lang = language(request)
     # Each result is written as soon as it is known; a maybe's place holds its index among
-    # the maybes until one query has answered them all. The loop is the batch's whole cost,
-    # so it keeps to local names and plain text, encoded once at the end.
+    # the maybes until they are answered. The loop is the batch's whole cost, so it keeps
+    # to local names and plain text, encoded once at the end.
     parts: list[str | int] = []
     maybes: list[tuple[str, int]] = []
     invalid = 0
     in_filter = listings.filter.__contains__
     unknown = UNKNOWN_RESULT_TEXT
-    for item in items:
-        if type(item) is not str:
-            parts.append(_error(item, "must be a string"))
+    for item, number in zip(items, numbers, strict=True):
+        if not isinstance(number, int):
+            parts.append(_error(item, str(number)))
             invalid += 1
-            continue
-        try:
-            number = normalize(item)
-        except InvalidNumber as err:
-            parts.append(_error(item, str(err)))
-            invalid += 1
-            continue
-        if in_filter(number):
+        elif in_filter(number):
             parts.append(len(maybes))
             maybes.append((item, number))
         elif (item[0] == "+" and item[1:].isdigit() and item.isascii()) or _PLAIN.fullmatch(item):
@@ -71,13 +108,35 @@ async def lookup_batch(request: web.Request) -> web.Response:
             parts.append(_json({"input": item, **unknown_body(number)}))
     listings.count_ruled_out(len(parts) - len(maybes) - invalid)  # no verdict for an error
     if maybes:
-        answers = await listings.lookup_many([number for _, number in maybes])
-        for index, part in enumerate(parts):
-            if type(part) is int:
-                item, _ = maybes[part]
-                parts[index] = _json({"input": item, **answer_body(answers[part], lang)})
+        limit_lookups(request, len(maybes) * config.lookup_listed_cost)
+        answered: list[str] = []
+        for start in range(0, len(maybes), MAYBES_PER_TURN):
+            if start:
+                await asyncio.sleep(0)
+            turn = maybes[start : start + MAYBES_PER_TURN]
+            answers = await listings.lookup_many([number for _, number in turn])
+            answered.extend(
+                _json({"input": item, **answer_body(answer, lang)})
+                for (item, _), answer in zip(turn, answers, strict=True)
+            )
+        parts = [answered[part] if type(part) is int else part for part in parts]
     text = '{"results": [' + ", ".join(parts) + "]}"  # type: ignore[arg-type]
     return lookup_bytes(text.encode(), lang)
+
+
+async def _parse_slowly(items: Sequence[Any], numbers: list[int | str | None]) -> None:
+    """Fill in the numbers left to phonenumbers, letting other requests run between turns."""
+    parsed = 0
+    for index, number in enumerate(numbers):
+        if number is not None:
+            continue
+        if parsed and parsed % SLOW_PARSES_PER_TURN == 0:
+            await asyncio.sleep(0)
+        parsed += 1
+        try:
+            numbers[index] = parse_slow(items[index]).number
+        except InvalidNumber as err:
+            numbers[index] = str(err)
 
 
 def _error(item: object, reason: str) -> str:

@@ -13,7 +13,7 @@ from service.advice import LANGUAGES, advice_for, pick_language
 from service.auth import API_KEY, Role, requires
 from service.categories import CATEGORY_IDS
 from service.listings import Answer
-from service.numbers import InvalidNumber, normalize, to_e164
+from service.numbers import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from service.problems import Problem, bad_request, encode_json, not_found, too_many_requests
 from service.reputation import UNKNOWN, Evidence, Verdict
 from service.state import CONFIG, LISTINGS, LOOKUP_LIMITS
@@ -36,12 +36,26 @@ def parse_number(text: str) -> int:
         raise bad_request(f"{text!r} is not a valid phone number: {err}.", number=text) from err
 
 
-def limit_lookups(request: web.Request, numbers: int) -> None:
-    """Take `numbers` lookups from the key's bucket, or answer 429 with Retry-After."""
-    wait = request.app[LOOKUP_LIMITS].take(request[API_KEY].id, numbers)
+def limit_lookups(request: web.Request, tokens: int) -> None:
+    """Take `tokens` from the key's lookup bucket, or answer 429 with Retry-After."""
+    wait = request.app[LOOKUP_LIMITS].take(request[API_KEY].id, tokens)
     if wait:
-        rate = request.app[CONFIG].lookups_per_key_per_second
-        raise too_many_requests(f"This key may look up {rate:g} numbers a second.", wait)
+        config = request.app[CONFIG]
+        raise too_many_requests(
+            f"This key may look up {config.lookups_per_key_per_second:g} numbers a second; one "
+            f"in a form the fast path does not read counts as {config.lookup_slow_cost}, and "
+            f"a listed number as {config.lookup_listed_cost} more.",
+            wait,
+        )
+
+
+def shape_error(text: str) -> str | None:
+    """Why text cannot be a number, found cheaply (numbers.check_shape), or None."""
+    try:
+        check_shape(text)
+    except InvalidNumber as err:
+        return str(err)
+    return None
 
 
 def category_field(data: dict[str, Any]) -> str:
@@ -143,12 +157,21 @@ needs no JSON escaping."""
 
 async def get_number(request: web.Request) -> web.Response:
     """The verdict on the number in the path, in whatever form it was typed."""
-    limit_lookups(request, 1)
-    number = parse_number(request.match_info["number"])
+    text = request.match_info["number"]
+    config = request.app[CONFIG]
+    # Charged by what the number costs, before the work: phonenumbers only for text that
+    # could be a number, and a listed number's evidence only once that is paid for.
+    number = normalize_fast(text)
+    if number is None:
+        limit_lookups(request, 1 if shape_error(text) else config.lookup_slow_cost)
+        number = parse_number(text)
+    else:
+        limit_lookups(request, 1)
     listings = request.app[LISTINGS]
     lang = language(request)
     if listings.ruled_out(number):  # the common case: nothing to read, nothing to build
         return lookup_bytes(UNKNOWN_ANSWER % number, lang)
+    limit_lookups(request, config.lookup_listed_cost)
     answer = await listings.lookup(number)
     return lookup_response(answer_body(answer, lang), lang)
 
