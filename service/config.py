@@ -98,8 +98,11 @@ class Config:
     number, whose evidence is read and judged, lookup_listed_cost more. An operator's switch
     may carry tens of thousands of calls a second on one key."""
     lookup_burst_per_key: int = 100_000
-    lookup_slow_cost: int = 50
+    lookup_slow_cost: int = 60
     """Tokens for a number the fast path cannot read: phonenumbers takes 20-100 µs."""
+    lookup_refused_cost: int = 10
+    """Tokens for an item refused by its shape before phonenumbers: checking it and writing
+    the refusal take 10-20 µs."""
     lookup_listed_cost: int = 20
     """Extra tokens for a number the filter cannot rule out: its evidence is read (from the
     cache or Postgres) and judged, 20-50 µs of the replica's time."""

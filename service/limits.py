@@ -33,6 +33,14 @@ class TokenBuckets:
         self._buckets[key] = (tokens, now)
         return (cost - tokens) / self.rate
 
+    def charge(self, key: int, cost: float) -> None:
+        """Take `cost` tokens for work already done, into debt if need be (at most a full
+        bucket's worth): the key's next requests wait until it is paid off."""
+        now = self._clock()
+        tokens, then = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        self._buckets[key] = (max(-float(self.burst), tokens - cost), now)
+
 
 class InFlight:
     """How many requests each key has in progress, each key up to `limit` at once."""

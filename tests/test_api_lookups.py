@@ -144,6 +144,7 @@ async def test_numbers_that_cost_more_are_charged_more(
         lookups_per_key_per_second=1.0,
         lookup_burst_per_key=100,
         lookup_slow_cost=50,
+        lookup_refused_cost=10,
         lookup_listed_cost=20,
     )
     client = await aiohttp_client(create_app(costly))
@@ -157,11 +158,14 @@ async def test_numbers_that_cost_more_are_charged_more(
     assert "counts as 50" in (await refused.json())["detail"]
     single = await client.get(f"/v1/numbers/{quote('+1 650 253 0000')}", headers=auth)
     assert single.status == 429
-    # Refused by its shape, a number costs what a fast one does.
-    shapeless = {"numbers": ["x" * 40]}
+    # Refused by its shape, an item costs 10: checked and answered once its token is
+    # there, then charged into debt (40 - 5 x 10), so the key's next lookup waits.
+    shapeless = {"numbers": ["x" * 40] * 5}
     answered = await client.post("/v1/lookups", json=shapeless, headers=auth)
     assert answered.status == 200
     assert "letters" in (await answered.json())["results"][0]["error"]
+    one = {"numbers": ["+84912345678"]}
+    assert (await client.post("/v1/lookups", json=one, headers=auth)).status == 429
 
 
 async def test_a_listed_number_costs_its_evidence(

@@ -13,7 +13,7 @@ from aiohttp import web
 from service.auth import API_KEY
 from service.numbers import InvalidNumber, normalize_fast, parse_slow
 from service.problems import Problem, bad_request, encode_json, too_many_requests
-from service.state import CONFIG, LISTINGS, LOOKUP_BATCHES
+from service.state import CONFIG, LISTINGS, LOOKUP_BATCHES, LOOKUP_LIMITS
 
 from .bodies import read_object
 from .numbers import (
@@ -31,6 +31,9 @@ _PLAIN = re.compile(r"[0-9+ .()-]{1,64}")
 SLOW_PARSES_PER_TURN = 20
 """Numbers left to phonenumbers (20-100 µs each) parsed before the batch lets other
 requests run: a batch holds the event loop about a millisecond at a time."""
+CHECKS_PER_TURN = 100
+"""Items refused by their shape (5-10 µs each to check, as long to write back) between two
+turns of other requests."""
 MAYBES_PER_TURN = 200
 """Listed numbers read and judged at a time, for the same reason (one query each)."""
 BUSY_RETRY_SECONDS = 1.0
@@ -48,12 +51,12 @@ async def lookup_batch(request: web.Request) -> web.Response:
             BUSY_RETRY_SECONDS,
         )
     try:
-        return await _lookup_batch(request)
+        return await _lookup_batch(request, key)
     finally:
         batches.leave(key)
 
 
-async def _lookup_batch(request: web.Request) -> web.Response:
+async def _lookup_batch(request: web.Request, key: int) -> web.Response:
     data = await read_object(request, ("numbers",))
     items = data.get("numbers")
     if not isinstance(items, list):
@@ -67,10 +70,13 @@ async def _lookup_batch(request: web.Request) -> web.Response:
             kind="batch-too-large",
             limit=limit,
         )
-    # First what each item costs, cheaply: the fast path reads the common forms outright,
-    # and what it leaves is either refused by its shape or waits for phonenumbers.
+    # A token an item before any work; then what each item costs, cheaply: the fast path
+    # reads the common forms outright, and what it leaves is either refused by its shape or
+    # waits for phonenumbers. The checks done are charged whatever comes of them (into debt:
+    # the key's next requests wait), and the slow parses before they are made.
+    limit_lookups(request, len(items))
     numbers: list[int | str | None] = []  # a number, why the item is none, or None: not yet
-    slow = 0
+    slow = refused = 0
     for item in items:
         if type(item) is not str:
             numbers.append("must be a string")
@@ -78,12 +84,18 @@ async def _lookup_batch(request: web.Request) -> web.Response:
         fast = normalize_fast(item)
         if fast is not None:
             numbers.append(fast)
+            continue
+        reason = shape_error(item)
+        numbers.append(reason)
+        if reason is None:
+            slow += 1
         else:
-            reason = shape_error(item)
-            slow += reason is None
-            numbers.append(reason)
-    limit_lookups(request, len(items) + slow * (config.lookup_slow_cost - 1))
+            refused += 1
+            if refused % CHECKS_PER_TURN == 0:
+                await asyncio.sleep(0)
+    request.app[LOOKUP_LIMITS].charge(key, refused * (config.lookup_refused_cost - 1))
     if slow:
+        limit_lookups(request, slow * (config.lookup_slow_cost - 1))
         await _parse_slowly(items, numbers)
     listings = request.app[LISTINGS]
     lang = language(request)
@@ -99,6 +111,8 @@ async def _lookup_batch(request: web.Request) -> web.Response:
         if not isinstance(number, int):
             parts.append(_error(item, str(number)))
             invalid += 1
+            if invalid % CHECKS_PER_TURN == 0:  # writing an echo of a long item: 10 µs
+                await asyncio.sleep(0)
         elif in_filter(number):
             parts.append(len(maybes))
             maybes.append((item, number))

@@ -43,8 +43,9 @@ def limit_lookups(request: web.Request, tokens: int) -> None:
         config = request.app[CONFIG]
         raise too_many_requests(
             f"This key may look up {config.lookups_per_key_per_second:g} numbers a second; one "
-            f"in a form the fast path does not read counts as {config.lookup_slow_cost}, and "
-            f"a listed number as {config.lookup_listed_cost} more.",
+            f"in a form the fast path does not read counts as {config.lookup_slow_cost}, an "
+            f"item that cannot be a number as {config.lookup_refused_cost}, and a listed "
+            f"number as {config.lookup_listed_cost} more.",
             wait,
         )
 
@@ -163,7 +164,9 @@ async def get_number(request: web.Request) -> web.Response:
     # could be a number, and a listed number's evidence only once that is paid for.
     number = normalize_fast(text)
     if number is None:
-        limit_lookups(request, 1 if shape_error(text) else config.lookup_slow_cost)
+        limit_lookups(
+            request, config.lookup_refused_cost if shape_error(text) else config.lookup_slow_cost
+        )
         number = parse_number(text)
     else:
         limit_lookups(request, 1)
