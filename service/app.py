@@ -30,7 +30,7 @@ from service.api import (
 from service.auth import KEY_CACHE, KeyCache, authorize, public
 from service.config import Config
 from service.embedded import shown_url
-from service.imports import ImportSlots, Parsers, Uploads
+from service.imports import Parsers, Uploads
 from service.limits import InFlight, TokenBuckets
 from service.listings import (
     Clock,
@@ -94,9 +94,10 @@ def create_app(
     app[LOOKUP_LIMITS] = TokenBuckets(
         config.lookups_per_key_per_second, config.lookup_burst_per_key
     )
-    app[LOOKUP_BATCHES] = InFlight(config.lookup_batches_per_key)
+    app[LOOKUP_BATCHES] = InFlight("batch lookups", 1.0, config.lookup_batches_per_key)
     app[UPLOADS] = Uploads()
-    app[IMPORT_SLOTS] = ImportSlots(config.imports_per_key, config.imports_at_once)
+    # About the time a 1,000,000-row import takes, for Retry-After.
+    app[IMPORT_SLOTS] = InFlight("imports", 10.0, config.imports_per_key, config.imports_at_once)
     app.on_shutdown.append(end_uploads)
     app.cleanup_ctx.extend([request_log, database, listings, change_feed, import_parsers])
     app.router.add_routes(

@@ -75,17 +75,6 @@ class ServiceStopping(Exception):
     """The service began to stop while the upload was still arriving: send it again."""
 
 
-class ImportsBusy(Exception):
-    """As many imports as allowed are running already: for the caller's key if `per_key`,
-    else for the replica as a whole; str(error) says which, for the client."""
-
-    def __init__(self, limit: int, per_key: bool) -> None:
-        whose = "for this key" if per_key else "on this replica"
-        super().__init__(f"{limit} imports are running {whose}, the most allowed at once")
-        self.limit = limit
-        self.per_key = per_key
-
-
 class ParserLost(Exception):
     """A worker process died mid-import (killed, out of memory): retry the import."""
 
@@ -329,35 +318,6 @@ class Uploads:
         for body in self._bodies:
             if not body.is_eof():
                 body.set_exception(ServiceStopping())
-
-
-class ImportSlots:
-    """How many imports run at once, per key and in all. A slot is claimed before any of the
-    body is read or any connection taken, so an import refused costs nothing."""
-
-    def __init__(self, per_key: int, in_all: int) -> None:
-        self._per_key = per_key
-        self._in_all = in_all
-        self._running: dict[int, int] = {}
-        self._total = 0
-
-    @contextmanager
-    def claim(self, api_key_id: int) -> Iterator[None]:
-        """Hold a slot for the block's length; ImportsBusy if none is free."""
-        mine = self._running.get(api_key_id, 0)
-        if mine >= self._per_key:
-            raise ImportsBusy(self._per_key, per_key=True)
-        if self._total >= self._in_all:
-            raise ImportsBusy(self._in_all, per_key=False)
-        self._running[api_key_id] = mine + 1
-        self._total += 1
-        try:
-            yield
-        finally:
-            self._total -= 1
-            left = self._running.pop(api_key_id) - 1
-            if left:
-                self._running[api_key_id] = left
 
 
 class Parsers:

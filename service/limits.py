@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class TokenBuckets:
@@ -42,23 +43,46 @@ class TokenBuckets:
         self._buckets[key] = (max(-float(self.burst), tokens - cost), now)
 
 
-class InFlight:
-    """How many requests each key has in progress, each key up to `limit` at once."""
+class Busy(Exception):
+    """As many requests of a kind as allowed are in progress already: for the caller's key
+    if `per_key`, else for the replica as a whole; str(error) says which, for the client."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, what: str, limit: int, per_key: bool, retry_after: float) -> None:
+        whose = "for this key" if per_key else "on this replica"
+        super().__init__(f"{limit} {what} are in progress {whose}, the most allowed at once")
         self.limit = limit
+        self.per_key = per_key
+        self.retry_after = retry_after
+        """Seconds one such request takes, about: when to try again."""
+
+
+class InFlight:
+    """Requests of one kind in progress: up to `per_key` for each key, and `in_all` in all."""
+
+    def __init__(
+        self, what: str, retry_after: float, per_key: int, in_all: int | None = None
+    ) -> None:
+        self.what = what
+        self.retry_after = retry_after
+        self.per_key = per_key
+        self.in_all = in_all
         self._counts: dict[int, int] = {}
+        self._total = 0
 
-    def enter(self, key: int) -> bool:
-        """Count one more request for `key`; False (nothing counted) if it has `limit`."""
-        count = self._counts.get(key, 0)
-        if count >= self.limit:
-            return False
-        self._counts[key] = count + 1
-        return True
-
-    def leave(self, key: int) -> None:
-        """A request that entered has ended."""
-        count = self._counts.pop(key) - 1
-        if count:
-            self._counts[key] = count
+    @contextmanager
+    def claim(self, key: int) -> Iterator[None]:
+        """Count a request of `key` for the block's length; Busy if it may not start."""
+        mine = self._counts.get(key, 0)
+        if mine >= self.per_key:
+            raise Busy(self.what, self.per_key, True, self.retry_after)
+        if self.in_all is not None and self._total >= self.in_all:
+            raise Busy(self.what, self.in_all, False, self.retry_after)
+        self._counts[key] = mine + 1
+        self._total += 1
+        try:
+            yield
+        finally:
+            self._total -= 1
+            left = self._counts.pop(key) - 1
+            if left:
+                self._counts[key] = left

@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.web_protocol import RequestHandler
 
+from service.limits import Busy
 from service.metrics import route_label
 from service.store import DATABASE_UNAVAILABLE, PoolExhausted
 
@@ -126,6 +127,8 @@ def problem_for(request: web.Request, err: Exception) -> Problem | None:
         return err
     if isinstance(err, web.HTTPException):
         return _from_http_exception(request, err) if err.status >= 400 else None
+    if isinstance(err, Busy):
+        return too_many_requests(f"{err}; send it again when one is answered.", err.retry_after)
     if isinstance(err, PoolExhausted):  # before DATABASE_UNAVAILABLE, which holds its base
         log.warning("database pool busy on %s %s: %s", request.method, route_label(request), err)
         return service_unavailable(

@@ -6,7 +6,7 @@ import asyncpg
 from aiohttp import web
 
 from service.config import Config
-from service.imports import ImportSlots, Parsers, Uploads
+from service.imports import Parsers, Uploads
 from service.limits import InFlight, TokenBuckets
 from service.listings import Clock, Listings
 from service.logs import RequestLog
@@ -20,7 +20,7 @@ IMPORT_POOL = web.AppKey("import_pool", asyncpg.Pool)
 """Bulk imports' own connections, one for each of config.imports_at_once: an import holds
 its connection for as long as its upload lasts, and must never take one from the requests
 of everyone else."""
-IMPORT_SLOTS = web.AppKey("import_slots", ImportSlots)
+IMPORT_SLOTS = web.AppKey("import_slots", InFlight)
 """Imports running, per key and in all (429 past the limits)."""
 LISTINGS = web.AppKey("listings", Listings)
 REPORT_LIMITS = web.AppKey("report_limits", TokenBuckets)

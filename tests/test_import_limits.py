@@ -98,7 +98,8 @@ async def test_imports_past_the_limits_per_key_and_in_all_are_429_and_read_nothi
         uploads.append(await Upload.start(client.port, key, "held"))
     await eventually(lambda: _equals(in_import(pool), 3), what="three imports running")
 
-    for key, words in ((first, "2 imports are running for this key"), (third, "on this replica")):
+    refusals = ((first, "2 imports are in progress for this key"), (third, "on this replica"))
+    for key, words in refusals:
         refused = await Upload.start(client.port, key, "refused")
         uploads.append(refused)
         status, headers, problem = await refused.answer()

@@ -19,7 +19,6 @@ from service.auth import API_KEY, Role, requires
 from service.imports import (
     FORMATS,
     ImportFormatError,
-    ImportsBusy,
     ImportTooLarge,
     ParserLost,
     ServiceStopping,
@@ -36,7 +35,6 @@ from service.problems import (
     bad_request,
     not_found,
     service_unavailable,
-    too_many_requests,
 )
 from service.state import CONFIG, IMPORT_POOL, IMPORT_SLOTS, LISTINGS, PARSERS, POOL, UPLOADS
 from service.store import ImportReplayed, ImportSummary
@@ -51,9 +49,6 @@ MAX_SOURCE_LENGTH = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 MAX_ERRORS_PAGE = 5000
 """Refused rows in one page of GET /v1/imports/{id}/errors (400 past it): about 1.5 MB."""
-BUSY_RETRY_SECONDS = 10
-"""Retry-After for an import refused as too many run at once: a 1 M-row import takes
-about 10 s."""
 
 
 def summary_body(summary: ImportSummary) -> dict[str, Any]:
@@ -107,8 +102,6 @@ async def create_import(request: web.Request) -> web.Response:
             request.app[UPLOADS].arriving(request.content),
         ):
             summary, errors = await _import(request, source, idempotency_key, chunks)
-    except ImportsBusy as err:
-        raise too_many_requests(f"Nothing was imported: {err}.", BUSY_RETRY_SECONDS) from err
     except ImportFormatError as err:
         raise bad_request(f"Nothing was imported: {err}.") from err
     except (HttpProcessingError, ConnectionError) as err:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from service.auth import API_KEY
 from service.numbers import InvalidNumber, normalize_fast, parse_slow
-from service.problems import Problem, bad_request, encode_json, too_many_requests
+from service.problems import Problem, bad_request, encode_json
 from service.state import CONFIG, LISTINGS, LOOKUP_BATCHES, LOOKUP_LIMITS
 
 from .bodies import read_object
@@ -36,24 +36,14 @@ CHECKS_PER_TURN = 100
 turns of other requests."""
 MAYBES_PER_TURN = 200
 """Listed numbers read and judged at a time, for the same reason (one query each)."""
-BUSY_RETRY_SECONDS = 1.0
 
 
 async def lookup_batch(request: web.Request) -> web.Response:
     """Answer each number in input order; an invalid item is reported, not fatal. A key has
     at most lookup_batches_per_key batches in progress (429 past it)."""
     key = request[API_KEY].id
-    batches = request.app[LOOKUP_BATCHES]
-    if not batches.enter(key):
-        raise too_many_requests(
-            f"This key has {batches.limit} batch lookups in progress; send the next when one "
-            "is answered.",
-            BUSY_RETRY_SECONDS,
-        )
-    try:
+    with request.app[LOOKUP_BATCHES].claim(key):
         return await _lookup_batch(request, key)
-    finally:
-        batches.leave(key)
 
 
 async def _lookup_batch(request: web.Request, key: int) -> web.Response:
