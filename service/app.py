@@ -27,7 +27,15 @@ from service.api import (
     numbers,
     reports,
 )
-from service.auth import KEY_CACHE, KeyCache, authorize, public
+from service.auth import (
+    KEY_CACHE,
+    MAX_REFUSED_ADDRESSES,
+    REFUSAL_LIMITS,
+    KeyCache,
+    RefusalLimits,
+    authorize,
+    public,
+)
 from service.config import Config
 from service.embedded import shown_url
 from service.imports import Parsers, Uploads
@@ -84,7 +92,18 @@ def create_app(
     app[METRICS] = metrics
     app[REQUEST_LOG] = requests
     app[CLOCK] = clock
-    app[KEY_CACHE] = KeyCache(config.key_cache_size)
+    app[KEY_CACHE] = KeyCache(
+        config.key_cache_size,
+        TokenBuckets(
+            config.unknown_key_checks_per_second, max(1, int(config.unknown_key_checks_per_second))
+        ),
+    )
+    app[REFUSAL_LIMITS] = RefusalLimits(
+        config.refusals_per_address_per_second,
+        config.refusal_burst_per_address,
+        MAX_REFUSED_ADDRESSES,
+        time.monotonic,
+    )
     app[REPORT_LIMITS] = TokenBuckets(
         config.reports_per_key_per_second, config.report_burst_per_key
     )

@@ -57,6 +57,15 @@ class Config:
     """Listed numbers whose evidence is kept in memory (about 1 KB each)."""
     cache_max_age: timedelta = timedelta(minutes=5)
     key_cache_size: int = 10_000
+    """Authorization headers of accepted keys memoised, so their check needs no hashing."""
+    unknown_key_checks_per_second: float = 10.0
+    """Keys the process does not hold (perhaps made a moment ago) looked up in Postgres, per
+    replica; past it they are refused (401) without asking."""
+    refusals_per_address_per_second: float = 1.0
+    """401s answered per client address, per replica (429 after)."""
+    refusal_burst_per_address: int = 30
+    trusted_proxies: frozenset[str] = frozenset()
+    """Peers (load balancers) whose X-Forwarded-For names the client, for the 401 limit."""
     rules: Rules = field(default_factory=Rules)
     """The verdict thresholds (README, "Verdicts")."""
     reports_per_reporter_per_day: int = 20
@@ -113,6 +122,13 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
     "CALLGUARD_IMPORT_MAX_LINES": ("import_max_lines", int),
     "CALLGUARD_KEEPALIVE_TIMEOUT": ("keepalive_timeout", float),
+    "CALLGUARD_UNKNOWN_KEY_CHECKS_PER_SECOND": ("unknown_key_checks_per_second", float),
+    "CALLGUARD_REFUSALS_PER_ADDRESS_PER_SECOND": ("refusals_per_address_per_second", float),
+    "CALLGUARD_REFUSAL_BURST_PER_ADDRESS": ("refusal_burst_per_address", int),
+    "CALLGUARD_TRUSTED_PROXIES": (
+        "trusted_proxies",
+        lambda text: frozenset(part.strip() for part in text.split(",") if part.strip()),
+    ),
     "CALLGUARD_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
 }
 """Environment variables: the Config field each sets, and how its text is read."""

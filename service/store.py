@@ -953,6 +953,7 @@ _SELECT_ACTIVE_KEY = (
     f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
 )
 _SELECT_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id"
+_SELECT_ACTIVE_KEYS = f"SELECT key_hash, {_KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
 _REVOKE_KEY = f"""
 UPDATE api_keys SET revoked_at = now()
 WHERE (id = $1 OR key_hash = $2) AND revoked_at IS NULL
@@ -983,6 +984,13 @@ async def find_active_key(pool: asyncpg.Pool, key_hash: bytes) -> ApiKey | None:
     """The unrevoked key with this hash, if any."""
     record = await pool.fetchrow(_SELECT_ACTIVE_KEY, key_hash)
     return None if record is None else _api_key(record)
+
+
+async def active_keys(conn: asyncpg.Connection) -> dict[bytes, ApiKey]:
+    """Every unrevoked key, by its hash."""
+    return {
+        record["key_hash"]: _api_key(record) for record in await conn.fetch(_SELECT_ACTIVE_KEYS)
+    }
 
 
 async def list_keys(pool: asyncpg.Pool) -> list[ApiKey]:
