@@ -124,6 +124,24 @@ CREATE TABLE IF NOT EXISTS appeals (
     resolution_note  text
 );
 CREATE INDEX IF NOT EXISTS appeals_status_idx ON appeals (status, id);
+-- One open appeal per number per key. On a database from before the rule, the later
+-- duplicates of an open appeal are rejected as such first (once: then the index exists),
+-- so that the index can be made.
+DO $$
+BEGIN
+    IF to_regclass('appeals_open_idx') IS NULL THEN
+        UPDATE appeals a
+        SET status = 'rejected', resolved_at = now(),
+            resolution_note = 'duplicate of open appeal ' || k.first_id
+        FROM (SELECT number, api_key_id, min(id) AS first_id FROM appeals
+              WHERE status = 'open' GROUP BY number, api_key_id HAVING count(*) > 1) k
+        WHERE a.status = 'open' AND a.number = k.number AND a.api_key_id = k.api_key_id
+          AND a.id <> k.first_id;
+    END IF;
+END
+$$;
+CREATE UNIQUE INDEX IF NOT EXISTS appeals_open_idx ON appeals (number, api_key_id)
+    WHERE status = 'open';
 
 -- Every moderation action: who (a key, or the command line), what, when, why.
 CREATE TABLE IF NOT EXISTS audit_log (

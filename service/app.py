@@ -52,6 +52,7 @@ from service.logs import RequestLog, withhold_library_details
 from service.metrics import Metrics, outcome_of
 from service.problems import answer_protocol_errors_as_problems, problem_for
 from service.state import (
+    APPEAL_LIMITS,
     CLOCK,
     CONFIG,
     LISTINGS,
@@ -106,6 +107,9 @@ def create_app(
     )
     app[REPORT_LIMITS] = TokenBuckets(
         config.reports_per_key_per_second, config.report_burst_per_key
+    )
+    app[APPEAL_LIMITS] = TokenBuckets(
+        config.appeals_per_key_per_second, config.appeal_burst_per_key
     )
     app[LOOKUP_LIMITS] = TokenBuckets(
         config.lookups_per_key_per_second, config.lookup_burst_per_key

@@ -72,6 +72,10 @@ class Config:
     reports_per_key_per_second: float = 200.0
     """A key is a whole app's traffic: this is per key, per replica."""
     report_burst_per_key: int = 2000
+    appeals_per_key_per_second: float = 0.5
+    """Appeals filed per key, per replica: an app's users appeal rarely (a number of their
+    own, listed wrongly), and every appeal is read by a person."""
+    appeal_burst_per_key: int = 30
     lookups_per_key_per_second: float = 50_000.0
     """Numbers looked up (a batch counts each), per key, per replica: an operator's switch
     may carry tens of thousands of calls a second on one key."""
@@ -117,6 +121,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_FILTER_SNAPSHOT_AFTER": ("filter_snapshot_after", int),
     "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY": ("reports_per_reporter_per_day", int),
     "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": ("lookups_per_key_per_second", float),
+    "CALLGUARD_APPEALS_PER_KEY_PER_SECOND": ("appeals_per_key_per_second", float),
     "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),
     "CALLGUARD_KEY": ("api_key", str),
     "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),

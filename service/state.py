@@ -21,6 +21,8 @@ REPORT_LIMITS = web.AppKey("report_limits", TokenBuckets)
 """Per-key token buckets for POST /v1/reports."""
 LOOKUP_LIMITS = web.AppKey("lookup_limits", TokenBuckets)
 """Per-key token buckets for lookups: a token a number."""
+APPEAL_LIMITS = web.AppKey("appeal_limits", TokenBuckets)
+"""Per-key token buckets for POST /v1/appeals."""
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
 """Where the front middleware writes a line per request."""
 PARSERS = web.AppKey("parsers", Parsers)

@@ -585,7 +585,12 @@ async def spoofing_reports(pool: asyncpg.Pool, number: int, limit: int) -> list[
 _APPEAL_COLUMNS = "id, number, contact, message, status, created_at, resolved_at, resolution_note"
 _INSERT_APPEAL = f"""
 INSERT INTO appeals (number, contact, message, created_at, api_key_id)
-VALUES ($1, $2, $3, $4, $5) RETURNING {_APPEAL_COLUMNS}
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (number, api_key_id) WHERE status = 'open' DO NOTHING
+RETURNING {_APPEAL_COLUMNS}
+"""
+_SELECT_OPEN_APPEAL = f"""
+SELECT {_APPEAL_COLUMNS} FROM appeals WHERE number = $1 AND api_key_id = $2 AND status = 'open'
 """
 _SELECT_APPEALS = f"""
 SELECT {_APPEAL_COLUMNS} FROM appeals
@@ -612,6 +617,14 @@ class Appeal:
     resolution_note: str | None
 
 
+class AppealOpen(Exception):
+    """The key's earlier appeal against the number is still open."""
+
+    def __init__(self, appeal: Appeal) -> None:
+        super().__init__(f"appeal {appeal.id} is still open")
+        self.appeal = appeal
+
+
 class AppealNotOpen(Exception):
     """The appeal was already decided."""
 
@@ -623,8 +636,16 @@ class AppealNotOpen(Exception):
 async def create_appeal(
     pool: asyncpg.Pool, number: int, contact: str, message: str, key_id: int, at: datetime
 ) -> Appeal:
-    """File an appeal against a number's listing."""
-    record = await pool.fetchrow(_INSERT_APPEAL, number, contact, message, at, key_id)
+    """File an appeal against a number's listing; raises AppealOpen if this key's appeal
+    against the number is still open."""
+    while True:
+        record = await pool.fetchrow(_INSERT_APPEAL, number, contact, message, at, key_id)
+        if record is not None:
+            break
+        record = await pool.fetchrow(_SELECT_OPEN_APPEAL, number, key_id)
+        if record is not None:
+            raise AppealOpen(Appeal(**dict(record)))
+        # decided between the two statements: file this one after all
     return Appeal(**dict(record))
 
 
