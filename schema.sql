@@ -9,6 +9,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at  timestamptz
 );
+-- The sources an operator key may import under. Empty for other roles, and for operator
+-- keys made before sources were recorded: those import under none until given some
+-- (`callguard keys sources`).
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS sources text[] NOT NULL DEFAULT '{}';
 
 -- Secrets the service makes for itself on first start, shared by every replica.
 CREATE TABLE IF NOT EXISTS settings (

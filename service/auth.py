@@ -55,6 +55,29 @@ class Role(IntEnum):
         return cls[name.upper()]
 
 
+RESERVED_SOURCE_PREFIX = "admin:"
+"""Sources that begin so (in any case) are the moderators' own: no key imports under them."""
+
+
+def reserved_source(source: str) -> bool:
+    """Whether a source is reserved for moderation, so no import or operator key may use it."""
+    return source.casefold().startswith(RESERVED_SOURCE_PREFIX)
+
+
+def check_import_source(api_key: ApiKey, source: str) -> None:
+    """Raise the 403 problem unless the key may import under the source: an operator key
+    under its own sources, an admin key under any but the reserved ones."""
+    if reserved_source(source):
+        detail = f"Sources beginning {RESERVED_SOURCE_PREFIX!r} are reserved for moderators."
+    elif api_key.role == Role.ADMIN.name.lower() or source in api_key.sources:
+        return
+    elif api_key.sources:
+        detail = f"This key may import under {', '.join(map(repr, api_key.sources))} only."
+    else:
+        detail = "This key may import under no source yet: `callguard keys sources` gives it some."
+    raise Problem(HTTPStatus.FORBIDDEN, detail, kind="source-forbidden", source=source)
+
+
 def new_key() -> str:
     """A fresh API key: 256 random bits."""
     return KEY_PREFIX + secrets.token_urlsafe(32)
