@@ -4,11 +4,25 @@
 CREATE TABLE IF NOT EXISTS api_keys (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name        text NOT NULL,
-    role        text NOT NULL CHECK (role IN ('client', 'operator', 'admin')),
+    role        text NOT NULL,
     key_hash    bytea NOT NULL UNIQUE,          -- sha256 of the key; the key itself is never stored
     created_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at  timestamptz
 );
+-- The roles (service/auth.py Role). The check is replaced only when it lacks one, so a start
+-- does not lock api_keys while other replicas serve.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_constraint WHERE conname = 'api_keys_role_check'
+            AND pg_get_constraintdef(oid) LIKE '%''metrics''%'
+    ) THEN
+        ALTER TABLE api_keys DROP CONSTRAINT IF EXISTS api_keys_role_check;
+        ALTER TABLE api_keys ADD CONSTRAINT api_keys_role_check
+            CHECK (role IN ('client', 'operator', 'admin', 'metrics'));
+    END IF;
+END
+$$;
 -- The sources an operator key may import under. Empty for other roles, and for operator
 -- keys made before sources were recorded: those import under none until given some
 -- (`callguard keys sources`).

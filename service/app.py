@@ -33,8 +33,9 @@ from service.auth import (
     REFUSAL_LIMITS,
     KeyCache,
     RefusalLimits,
+    Role,
     authorize,
-    public,
+    requires_one_of,
 )
 from service.config import Config
 from service.embedded import shown_url
@@ -121,7 +122,10 @@ def create_app(
         [
             web.get("/healthz", health.healthz),
             web.get("/readyz", health.readyz),
-            web.get("/metrics", public(make_aiohttp_handler(metrics.registry))),
+            web.get(
+                "/metrics",
+                requires_one_of(Role.METRICS, Role.ADMIN)(make_aiohttp_handler(metrics.registry)),
+            ),
             web.get("/openapi.json", docs.openapi_json),
             web.get("/docs", docs.docs_page),
             web.get("/v1/categories", categories.list_categories),

@@ -41,14 +41,18 @@ MAX_REFUSED_ADDRESSES = 65_536
 
 
 class Role(IntEnum):
-    """Roles nest: each may do everything the ones below it may."""
+    """Roles nest: each of client, operator and admin may do everything the ones below it
+    may. Metrics stands apart, below them all: it reads /metrics (as admin may) and nothing
+    else, so the key Prometheus holds can neither look numbers up nor report them."""
 
+    METRICS = 0
+    """Read /metrics only: the monitoring system."""
     CLIENT = 1
     """Look numbers up and report them: a phone app."""
     OPERATOR = 2
     """Also import lists: a telecom operator or police unit."""
     ADMIN = 3
-    """Also moderate: callguard's own staff."""
+    """Also moderate and read /metrics: callguard's own staff."""
 
     @classmethod
     def named(cls, name: str) -> Role:
@@ -273,8 +277,18 @@ def requires(role: Role) -> Callable[[F], F]:
     return mark
 
 
+def requires_one_of(*roles: Role) -> Callable[[F], F]:
+    """Mark a handler as needing a key of exactly one of `roles` (no nesting)."""
+
+    def mark(handler: F) -> F:
+        setattr(handler, _ROLE_ATTRIBUTE, frozenset(roles))
+        return handler
+
+    return mark
+
+
 def public(handler: F) -> F:
-    """Mark a handler as open without a key: health, metrics, the API's description."""
+    """Mark a handler as open without a key: health, the API's description."""
     setattr(handler, _ROLE_ATTRIBUTE, None)
     return handler
 
@@ -298,6 +312,10 @@ def _count_refusal(request: web.Request) -> None:
         )
 
 
+def _forbidden(detail: str) -> Problem:
+    return Problem(HTTPStatus.FORBIDDEN, detail, kind="forbidden")
+
+
 def _unauthorized(detail: str) -> Problem:
     return Problem(
         HTTPStatus.UNAUTHORIZED,
@@ -312,7 +330,9 @@ async def authorize(request: web.Request) -> ApiKey | None:
     CLIENT unless marked); sets request[API_KEY] and returns the key (None on a public route
     or one that does not exist), or raises the 401 or 403 problem."""
     match_info = request.match_info
-    needed: Role | None = getattr(match_info.handler, _ROLE_ATTRIBUTE, Role.CLIENT)
+    needed: Role | frozenset[Role] | None = getattr(
+        match_info.handler, _ROLE_ATTRIBUTE, Role.CLIENT
+    )
     if needed is None or match_info.http_exception is not None:
         return None
     app = request.app
@@ -325,11 +345,13 @@ async def authorize(request: web.Request) -> ApiKey | None:
     except Problem:
         _count_refusal(request)
         raise
-    if caller.role < needed:
-        raise Problem(
-            HTTPStatus.FORBIDDEN,
-            f"This needs a key of role {needed.name.lower()}; yours is {caller.key.role}.",
-            kind="forbidden",
+    if isinstance(needed, frozenset):
+        if caller.role not in needed:
+            names = " or ".join(sorted(role.name.lower() for role in needed))
+            raise _forbidden(f"This needs a key of role {names}; yours is {caller.key.role}.")
+    elif caller.role < needed:
+        raise _forbidden(
+            f"This needs a key of role {needed.name.lower()}; yours is {caller.key.role}."
         )
     request[API_KEY] = caller.key
     return caller.key

@@ -164,6 +164,12 @@ async def auth(make_key: MakeKey) -> dict[str, str]:
 
 
 @pytest.fixture
+async def metrics_auth(make_key: MakeKey) -> dict[str, str]:
+    """Authorization headers of a metrics key, as Prometheus scrapes with."""
+    return {"Authorization": f"Bearer {await make_key('metrics')}"}
+
+
+@pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 

@@ -49,7 +49,7 @@ async def test_the_scheme_is_case_insensitive(client: AppClient, make_key: MakeK
     assert response.status == 200
 
 
-OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs"}
 
 
 @pytest.mark.parametrize("path", sorted(OPEN_PATHS))
@@ -179,9 +179,9 @@ async def test_a_role_too_low_is_403(
             assert "admin" in (await response.json())["detail"]
 
 
-def test_roles_nest() -> None:
-    assert Role.CLIENT < Role.OPERATOR < Role.ADMIN
-    assert [Role.named(name) for name in ("client", "operator", "admin")] == list(Role)
+def test_roles_nest_and_metrics_stands_below_them() -> None:
+    assert Role.METRICS < Role.CLIENT < Role.OPERATOR < Role.ADMIN
+    assert [Role.named(name) for name in ("metrics", "client", "operator", "admin")] == list(Role)
 
 
 async def test_unknown_keys_past_the_check_budget_never_reach_postgres(

@@ -134,7 +134,7 @@ async def test_a_replica_started_later_sees_everything(
     assert built.source == "tables" and built.cursor == 2
     await list_number(first, admin, "0933333333")
     from_snapshot = await aiohttp_client(create_app(config))
-    metrics = await (await from_snapshot.get("/metrics")).text()
+    metrics = await (await from_snapshot.get("/metrics", headers=admin)).text()
     assert 'callguard_filter_builds_total{source="snapshot"} 1.0' in metrics
     for number, expected in (
         ("0912345678", "scam"),
@@ -194,7 +194,7 @@ async def test_a_big_import_and_a_clean_stop_save_the_filter_for_the_next_start(
     await first.close()
     assert await saved_at(2)  # ...but a clean stop saves whatever was added
     later = await aiohttp_client(create_app(config))
-    metrics = await (await later.get("/metrics", headers=operator)).text()
+    metrics = await (await later.get("/metrics", headers=admin)).text()
     assert 'callguard_filter_builds_total{source="snapshot"} 1.0' in metrics
     assert listings_of(later).cursor == 2
     assert await verdict(later, operator, "0900001499") == "scam"
@@ -210,7 +210,7 @@ async def test_a_snapshot_older_than_the_pruned_log_is_not_used(
     await list_number(first, admin, "0933333333")
     await pool.execute("DELETE FROM changes WHERE seq = 1")  # as pruning would
     later = await aiohttp_client(create_app(config))
-    metrics = await (await later.get("/metrics")).text()
+    metrics = await (await later.get("/metrics", headers=admin)).text()
     assert 'callguard_filter_builds_total{source="tables"} 1.0' in metrics
     assert await verdict(later, admin, "0912345678") == "scam"
 
@@ -257,7 +257,7 @@ async def test_hot_numbers_come_from_the_cache_and_a_change_clears_them(
     )
     assert response.status == 200
     assert await verdict(client, admin, "0912345678") == "unknown"
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await (await client.get("/metrics", headers=admin)).text()
     assert 'callguard_cache_lookups_total{result="hit"}' in metrics
 
 
