@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from http import HTTPStatus
 from typing import Any, NamedTuple, TypeVar
@@ -66,6 +66,17 @@ RESERVED_SOURCE_PREFIX = "admin:"
 def reserved_source(source: str) -> bool:
     """Whether a source is reserved for moderation, so no import or operator key may use it."""
     return source.casefold().startswith(RESERVED_SOURCE_PREFIX)
+
+
+MODERATOR_LABEL = "moderator"
+"""How clients see a listing an admin made: the admin's key name stays in the audit log."""
+
+
+def shown_sources(sources: Sequence[str]) -> list[str]:
+    """Trusted sources as clients see them: moderators' listings under one neutral label."""
+    return list(
+        dict.fromkeys(MODERATOR_LABEL if reserved_source(source) else source for source in sources)
+    )
 
 
 def check_import_source(api_key: ApiKey, source: str) -> None:

@@ -648,8 +648,8 @@ def _paths() -> Schema:
                 "listNumber",
                 "moderation",
                 "List a number as a scam",
-                "Lists the number on the admin's word (source `admin:<key name>`) until it is "
-                "delisted; answers the verdict now.",
+                "Lists the number on the admin's word until it is delisted; answers the "
+                "verdict now. Clients see its source as `moderator`; the audit log names the key.",
                 {
                     "200": _lookup("The verdict now."),
                     "400": _bad(bad_number),

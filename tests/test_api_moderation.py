@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -222,19 +223,25 @@ async def test_bad_allowlist_entries_are_refused(
 
 
 async def test_an_admin_lists_a_number_as_a_scam(
-    client: AppClient, auth: dict[str, str], admin: dict[str, str]
+    client: AppClient, auth: dict[str, str], admin: dict[str, str], make_key: MakeKey
 ) -> None:
     listed = await list_trusted(client, admin, "0912 345 678")
     assert listed["number"] == SCAM
     assert listed["verdict"] == "scam"
-    assert listed["sources"] == ["admin:test admin"]
+    assert listed["sources"] == ["moderator"]  # the admin key's name is not shown
     assert listed["categories"] == ["online_loan"]
+    # A second admin listing it too is the same moderators' word.
+    await list_trusted(client, headers(await make_key("admin")), SCAM)
 
     for form in (SCAM, "0912345678", "0084912345678"):
         found = await lookup(client, auth, form)
         assert found["verdict"] == "scam"
-        assert "admin:test admin" in found["sources"]
+        assert found["sources"] == ["moderator"]
+        assert "test admin" not in json.dumps(found)
         assert found["advice"] and all(isinstance(text, str) and text for text in found["advice"])
+    # The audit log, which only admins read, names the key.
+    entries = (await get_json(client, admin, "/v1/audit"))["entries"]
+    assert {entry["detail"]["source"] for entry in entries} == {"admin:test admin"}
 
 
 async def test_an_unknown_category_is_not_listed(
