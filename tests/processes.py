@@ -54,6 +54,7 @@ TEST_SOURCES = (
     "gone",
     "killed",
     "stalled",
+    "list",  # `callguard import list.csv` with no --source
 )
 """The sources the tests' operator keys may import under (as `keys create --source`)."""
 ENTRY_POINTS = {

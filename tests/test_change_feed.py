@@ -177,7 +177,11 @@ async def test_a_replica_is_ready_only_once_every_imported_number_is_in_its_filt
 
 
 async def test_a_big_import_and_a_clean_stop_save_the_filter_for_the_next_start(
-    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey, pool: asyncpg.Pool
+    aiohttp_client: ClientFactory,
+    config: Config,
+    make_key: MakeKey,
+    pool: asyncpg.Pool,
+    metrics_auth: dict[str, str],
 ) -> None:
     config = replace(config, filter_snapshot_after=1_000)
     first = await aiohttp_client(create_app(config))
@@ -194,7 +198,7 @@ async def test_a_big_import_and_a_clean_stop_save_the_filter_for_the_next_start(
     await first.close()
     assert await saved_at(2)  # ...but a clean stop saves whatever was added
     later = await aiohttp_client(create_app(config))
-    metrics = await (await later.get("/metrics", headers=admin)).text()
+    metrics = await (await later.get("/metrics", headers=metrics_auth)).text()
     assert 'callguard_filter_builds_total{source="snapshot"} 1.0' in metrics
     assert listings_of(later).cursor == 2
     assert await verdict(later, operator, "0900001499") == "scam"
