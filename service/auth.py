@@ -120,7 +120,7 @@ class KeyCache:
         """True while the change feed listens and the keys are loaded: the keys held are
         then active, and Postgres is not asked about them."""
         self.reload_needed = False
-        """A key was made: the feed is to load the keys again."""
+        """A key was made or its sources changed: the feed is to load the keys again."""
         self.generation = 0
         self._unknown_checks = unknown_checks
         self._keys: dict[bytes, Caller] = {}
@@ -174,8 +174,8 @@ class KeyCache:
 
     def key_changed(self, change: str) -> bool:
         """Apply one key change from the feed (store.KEYS_CHANNEL's payload); True when the
-        keys are to be loaded again (a new key: the payload has its id, not its hash). A
-        revocation takes effect here, at once."""
+        keys are to be loaded again (a new key, or new sources: the payload has the key's id,
+        not its hash). A revocation takes effect here, at once."""
         action, _, key_id = change.partition(" ")
         if action == store.KEY_REVOKED:
             revoked = int(key_id)

@@ -392,6 +392,27 @@ async def test_an_import_under_a_source_not_the_keys_is_forbidden(
     assert await verdict(client, auth, "0912345678") == "unknown"
 
 
+async def test_new_sources_for_a_key_apply_at_once_in_a_running_service(
+    client: AppClient, pool: asyncpg.Pool
+) -> None:
+    headers = await operator_key(pool, "telco", "viettel")
+    await eventually(lambda: known(client, headers), what="the key accepted")
+    body = "number\n0912345678\n"
+    await post_import(client, headers, body, source="mobifone", status=403)
+    key_id = await pool.fetchval("SELECT id FROM api_keys WHERE name = 'telco'")
+    changed = await store.set_key_sources(pool, key_id, ["mobifone"], ACTOR, utc_now())
+    assert changed is not None and changed.sources == ("mobifone",)
+
+    async def imported() -> bool:
+        response = await client.post(
+            "/v1/imports", params={"source": "mobifone"}, data=body, headers=headers
+        )
+        return response.status == 201
+
+    await eventually(imported, what="the import under the new source taken")
+    await post_import(client, headers, body, source="viettel", status=403)
+
+
 async def test_an_import_never_overwrites_rows_another_active_key_owns(
     client: AppClient, pool: asyncpg.Pool, auth: dict[str, str]
 ) -> None:
