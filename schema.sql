@@ -4,11 +4,29 @@
 CREATE TABLE IF NOT EXISTS api_keys (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name        text NOT NULL,
-    role        text NOT NULL CHECK (role IN ('client', 'operator', 'admin')),
+    role        text NOT NULL,
     key_hash    bytea NOT NULL UNIQUE,          -- sha256 of the key; the key itself is never stored
     created_at  timestamptz NOT NULL DEFAULT now(),
     revoked_at  timestamptz
 );
+-- The roles (service/auth.py Role). The check is replaced only when it lacks one, so a start
+-- does not lock api_keys while other replicas serve.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_constraint WHERE conname = 'api_keys_role_check'
+            AND pg_get_constraintdef(oid) LIKE '%''metrics''%'
+    ) THEN
+        ALTER TABLE api_keys DROP CONSTRAINT IF EXISTS api_keys_role_check;
+        ALTER TABLE api_keys ADD CONSTRAINT api_keys_role_check
+            CHECK (role IN ('client', 'operator', 'admin', 'metrics'));
+    END IF;
+END
+$$;
+-- The sources an operator key may import under. Empty for other roles, and for operator
+-- keys made before sources were recorded: those import under none until given some
+-- (`callguard keys sources`).
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS sources text[] NOT NULL DEFAULT '{}';
 
 -- Secrets the service makes for itself on first start, shared by every replica.
 CREATE TABLE IF NOT EXISTS settings (
@@ -129,6 +147,24 @@ CREATE TABLE IF NOT EXISTS appeals (
     resolution_note  text
 );
 CREATE INDEX IF NOT EXISTS appeals_status_idx ON appeals (status, id);
+-- One open appeal per number per key. On a database from before the rule, the later
+-- duplicates of an open appeal are rejected as such first (once: then the index exists),
+-- so that the index can be made.
+DO $$
+BEGIN
+    IF to_regclass('appeals_open_idx') IS NULL THEN
+        UPDATE appeals a
+        SET status = 'rejected', resolved_at = now(),
+            resolution_note = 'duplicate of open appeal ' || k.first_id
+        FROM (SELECT number, api_key_id, min(id) AS first_id FROM appeals
+              WHERE status = 'open' GROUP BY number, api_key_id HAVING count(*) > 1) k
+        WHERE a.status = 'open' AND a.number = k.number AND a.api_key_id = k.api_key_id
+          AND a.id <> k.first_id;
+    END IF;
+END
+$$;
+CREATE UNIQUE INDEX IF NOT EXISTS appeals_open_idx ON appeals (number, api_key_id)
+    WHERE status = 'open';
 
 -- Every moderation action: who (a key, or the command line), what, when, why.
 CREATE TABLE IF NOT EXISTS audit_log (

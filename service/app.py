@@ -27,7 +27,16 @@ from service.api import (
     numbers,
     reports,
 )
-from service.auth import KEY_CACHE, KeyCache, authorize, public
+from service.auth import (
+    KEY_CACHE,
+    MAX_REFUSED_ADDRESSES,
+    REFUSAL_LIMITS,
+    KeyCache,
+    RefusalLimits,
+    Role,
+    authorize,
+    requires_one_of,
+)
 from service.config import Config
 from service.embedded import shown_url
 from service.imports import Parsers, Uploads
@@ -44,6 +53,7 @@ from service.metrics import Metrics, outcome_of
 from service.problems import answer_protocol_errors_as_problems, problem_for
 from service.reporters import reporter_key
 from service.state import (
+    APPEAL_LIMITS,
     CLOCK,
     CONFIG,
     IMPORT_POOL,
@@ -87,9 +97,23 @@ def create_app(
     app[METRICS] = metrics
     app[REQUEST_LOG] = requests
     app[CLOCK] = clock
-    app[KEY_CACHE] = KeyCache(config.key_cache_size)
+    app[KEY_CACHE] = KeyCache(
+        config.key_cache_size,
+        TokenBuckets(
+            config.unknown_key_checks_per_second, max(1, int(config.unknown_key_checks_per_second))
+        ),
+    )
+    app[REFUSAL_LIMITS] = RefusalLimits(
+        config.refusals_per_address_per_second,
+        config.refusal_burst_per_address,
+        MAX_REFUSED_ADDRESSES,
+        time.monotonic,
+    )
     app[REPORT_LIMITS] = TokenBuckets(
         config.reports_per_key_per_second, config.report_burst_per_key
+    )
+    app[APPEAL_LIMITS] = TokenBuckets(
+        config.appeals_per_key_per_second, config.appeal_burst_per_key
     )
     app[LOOKUP_LIMITS] = TokenBuckets(
         config.lookups_per_key_per_second, config.lookup_burst_per_key
@@ -104,7 +128,10 @@ def create_app(
         [
             web.get("/healthz", health.healthz),
             web.get("/readyz", health.readyz),
-            web.get("/metrics", public(make_aiohttp_handler(metrics.registry))),
+            web.get(
+                "/metrics",
+                requires_one_of(Role.METRICS, Role.ADMIN)(make_aiohttp_handler(metrics.registry)),
+            ),
             web.get("/openapi.json", docs.openapi_json),
             web.get("/docs", docs.docs_page),
             web.get("/v1/categories", categories.list_categories),

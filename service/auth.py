@@ -1,21 +1,25 @@
-"""API keys: making and hashing them, roles, the per-process key cache, authorizing a request.
+"""API keys: making and hashing them, roles, the keys in memory, authorizing a request.
 
-A lookup must not cost a database round trip for its key, so verified keys are cached in
-process, by the Authorization header as sent: a lookup's key check is one dict lookup, with
-no parsing or hashing (the header text, key and all, stays in this process's memory, as the
-request that brought it did). The cache is trusted only while the change feed listens: every
-key change NOTIFYs, and the feed makes the cache forget what the change touched (a revoked
-key; for a new key, the refusals); while the feed is down every request asks Postgres. If
-Postgres cannot answer either (an outage), a key the cache knew is accepted anyway, so
-lookups go on answering from the filter; a key revoked while the feed was down could then be
-honoured until Postgres is back.
+Every active key's hash is held in memory (keys are few), loaded when the change feed
+connects and kept current by its notifications. A bounded memo of the Authorization headers
+of recently accepted keys makes a known key's check one dict lookup, with no parsing or
+hashing (the header text, key and all, stays in this process's memory, as the request that
+brought it did). A key the memory does not hold may have been made a moment ago, so it is
+looked up in Postgres, but at a bounded rate per process (past it, 401 at once): a flood of
+unknown keys costs Postgres no more than that, and pushes no valid key out. While the feed
+is down the memory may miss a revocation, so a key it holds is checked against Postgres on
+every request; if Postgres cannot answer (an outage), a key the memory holds is accepted
+anyway, so lookups go on answering from the filter (a key revoked while the feed was down
+could then be honoured until Postgres is back). Refusals (401) are limited per client
+address.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from http import HTTPStatus
 from typing import Any, NamedTuple, TypeVar
@@ -24,28 +28,69 @@ import asyncpg
 from aiohttp import web
 
 from service import store
-from service.problems import Problem
-from service.state import POOL
+from service.limits import TokenBuckets
+from service.problems import Problem, too_many_requests
+from service.state import CONFIG, POOL
 from service.store import ApiKey
 
 KEY_PREFIX = "cg_"
 _BEARER = "bearer "
 _ROLE_ATTRIBUTE = "__callguard_role__"
+MAX_REFUSED_ADDRESSES = 65_536
+"""Client addresses whose 401s are counted at once (about 10 MB at most)."""
 
 
 class Role(IntEnum):
-    """Roles nest: each may do everything the ones below it may."""
+    """Roles nest: each of client, operator and admin may do everything the ones below it
+    may. Metrics stands apart, below them all: it reads /metrics (as admin may) and nothing
+    else, so the key Prometheus holds can neither look numbers up nor report them."""
 
+    METRICS = 0
+    """Read /metrics only: the monitoring system."""
     CLIENT = 1
     """Look numbers up and report them: a phone app."""
     OPERATOR = 2
     """Also import lists: a telecom operator or police unit."""
     ADMIN = 3
-    """Also moderate: callguard's own staff."""
+    """Also moderate and read /metrics: callguard's own staff."""
 
     @classmethod
     def named(cls, name: str) -> Role:
         return cls[name.upper()]
+
+
+RESERVED_SOURCE_PREFIX = "admin:"
+"""Sources that begin so (in any case) are the moderators' own: no key imports under them."""
+
+
+def reserved_source(source: str) -> bool:
+    """Whether a source is reserved for moderation, so no import or operator key may use it."""
+    return source.casefold().startswith(RESERVED_SOURCE_PREFIX)
+
+
+MODERATOR_LABEL = "moderator"
+"""How clients see a listing an admin made: the admin's key name stays in the audit log."""
+
+
+def shown_sources(sources: Sequence[str]) -> list[str]:
+    """Trusted sources as clients see them: moderators' listings under one neutral label."""
+    return list(
+        dict.fromkeys(MODERATOR_LABEL if reserved_source(source) else source for source in sources)
+    )
+
+
+def check_import_source(api_key: ApiKey, source: str) -> None:
+    """Raise the 403 problem unless the key may import under the source: an operator key
+    under its own sources, an admin key under any but the reserved ones."""
+    if reserved_source(source):
+        detail = f"Sources beginning {RESERVED_SOURCE_PREFIX!r} are reserved for moderators."
+    elif api_key.role == Role.ADMIN.name.lower() or source in api_key.sources:
+        return
+    elif api_key.sources:
+        detail = f"This key may import under {', '.join(map(repr, api_key.sources))} only."
+    else:
+        detail = "This key may import under no source yet: `callguard keys sources` gives it some."
+    raise Problem(HTTPStatus.FORBIDDEN, detail, kind="source-forbidden", source=source)
 
 
 def new_key() -> str:
@@ -66,88 +111,168 @@ class Caller(NamedTuple):
 
 
 class KeyCache:
-    """Recent answers to "whose active key does this Authorization header carry?", negative
-    ones included: by the header as sent, so a cached lookup neither parses nor hashes it."""
+    """Every active key by its hash, as of the change feed's last word, and a memo of the
+    Authorization headers that carried one lately."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    def __init__(self, memo_size: int, unknown_checks: TokenBuckets) -> None:
+        self.memo_size = memo_size
         self.live = False
-        """True while the change feed listens; until then nothing is cached."""
+        """True while the change feed listens and the keys are loaded: the keys held are
+        then active, and Postgres is not asked about them."""
+        self.reload_needed = False
+        """A key was made or its sources changed: the feed is to load the keys again."""
         self.generation = 0
-        self._entries: dict[str, Caller | None] = {}
+        self._unknown_checks = unknown_checks
+        self._keys: dict[bytes, Caller] = {}
+        self._memo: dict[str, Caller] = {}
 
-    def get(self, header: str) -> tuple[bool, Caller | None]:
-        """(found, caller): found is False when Postgres must be asked."""
-        if not self.live:
-            return False, None
-        return self.last_known(header)
+    def load(self, keys: dict[bytes, ApiKey]) -> None:
+        """Hold exactly these active keys (from the feed's connection, once it listens)."""
+        self._keys = {key_hash: _caller(key) for key_hash, key in keys.items()}
+        self._memo.clear()
+        self.generation += 1
+        self.live = True
 
-    def last_known(self, header: str) -> tuple[bool, Caller | None]:
-        """get(), also while the feed is down: for when Postgres cannot be asked."""
-        try:
-            return True, self._entries[header]
-        except KeyError:
-            return False, None
+    def remembered(self, header: str) -> Caller | None:
+        """The caller this header brought lately, while the memory is the whole truth."""
+        return self._memo.get(header) if self.live else None
 
-    def put(self, header: str, caller: Caller | None, generation: int) -> None:
-        """Remember an answer read while the cache was at `generation`, if still current;
-        the oldest answer goes when the cache is full."""
+    def known(self, key_hash: bytes) -> Caller | None:
+        """The active key with this hash, as far as the memory knows."""
+        return self._keys.get(key_hash)
+
+    def remember(self, header: str, caller: Caller) -> None:
+        """Memo an accepted header; the oldest goes when the memo is full. Only accepted
+        ones: refusals cost no more than a hash, and cannot push the accepted ones out."""
+        self._memo[header] = caller
+        if len(self._memo) > self.memo_size:
+            del self._memo[next(iter(self._memo))]
+
+    def may_check_unknown(self) -> bool:
+        """Whether a key the memory does not hold may be looked up in Postgres now (it may
+        be new): at a bounded rate, so a flood of unknown keys costs Postgres no more than
+        that, and a key made a moment ago works at once unless there is such a flood (then
+        a few milliseconds later, when its notification arrives)."""
+        return self._unknown_checks.take(0) == 0.0
+
+    def checked(self, key_hash: bytes, caller: Caller | None, generation: int) -> None:
+        """Apply what Postgres said of a key, read while the memory was at `generation`."""
         if generation != self.generation:
             return  # a key changed while Postgres was being asked: the answer may be stale
-        self._entries[header] = caller
-        if len(self._entries) > self.size:
-            del self._entries[next(iter(self._entries))]
+        if caller is not None:
+            self._keys[key_hash] = caller
+            return
+        gone = self._keys.get(key_hash)
+        if gone is not None:
+            self._forget(lambda known: known.key.id == gone.key.id)
 
     def suspend(self) -> None:
-        """The feed lost track: ask Postgres from now on, keeping the entries for when it
-        cannot answer. The feed clears them once it is back."""
+        """The feed lost track: check keys against Postgres from now on, keeping the memory
+        for when it cannot answer. The feed loads the keys again once it is back."""
         self.live = False
         self.generation += 1
 
-    def clear(self) -> None:
-        """Forget everything: the feed is back after missing changes."""
-        self._entries.clear()
-        self.generation += 1
-
-    def key_changed(self, change: str) -> None:
-        """Apply one key change from the feed (store.KEYS_CHANNEL's payload): a revocation
-        forgets that one key; a new key forgets only the refusals, as one of them may have
-        been its header. Every other key stays cached, so a key made during the day does not
-        leave the clients that were served before it unserved through a later outage."""
+    def key_changed(self, change: str) -> bool:
+        """Apply one key change from the feed (store.KEYS_CHANNEL's payload); True when the
+        keys are to be loaded again (a new key, or new sources: the payload has the key's id,
+        not its hash). A revocation takes effect here, at once."""
         action, _, key_id = change.partition(" ")
         if action == store.KEY_REVOKED:
             revoked = int(key_id)
-            self._forget(lambda caller: caller is not None and caller.key.id == revoked)
-        else:
-            self._forget(lambda caller: caller is None)
+            self._forget(lambda caller: caller.key.id == revoked)
+            return False
+        self.reload_needed = True
+        return True
 
-    def _forget(self, which: Callable[[Caller | None], bool]) -> None:
-        self._entries = {
-            header: caller for header, caller in self._entries.items() if not which(caller)
+    def _forget(self, which: Callable[[Caller], bool]) -> None:
+        self._keys = {
+            key_hash: caller for key_hash, caller in self._keys.items() if not which(caller)
         }
+        self._memo = {header: caller for header, caller in self._memo.items() if not which(caller)}
         self.generation += 1  # an answer being read now may predate the change
 
 
-async def authenticate(pool: asyncpg.Pool, cache: KeyCache, header: str) -> Caller | None:
+def _caller(key: ApiKey) -> Caller:
+    return Caller(key, Role.named(key.role))
+
+
+async def authenticate(pool: asyncpg.Pool, keys: KeyCache, header: str) -> Caller | None:
     """The active key an Authorization header carries, if any; raises the 401 problem for a
     header that is not `Bearer <key>`."""
-    found, caller = cache.get(header)
-    if found:
+    caller = keys.remembered(header)
+    if caller is not None:
         return caller
     if header[: len(_BEARER)].lower() != _BEARER:
         raise _unauthorized("Send your API key as 'Authorization: Bearer <key>'.")
     key_hash = hash_key(header[len(_BEARER) :].strip())
-    generation = cache.generation
+    caller = keys.known(key_hash)
+    if caller is not None and keys.live:
+        keys.remember(header, caller)
+        return caller
+    # Postgres is asked only about a key the memory may be wrong about: one it holds while
+    # the feed is down (revoked meanwhile?), or, at a bounded rate, one it does not (made a
+    # moment ago, its notification still on the way?).
+    if caller is None and not keys.may_check_unknown():
+        return None
+    generation = keys.generation
     try:
         api_key = await store.find_active_key(pool, key_hash)
     except store.DATABASE_UNAVAILABLE:
-        found, caller = cache.last_known(header)
-        if found:
+        if caller is not None:
             return caller
         raise
-    caller = None if api_key is None else Caller(api_key, Role.named(api_key.role))
-    cache.put(header, caller, generation)
+    caller = None if api_key is None else _caller(api_key)
+    keys.checked(key_hash, caller, generation)
     return caller
+
+
+class RefusalLimits:
+    """A token bucket of 401s per client address, in bounded memory: past `max_addresses`,
+    the address refused longest ago is forgotten (and starts again with a full bucket).
+    IPv6 addresses count by their /64, which one client usually holds whole."""
+
+    def __init__(
+        self, rate: float, burst: int, max_addresses: int, clock: Callable[[], float]
+    ) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_addresses = max_addresses
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, as of when)
+
+    def take(self, address: str) -> float:
+        """Count a refusal: 0.0 if allowed, else the seconds until the next one is."""
+        address = _client_of(address)
+        now = self._clock()
+        tokens, then = self._buckets.pop(address, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+        self._buckets[address] = (tokens - 1.0 if wait == 0.0 else tokens, now)  # newest last
+        if len(self._buckets) > self.max_addresses:
+            del self._buckets[next(iter(self._buckets))]
+        return wait
+
+
+def _client_of(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # a Unix socket's peer, or what a trusted proxy sent
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def client_address(request: web.Request, trusted_proxies: frozenset[str]) -> str:
+    """The client's address: the connection's peer, unless the peer is a trusted proxy;
+    then the address that proxy appended to X-Forwarded-For (the last one), which only it
+    could have written."""
+    peer = request.remote or ""
+    if peer in trusted_proxies:
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        if forwarded:
+            return forwarded[-1].rsplit(",", 1)[-1].strip()
+    return peer
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -163,15 +288,43 @@ def requires(role: Role) -> Callable[[F], F]:
     return mark
 
 
+def requires_one_of(*roles: Role) -> Callable[[F], F]:
+    """Mark a handler as needing a key of exactly one of `roles` (no nesting)."""
+
+    def mark(handler: F) -> F:
+        setattr(handler, _ROLE_ATTRIBUTE, frozenset(roles))
+        return handler
+
+    return mark
+
+
 def public(handler: F) -> F:
-    """Mark a handler as open without a key: health, metrics, the API's description."""
+    """Mark a handler as open without a key: health, the API's description."""
     setattr(handler, _ROLE_ATTRIBUTE, None)
     return handler
 
 
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
+REFUSAL_LIMITS = web.AppKey("refusal_limits", RefusalLimits)
 API_KEY = web.RequestKey("api_key", ApiKey)
 """The caller's key, set by authorize() on every request to a route that needs one."""
+
+
+def _count_refusal(request: web.Request) -> None:
+    """Raise 429 instead of the 401 once the client's address has had its share."""
+    address = client_address(request, request.app[CONFIG].trusted_proxies)
+    wait = request.app[REFUSAL_LIMITS].take(address)
+    if wait:
+        rate = request.app[CONFIG].refusals_per_address_per_second
+        raise too_many_requests(
+            f"Too many requests with a missing or unknown key from your address; "
+            f"{rate:g} a second are answered.",
+            wait,
+        )
+
+
+def _forbidden(detail: str) -> Problem:
+    return Problem(HTTPStatus.FORBIDDEN, detail, kind="forbidden")
 
 
 def _unauthorized(detail: str) -> Problem:
@@ -188,18 +341,28 @@ async def authorize(request: web.Request) -> ApiKey | None:
     CLIENT unless marked); sets request[API_KEY] and returns the key (None on a public route
     or one that does not exist), or raises the 401 or 403 problem."""
     match_info = request.match_info
-    needed: Role | None = getattr(match_info.handler, _ROLE_ATTRIBUTE, Role.CLIENT)
+    needed: Role | frozenset[Role] | None = getattr(
+        match_info.handler, _ROLE_ATTRIBUTE, Role.CLIENT
+    )
     if needed is None or match_info.http_exception is not None:
         return None
     app = request.app
-    caller = await authenticate(app[POOL], app[KEY_CACHE], request.headers.get("Authorization", ""))
-    if caller is None:
-        raise _unauthorized("That API key is unknown or revoked.")
-    if caller.role < needed:
-        raise Problem(
-            HTTPStatus.FORBIDDEN,
-            f"This needs a key of role {needed.name.lower()}; yours is {caller.key.role}.",
-            kind="forbidden",
+    try:
+        caller = await authenticate(
+            app[POOL], app[KEY_CACHE], request.headers.get("Authorization", "")
+        )
+        if caller is None:
+            raise _unauthorized("That API key is unknown or revoked.")
+    except Problem:
+        _count_refusal(request)
+        raise
+    if isinstance(needed, frozenset):
+        if caller.role not in needed:
+            names = " or ".join(sorted(role.name.lower() for role in needed))
+            raise _forbidden(f"This needs a key of role {names}; yours is {caller.key.role}.")
+    elif caller.role < needed:
+        raise _forbidden(
+            f"This needs a key of role {needed.name.lower()}; yours is {caller.key.role}."
         )
     request[API_KEY] = caller.key
     return caller.key

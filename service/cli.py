@@ -15,8 +15,9 @@ import asyncpg
 
 from service import logs, store, upload, workers
 from service.api.allowlist import MAX_OWNER_LENGTH
+from service.api.imports import MAX_SOURCE_LENGTH
 from service.app import create_app, ready_message, run
-from service.auth import Role, hash_key, new_key
+from service.auth import RESERVED_SOURCE_PREFIX, Role, hash_key, new_key, reserved_source
 from service.config import Config
 from service.embedded import DatabaseUnavailable, check_database, database_url
 from service.filter import BACKENDS
@@ -90,7 +91,27 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--name", required=True, type=_name, help="who holds the key, e.g. an app's name"
     )
-    create.set_defaults(command=_with_pool(_keys_create))
+    create.add_argument(
+        "--source",
+        dest="sources",
+        action="append",
+        type=_source,
+        help="a source an operator key may import under; repeat for several (operators need one)",
+    )
+    create.set_defaults(command=_keys_create_command)
+    sources = keys.add_parser(
+        "sources", parents=[data_dir], help="set the sources an operator key may import under"
+    )
+    sources.add_argument("key_id", type=_key_id, metavar="ID", help="the key's id (keys list)")
+    sources.add_argument(
+        "--source",
+        dest="sources",
+        action="append",
+        required=True,
+        type=_source,
+        help="a source it may import under; repeat for several (replaces its list)",
+    )
+    sources.set_defaults(command=_with_pool(_keys_sources))
     listing = keys.add_parser("list", parents=[data_dir], help="list keys (never the keys)")
     listing.set_defaults(command=_with_pool(_keys_list))
     revoke = keys.add_parser("revoke", parents=[data_dir], help="revoke a key at once")
@@ -140,6 +161,24 @@ def _name(text: str) -> str:
         return identifier(text, "name", MAX_KEY_NAME_LENGTH)
     except TextError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _key_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 18):
+        raise argparse.ArgumentTypeError("must be a key's id, as `keys list` shows it")
+    return int(text)
+
+
+def _source(text: str) -> str:
+    try:
+        source = identifier(text, "source", MAX_SOURCE_LENGTH)
+    except TextError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    if reserved_source(source):
+        raise argparse.ArgumentTypeError(
+            f"sources beginning {RESERVED_SOURCE_PREFIX!r} are reserved for moderators"
+        )
+    return source
 
 
 def _workers(text: str) -> int:
@@ -204,9 +243,21 @@ def _with_pool(
     return command
 
 
+def _keys_create_command(config: Config, args: argparse.Namespace) -> int:
+    # Checked before the database is started, as argparse's own checks are.
+    if args.role == "operator" and not args.sources:
+        print("callguard keys create: an operator key needs --source (repeatable)", file=sys.stderr)
+        return 2
+    if args.role != "operator" and args.sources:
+        print("callguard keys create: --source is for operator keys only", file=sys.stderr)
+        return 2
+    return _with_pool(_keys_create)(config, args)
+
+
 async def _keys_create(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    sources = list(dict.fromkeys(args.sources or ()))
     key = new_key()
-    api_key = await store.create_key(pool, args.name, args.role, hash_key(key))
+    api_key = await store.create_key(pool, args.name, args.role, hash_key(key), sources)
     print(f"created key {api_key.id} ({api_key.role}) for {api_key.name}; it is shown only once:")
     print(key)
     return 0
@@ -217,7 +268,18 @@ async def _keys_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     for key in await store.list_keys(pool):
         created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
-        print(f"{key.id:>6}  {key.role:<8}  {created:<20}  {revoked:<20}  {key.name}")
+        sources = f"  [sources: {', '.join(key.sources)}]" if key.sources else ""
+        print(f"{key.id:>6}  {key.role:<8}  {created:<20}  {revoked:<20}  {key.name}{sources}")
+    return 0
+
+
+async def _keys_sources(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    sources = list(dict.fromkeys(args.sources))
+    changed = await store.set_key_sources(pool, args.key_id, sources, CLI_ACTOR, utc_now())
+    if changed is None:
+        print(f"no active operator key has id {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"key {changed.id} of {changed.name} may import under: {', '.join(changed.sources)}")
     return 0
 
 

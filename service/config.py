@@ -74,6 +74,15 @@ class Config:
     """Listed numbers whose evidence is kept in memory (about 1 KB each)."""
     cache_max_age: timedelta = timedelta(minutes=5)
     key_cache_size: int = 10_000
+    """Authorization headers of accepted keys memoised, so their check needs no hashing."""
+    unknown_key_checks_per_second: float = 10.0
+    """Keys the process does not hold (perhaps made a moment ago) looked up in Postgres, per
+    replica; past it they are refused (401) without asking."""
+    refusals_per_address_per_second: float = 1.0
+    """401s answered per client address, per replica (429 after)."""
+    refusal_burst_per_address: int = 30
+    trusted_proxies: frozenset[str] = frozenset()
+    """Peers (load balancers) whose X-Forwarded-For names the client, for the 401 limit."""
     rules: Rules = field(default_factory=Rules)
     """The verdict thresholds (README, "Verdicts")."""
     reports_per_reporter_per_day: int = 20
@@ -91,6 +100,10 @@ class Config:
     reports_per_key_per_second: float = 200.0
     """A key is a whole app's traffic: this is per key, per replica."""
     report_burst_per_key: int = 2000
+    appeals_per_key_per_second: float = 0.5
+    """Appeals filed per key, per replica: an app's users appeal rarely (a number of their
+    own, listed wrongly), and every appeal is read by a person."""
+    appeal_burst_per_key: int = 30
     lookups_per_key_per_second: float = 50_000.0
     """Lookup tokens per key, per replica. A number the fast path reads costs one token
     (about 2 µs of a replica's time all told, so the default is a tenth of what one replica
@@ -173,6 +186,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": ("lookups_per_key_per_second", float),
     "CALLGUARD_LOOKUP_BURST_PER_KEY": ("lookup_burst_per_key", int),
     "CALLGUARD_LOOKUP_BATCHES_PER_KEY": ("lookup_batches_per_key", int),
+    "CALLGUARD_APPEALS_PER_KEY_PER_SECOND": ("appeals_per_key_per_second", float),
     "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),
     "CALLGUARD_KEY": ("api_key", str),
     "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
@@ -182,6 +196,13 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_IMPORTS_AT_ONCE": ("imports_at_once", int),
     "CALLGUARD_POOL_ACQUIRE_TIMEOUT": ("pool_acquire_timeout", float),
     "CALLGUARD_KEEPALIVE_TIMEOUT": ("keepalive_timeout", float),
+    "CALLGUARD_UNKNOWN_KEY_CHECKS_PER_SECOND": ("unknown_key_checks_per_second", float),
+    "CALLGUARD_REFUSALS_PER_ADDRESS_PER_SECOND": ("refusals_per_address_per_second", float),
+    "CALLGUARD_REFUSAL_BURST_PER_ADDRESS": ("refusal_burst_per_address", int),
+    "CALLGUARD_TRUSTED_PROXIES": (
+        "trusted_proxies",
+        lambda text: frozenset(part.strip() for part in text.split(",") if part.strip()),
+    ),
     "CALLGUARD_SHUTDOWN_TIMEOUT": ("shutdown_timeout", float),
 }
 """Environment variables: the Config field each sets, and how its text is read."""

@@ -1,11 +1,12 @@
 """The change feed: LISTEN on Postgres for changes other processes make, and apply them here.
 
-API key changes (created, revoked) clear the key cache. Number changes are read from the
-change log (store.changes_since), not from the notifications, which only say "there is
-more": on each one, and on every keepalive, the listings catch up from their cursor. After a
-dropped connection the feed reconnects and catches up from the same cursor, so no change is
-lost. The key cache and the positive cache are trusted only while the feed is connected and
-caught up; in between they are bypassed.
+API keys are loaded into the key cache once the feed listens (so no change slips between the
+two), and again after each new key; a revocation drops that key at once. Number changes are
+read from the change log (store.changes_since), not from the notifications, which only say
+"there is more": on each one, and on every keepalive, the listings catch up from their
+cursor. After a dropped connection the feed reconnects and catches up from the same cursor,
+so no change is lost. The key cache and the positive cache are trusted only while the feed
+is connected and caught up; in between they are checked against Postgres.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from service.auth import KeyCache
-from service.store import CHANGES_CHANNEL, DATABASE_UNAVAILABLE, KEYS_CHANNEL
+from service.store import CHANGES_CHANNEL, DATABASE_UNAVAILABLE, KEYS_CHANNEL, active_keys
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +69,15 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
             more.set()  # wake the loop below
 
         conn.add_termination_listener(terminated)
-        cache = subscribers.keys
-        await conn.add_listener(
-            KEYS_CHANNEL, lambda _conn, _pid, _channel, change: cache.key_changed(change)
-        )
+        keys = subscribers.keys
+
+        def key_changed(_conn: object, _pid: int, _channel: str, change: str) -> None:
+            if keys.key_changed(change):
+                more.set()  # the loop below loads the keys
+
+        await conn.add_listener(KEYS_CHANNEL, key_changed)
         await conn.add_listener(CHANGES_CHANNEL, lambda *_args: more.set())
-        cache.clear()  # changes made while nobody listened
-        cache.live = True
+        await _load_keys(conn, keys)  # after LISTEN: a change made meanwhile is heard
         await subscribers.catch_up()
         subscribers.set_live(True)
         while not lost.is_set():
@@ -87,11 +90,18 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
                 await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
             more.clear()
             if not lost.is_set():
+                if keys.reload_needed:
+                    await _load_keys(conn, keys)
                 await subscribers.catch_up()
     finally:
         subscribers.set_live(False)
         subscribers.keys.suspend()
         await asyncio.shield(_close(conn))
+
+
+async def _load_keys(conn: asyncpg.Connection, keys: KeyCache) -> None:
+    keys.reload_needed = False  # before reading: a key made meanwhile asks again
+    keys.load(await active_keys(conn))
 
 
 async def _close(conn: asyncpg.Connection) -> None:

@@ -380,6 +380,12 @@ def _responses() -> Schema:
             {"WWW-Authenticate": _header('Bearer realm="callguard"')},
         ),
         "Forbidden": _problem(HTTPStatus.FORBIDDEN, "The key's role is too low for this call."),
+        "TooManyRefusals": _problem(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "Too many requests with a missing or unknown key from this address (each would be "
+            "401).",
+            {"Retry-After": _RETRY_AFTER},
+        ),
         "BodyTooLarge": _problem(
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
             f"The JSON body is larger than {_DEFAULTS.max_body_bytes} bytes (after gunzip).",
@@ -485,8 +491,14 @@ def _operation(
         operation["security"] = PUBLIC
     else:
         operation["x-role"] = role
-        operation["description"] += f"\n\nNeeds a key of role `{role}` or above."
-        responses = {"401": _use("Unauthorized"), "503": _use("Unavailable"), **responses}
+        needs = "`metrics` or `admin`" if role == "metrics" else f"`{role}` or above"
+        operation["description"] += f"\n\nNeeds a key of role {needs}."
+        responses = {
+            "401": _use("Unauthorized"),
+            "429": _use("TooManyRefusals"),
+            "503": _use("Unavailable"),
+            **responses,
+        }
         if role != "client":
             responses["403"] = _use("Forbidden")
     operation["responses"] = dict(sorted(responses.items()))
@@ -587,7 +599,7 @@ def _paths() -> Schema:
                 "operations",
                 "Prometheus metrics",
                 "The app's registry in the Prometheus text format (or OpenMetrics, if Accept "
-                "asks for it). Needs no key.",
+                "asks for it).",
                 {
                     "200": {
                         "description": "The metrics.",
@@ -597,7 +609,7 @@ def _paths() -> Schema:
                         },
                     }
                 },
-                role=None,
+                role="metrics",
             )
         },
         "/openapi.json": {
@@ -653,8 +665,8 @@ def _paths() -> Schema:
                 "listNumber",
                 "moderation",
                 "List a number as a scam",
-                "Lists the number on the admin's word (source `admin:<key name>`) until it is "
-                "delisted; answers the verdict now.",
+                "Lists the number on the admin's word until it is delisted; answers the "
+                "verdict now. Clients see its source as `moderator`; the audit log names the key.",
                 {
                     "200": _lookup("The verdict now."),
                     "400": _bad(bad_number),
@@ -843,10 +855,21 @@ def _paths() -> Schema:
                 "createAppeal",
                 "appeals",
                 "Appeal a listing",
-                "A number's owner asks for a delisting; an admin decides.",
+                "A number's owner asks for a delisting; an admin decides. A key has one open "
+                "appeal per number.",
                 {
                     "201": _json(_ref("Appeal"), "Filed, open."),
                     "400": _bad(bad_body),
+                    "409": _problem(
+                        HTTPStatus.CONFLICT,
+                        "This key's appeal against the number is still open (`appeal_id`).",
+                    ),
+                    "429": _problem(
+                        HTTPStatus.TOO_MANY_REQUESTS,
+                        f"Too many appeals: over {_DEFAULTS.appeals_per_key_per_second:g} a "
+                        "second for the key.",
+                        {"Retry-After": _RETRY_AFTER},
+                    ),
                 },
                 body=_body(
                     _obj(
@@ -1061,8 +1084,9 @@ Is the number calling me a reported scam number? callguard answers that for phon
 telecom operators' switches in Vietnam.
 
 Every `/v1` call needs `Authorization: Bearer <key>`. Roles nest: `client` (lookups, reports,
-appeals) < `operator` (+ bulk imports) < `admin` (+ moderation). A missing, unknown or revoked
-key gets 401; a key whose role is too low, 403.
+appeals) < `operator` (+ bulk imports) < `admin` (+ moderation). A `metrics` key reads
+`/metrics` (as an admin key may) and nothing else. A missing, unknown or revoked key gets
+401 (429 once an address has had too many); a key whose role is too low, 403.
 
 JSON in and out; JSON bodies may be sent gzipped (`Content-Encoding: gzip`) and are limited
 to 1 MiB once decompressed. Every error is an RFC 9457 `application/problem+json` with `type`,
@@ -1087,7 +1111,10 @@ def spec() -> Schema:
             {"name": "appeals", "description": "Owners ask for delistings; admins decide."},
             {"name": "moderation", "description": "Admin keys only."},
             {"name": "imports", "description": "Operators and police units push whole lists."},
-            {"name": "operations", "description": "Health and metrics; no key."},
+            {
+                "name": "operations",
+                "description": "Health (no key) and metrics (a metrics or admin key).",
+            },
             {"name": "docs", "description": "This description; no key."},
         ],
         "security": BEARER,

@@ -29,6 +29,8 @@ LOOKUP_LIMITS = web.AppKey("lookup_limits", TokenBuckets)
 """Per-key token buckets for lookups: tokens by what each number costs (Config)."""
 LOOKUP_BATCHES = web.AppKey("lookup_batches", InFlight)
 """Batch lookups in progress, per key."""
+APPEAL_LIMITS = web.AppKey("appeal_limits", TokenBuckets)
+"""Per-key token buckets for POST /v1/appeals."""
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
 """Where the front middleware writes a line per request."""
 PARSERS = web.AppKey("parsers", Parsers)

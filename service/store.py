@@ -19,9 +19,11 @@ from service.reputation import Evidence
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 KEYS_CHANNEL = "callguard_keys"
-"""NOTIFY channel: a key was created or revoked; the payload is KEY_CREATED or KEY_REVOKED,
-a space, and the key's id. Processes update their key caches."""
+"""NOTIFY channel: a key was created, changed (its sources) or revoked; the payload is
+KEY_CREATED, KEY_CHANGED or KEY_REVOKED, a space, and the key's id. Processes update their
+key caches."""
 KEY_CREATED = "created"
+KEY_CHANGED = "changed"
 KEY_REVOKED = "revoked"
 CHANGES_CHANNEL = "callguard_changes"
 """NOTIFY channel: a change was logged; the payload is its seq. Processes then read the log."""
@@ -68,6 +70,8 @@ class ApiKey:
     role: str
     created_at: datetime
     revoked_at: datetime | None
+    sources: tuple[str, ...] = ()
+    """The sources an operator key may import under."""
 
 
 class PoolExhausted(TimeoutError):
@@ -680,7 +684,12 @@ async def spoofing_reports(pool: asyncpg.Pool, number: int, limit: int) -> list[
 _APPEAL_COLUMNS = "id, number, contact, message, status, created_at, resolved_at, resolution_note"
 _INSERT_APPEAL = f"""
 INSERT INTO appeals (number, contact, message, created_at, api_key_id)
-VALUES ($1, $2, $3, $4, $5) RETURNING {_APPEAL_COLUMNS}
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (number, api_key_id) WHERE status = 'open' DO NOTHING
+RETURNING {_APPEAL_COLUMNS}
+"""
+_SELECT_OPEN_APPEAL = f"""
+SELECT {_APPEAL_COLUMNS} FROM appeals WHERE number = $1 AND api_key_id = $2 AND status = 'open'
 """
 _SELECT_APPEALS = f"""
 SELECT {_APPEAL_COLUMNS} FROM appeals
@@ -707,6 +716,14 @@ class Appeal:
     resolution_note: str | None
 
 
+class AppealOpen(Exception):
+    """The key's earlier appeal against the number is still open."""
+
+    def __init__(self, appeal: Appeal) -> None:
+        super().__init__(f"appeal {appeal.id} is still open")
+        self.appeal = appeal
+
+
 class AppealNotOpen(Exception):
     """The appeal was already decided."""
 
@@ -718,8 +735,16 @@ class AppealNotOpen(Exception):
 async def create_appeal(
     pool: asyncpg.Pool, number: int, contact: str, message: str, key_id: int, at: datetime
 ) -> Appeal:
-    """File an appeal against a number's listing."""
-    record = await pool.fetchrow(_INSERT_APPEAL, number, contact, message, at, key_id)
+    """File an appeal against a number's listing; raises AppealOpen if this key's appeal
+    against the number is still open."""
+    while True:
+        record = await pool.fetchrow(_INSERT_APPEAL, number, contact, message, at, key_id)
+        if record is not None:
+            break
+        record = await pool.fetchrow(_SELECT_OPEN_APPEAL, number, key_id)
+        if record is not None:
+            raise AppealOpen(Appeal(**dict(record)))
+        # decided between the two statements: file this one after all
     return Appeal(**dict(record))
 
 
@@ -796,11 +821,16 @@ CREATE TEMP TABLE import_numbers ON COMMIT DROP AS
 SELECT DISTINCT ON (number) number, category, note, reported_at
 FROM import_staging ORDER BY number, line
 """
+# A row another key still active listed stays that key's: two operator keys may share a
+# source, and neither overwrites the other's category and note. A revoked key's rows (a
+# rotation: the new key has the same source) pass to the importing key.
 _UPDATE_LISTED = """
 UPDATE trusted_listings t
 SET category = s.category, note = s.note, listed_at = $2, reported_at = s.reported_at,
     api_key_id = $3, import_id = $4
 FROM import_numbers s WHERE t.source = $1 AND t.number = s.number
+  AND (t.api_key_id IS NULL OR t.api_key_id = $3
+       OR NOT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = t.api_key_id AND k.revoked_at IS NULL))
 """
 _INSERT_UNLISTED = """
 INSERT INTO trusted_listings
@@ -1056,14 +1086,20 @@ async def audit_entries(pool: asyncpg.Pool, before_id: int | None, limit: int) -
 
 # --- API keys ---------------------------------------------------------------
 
-_KEY_COLUMNS = "id, name, role, created_at, revoked_at"
-_INSERT_KEY = (
-    f"INSERT INTO api_keys (name, role, key_hash) VALUES ($1, $2, $3) RETURNING {_KEY_COLUMNS}"
-)
+_KEY_COLUMNS = "id, name, role, created_at, revoked_at, sources"
+_INSERT_KEY = f"""
+INSERT INTO api_keys (name, role, key_hash, sources) VALUES ($1, $2, $3, $4)
+RETURNING {_KEY_COLUMNS}
+"""
+_SET_KEY_SOURCES = f"""
+UPDATE api_keys SET sources = $2 WHERE id = $1 AND role = 'operator' AND revoked_at IS NULL
+RETURNING {_KEY_COLUMNS}
+"""
 _SELECT_ACTIVE_KEY = (
     f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
 )
 _SELECT_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id"
+_SELECT_ACTIVE_KEYS = f"SELECT key_hash, {_KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
 _REVOKE_KEY = f"""
 UPDATE api_keys SET revoked_at = now()
 WHERE (id = $1 OR key_hash = $2) AND revoked_at IS NULL
@@ -1079,13 +1115,16 @@ def _api_key(record: asyncpg.Record) -> ApiKey:
         role=record["role"],
         created_at=record["created_at"],
         revoked_at=record["revoked_at"],
+        sources=tuple(record["sources"]),
     )
 
 
-async def create_key(pool: asyncpg.Pool, name: str, role: str, key_hash: bytes) -> ApiKey:
-    """Store a new key's hash."""
+async def create_key(
+    pool: asyncpg.Pool, name: str, role: str, key_hash: bytes, sources: Sequence[str] = ()
+) -> ApiKey:
+    """Store a new key's hash (and, for an operator key, the sources it may import under)."""
     async with pool.acquire() as conn, conn.transaction():
-        record = await conn.fetchrow(_INSERT_KEY, name, role, key_hash)
+        record = await conn.fetchrow(_INSERT_KEY, name, role, key_hash, list(sources))
         await conn.execute(_NOTIFY_KEYS, KEYS_CHANNEL, f"{KEY_CREATED} {record['id']}")
     return _api_key(record)
 
@@ -1096,9 +1135,41 @@ async def find_active_key(pool: asyncpg.Pool, key_hash: bytes) -> ApiKey | None:
     return None if record is None else _api_key(record)
 
 
+async def active_keys(conn: asyncpg.Connection) -> dict[bytes, ApiKey]:
+    """Every unrevoked key, by its hash."""
+    return {
+        record["key_hash"]: _api_key(record) for record in await conn.fetch(_SELECT_ACTIVE_KEYS)
+    }
+
+
 async def list_keys(pool: asyncpg.Pool) -> list[ApiKey]:
     """Every key ever made, revoked ones included."""
     return [_api_key(record) for record in await pool.fetch(_SELECT_KEYS)]
+
+
+async def set_key_sources(
+    pool: asyncpg.Pool, key_id: int, sources: Sequence[str], actor: Actor, at: datetime
+) -> ApiKey | None:
+    """Set the sources an active operator key may import under (None if there is no such
+    key); tell every process at commit."""
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(_SET_KEY_SOURCES, key_id, list(sources))
+        if record is None:
+            return None
+        await conn.execute(_NOTIFY_KEYS, KEYS_CHANNEL, f"{KEY_CHANGED} {key_id}")
+        changed = _api_key(record)
+        await _audit(
+            conn,
+            at,
+            actor,
+            "key_sources",
+            None,
+            None,
+            key_id=changed.id,
+            key_name=changed.name,
+            sources=list(changed.sources),
+        )
+    return changed
 
 
 async def revoke_key(

@@ -19,7 +19,14 @@ from service.app import create_app
 from service.auth import hash_key, new_key
 from service.config import Config
 from service.embedded import database_url as resolve_database_url
-from tests.processes import ENTRY_POINTS, Cli, fresh_data_dir, make_database, postgres_dir
+from tests.processes import (
+    ENTRY_POINTS,
+    TEST_SOURCES,
+    Cli,
+    fresh_data_dir,
+    make_database,
+    postgres_dir,
+)
 
 AppClient = TestClient[object, Application]
 ClientFactory = Callable[[Application], Awaitable[AppClient]]
@@ -138,11 +145,13 @@ async def timed_client(
 
 @pytest.fixture
 def make_key(pool: asyncpg.Pool) -> MakeKey:
-    """Create an API key of a role, as `callguard keys create` does; returns the key."""
+    """Create an API key of a role, as `callguard keys create` does; returns the key. An
+    operator key may import under TEST_SOURCES."""
 
     async def make(role: str) -> str:
         key = new_key()
-        await store.create_key(pool, f"test {role}", role, hash_key(key))
+        sources = TEST_SOURCES if role == "operator" else ()
+        await store.create_key(pool, f"test {role}", role, hash_key(key), sources)
         return key
 
     return make
@@ -152,6 +161,12 @@ def make_key(pool: asyncpg.Pool) -> MakeKey:
 async def auth(make_key: MakeKey) -> dict[str, str]:
     """Authorization headers of a client key."""
     return {"Authorization": f"Bearer {await make_key('client')}"}
+
+
+@pytest.fixture
+async def metrics_auth(make_key: MakeKey) -> dict[str, str]:
+    """Authorization headers of a metrics key, as Prometheus scrapes with."""
+    return {"Authorization": f"Bearer {await make_key('metrics')}"}
 
 
 @pytest.fixture

@@ -37,8 +37,26 @@ POLL_SECONDS = 0.05
 NUMBER = "0912345678"
 KEY_ROW = re.compile(
     r"^\s*(?P<id>\d+)\s+(?P<role>\S+)\s+(?P<created>\S+ \S+)\s+"
-    r"(?P<revoked>-|\S+ \S+)\s+(?P<name>.*)$"
+    r"(?P<revoked>-|\S+ \S+)\s+(?P<name>.*?)(?:  \[sources: (?P<sources>.*)\])?$"
 )
+TEST_SOURCES = (
+    "viettel",
+    "police",
+    "police-hanoi",
+    "telco",
+    "telco-1",
+    "another",
+    "in-flight",
+    "cut",
+    "x",
+    "big",
+    "bomb",
+    "gone",
+    "killed",
+    "stalled",
+    "list",  # `callguard import list.csv` with no --source
+)
+"""The sources the tests' operator keys may import under (as `keys create --source`)."""
 ENTRY_POINTS = {
     "python -m service": [sys.executable, "-m", "service"],
     "callguard": [str(Path(sys.executable).with_name("callguard"))],
@@ -54,6 +72,7 @@ class KeyRow:
     role: str
     revoked: bool
     name: str
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -94,8 +113,11 @@ class Cli:
         return result.stdout
 
     def create_key(self, role: str = "client", name: str = "app1") -> str:
-        """A new key, as printed on the last line of `keys create`."""
-        return self.ok("keys", "create", "--role", role, "--name", name).splitlines()[-1]
+        """A new key, as printed on the last line of `keys create`; an operator key may
+        import under TEST_SOURCES."""
+        sources = [arg for source in TEST_SOURCES for arg in ("--source", source)]
+        extra = sources if role == "operator" else []
+        return self.ok("keys", "create", "--role", role, "--name", name, *extra).splitlines()[-1]
 
     def list_keys(self) -> list[KeyRow]:
         """The rows of `keys list`."""
@@ -109,6 +131,7 @@ class Cli:
                     role=match["role"],
                     revoked=match["revoked"] != "-",
                     name=match["name"],
+                    sources=tuple((match["sources"] or "").split(", ")) if match["sources"] else (),
                 )
             )
         return rows

@@ -20,10 +20,16 @@ import asyncpg
 import psutil
 import pytest
 
+from service import store
 from service.app import create_app
+from service.auth import hash_key, new_key
 from service.config import Config
+from service.listings import utc_now
 from service.state import PARSERS
-from tests.conftest import AppClient, ClientFactory, MakeKey
+from service.store import Actor
+from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
+
+ACTOR = Actor(None, "test")
 
 CSV_TYPE = {"Content-Type": "text/csv"}
 NDJSON_TYPE = {"Content-Type": "application/x-ndjson"}
@@ -340,6 +346,108 @@ async def test_clients_may_not_import(
     assert response.status == 403
     assert (await client.get("/v1/imports", headers=auth)).status == 403
     assert await count(pool, "imports") == 0
+
+
+async def operator_key(pool: asyncpg.Pool, name: str, *sources: str) -> dict[str, str]:
+    """Authorization and CSV headers of a new operator key with these sources."""
+    key = new_key()
+    await store.create_key(pool, name, "operator", hash_key(key), sources)
+    return {"Authorization": f"Bearer {key}", **CSV_TYPE}
+
+
+async def known(client: AppClient, headers: dict[str, str]) -> bool:
+    """Whether the app accepts the key yet (its creation's notification arrived)."""
+    return (await client.get("/v1/imports", headers=headers)).status == 200
+
+
+@pytest.mark.parametrize(
+    ("sources", "source", "role"),
+    [
+        (("viettel",), "mobifone", "operator"),  # another operator's source
+        (("viettel",), "Viettel", "operator"),  # sources are compared as written
+        ((), "viettel", "operator"),  # a key from before sources: none until given some
+        (("viettel",), "admin:staff", "operator"),
+        ((), "admin:staff", "admin"),  # reserved even for admins
+        ((), "ADMIN:Staff", "admin"),
+    ],
+)
+async def test_an_import_under_a_source_not_the_keys_is_forbidden(
+    client: AppClient,
+    pool: asyncpg.Pool,
+    auth: dict[str, str],
+    sources: tuple[str, ...],
+    source: str,
+    role: str,
+) -> None:
+    key = new_key()
+    await store.create_key(pool, "telco", role, hash_key(key), sources)
+    headers = {"Authorization": f"Bearer {key}", **CSV_TYPE}
+    await eventually(lambda: known(client, headers), what="the key accepted")
+    response = await client.post(
+        "/v1/imports", params={"source": source}, data="number\n0912345678\n", headers=headers
+    )
+    assert response.status == 403
+    assert response.content_type == "application/problem+json"
+    problem = await response.json()
+    assert problem["type"] == "urn:callguard:problem:source-forbidden"
+    assert problem["source"] == source
+    assert await count(pool, "imports") == 0
+    assert await verdict(client, auth, "0912345678") == "unknown"
+
+
+async def test_new_sources_for_a_key_apply_at_once_in_a_running_service(
+    client: AppClient, pool: asyncpg.Pool
+) -> None:
+    headers = await operator_key(pool, "telco", "viettel")
+    await eventually(lambda: known(client, headers), what="the key accepted")
+    body = "number\n0912345678\n"
+    await post_import(client, headers, body, source="mobifone", status=403)
+    key_id = await pool.fetchval("SELECT id FROM api_keys WHERE name = 'telco'")
+    changed = await store.set_key_sources(pool, key_id, ["mobifone"], ACTOR, utc_now())
+    assert changed is not None and changed.sources == ("mobifone",)
+
+    async def imported() -> bool:
+        response = await client.post(
+            "/v1/imports", params={"source": "mobifone"}, data=body, headers=headers
+        )
+        return response.status == 201
+
+    await eventually(imported, what="the import under the new source taken")
+    await post_import(client, headers, body, source="viettel", status=403)
+
+
+async def test_an_import_never_overwrites_rows_another_active_key_owns(
+    client: AppClient, pool: asyncpg.Pool, auth: dict[str, str]
+) -> None:
+    first = await operator_key(pool, "viettel north", "viettel")
+    second = await operator_key(pool, "viettel south", "viettel")
+    await eventually(lambda: known(client, first), what="the first key accepted")
+    await eventually(lambda: known(client, second), what="the second key accepted")
+
+    def listing(category: str) -> str:
+        return f"number,category,note\n0912345678,{category},{category} note\n"
+
+    async def categories() -> list[str]:
+        response = await client.get("/v1/numbers/0912345678", headers=auth)
+        body = await response.json()
+        assert body["sources"] == ["viettel"]
+        return list(body["categories"])
+
+    await post_import(client, first, listing("online_loan"))
+    await post_import(client, second, listing("investment"))
+    assert await categories() == ["online_loan"]  # still the first key's row
+    owner = "SELECT api_key_id FROM trusted_listings WHERE number = 84912345678"
+    assert await pool.fetchval(owner) == await pool.fetchval(
+        "SELECT id FROM api_keys WHERE name = 'viettel north'"
+    )
+    # A rotation: the first key is revoked, and its rows pass to the next import.
+    await store.revoke_key(pool, None, hash_key(first["Authorization"][7:]), ACTOR, utc_now())
+    await post_import(client, second, listing("investment"))
+
+    async def relisted() -> bool:  # once the change feed has cleared the lookup cache
+        return await categories() == ["investment"]
+
+    await eventually(relisted, what="the number relisted by the second key")
 
 
 @pytest.mark.parametrize("query", ["", "?source=", "?source=%00x"])

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 import pytest
 
-from tests.conftest import AppClient, MakeKey
+from service import store
+from service.app import create_app
+from service.config import Config
+from tests.conftest import AppClient, ClientFactory, MakeKey
 
 HOTLINE = "+842513685134"
 """An official hotline, typed in the tests as people write it: 02513.685.134."""
@@ -218,19 +223,25 @@ async def test_bad_allowlist_entries_are_refused(
 
 
 async def test_an_admin_lists_a_number_as_a_scam(
-    client: AppClient, auth: dict[str, str], admin: dict[str, str]
+    client: AppClient, auth: dict[str, str], admin: dict[str, str], make_key: MakeKey
 ) -> None:
     listed = await list_trusted(client, admin, "0912 345 678")
     assert listed["number"] == SCAM
     assert listed["verdict"] == "scam"
-    assert listed["sources"] == ["admin:test admin"]
+    assert listed["sources"] == ["moderator"]  # the admin key's name is not shown
     assert listed["categories"] == ["online_loan"]
+    # A second admin listing it too is the same moderators' word.
+    await list_trusted(client, headers(await make_key("admin")), SCAM)
 
     for form in (SCAM, "0912345678", "0084912345678"):
         found = await lookup(client, auth, form)
         assert found["verdict"] == "scam"
-        assert "admin:test admin" in found["sources"]
+        assert found["sources"] == ["moderator"]
+        assert "test admin" not in json.dumps(found)
         assert found["advice"] and all(isinstance(text, str) and text for text in found["advice"])
+    # The audit log, which only admins read, names the key.
+    entries = (await get_json(client, admin, "/v1/audit"))["entries"]
+    assert {entry["detail"]["source"] for entry in entries} == {"admin:test admin"}
 
 
 async def test_an_unknown_category_is_not_listed(
@@ -390,10 +401,11 @@ async def test_a_delist_decision_delists_the_number_at_once(
 
 
 async def test_a_reject_decision_leaves_the_number_listed(
-    client: AppClient, auth: dict[str, str], admin: dict[str, str]
+    client: AppClient, auth: dict[str, str], admin: dict[str, str], make_key: MakeKey
 ) -> None:
     await list_trusted(client, admin, SCAM)
-    first, second = await appeal(client, auth, SCAM), await appeal(client, auth, SCAM)
+    other_app = headers(await make_key("client"))
+    first, second = await appeal(client, auth, SCAM), await appeal(client, other_app, SCAM)
 
     response = await resolve(client, admin, second["appeal_id"], "reject", "Nhiều báo cáo xác thực")
     assert response.status == 200
@@ -425,6 +437,68 @@ async def test_an_appeal_is_decided_once_when_two_admins_decide_at_once(
     assert (await lookup(client, auth, SCAM))["verdict"] == expected
     actions = [entry["action"] for entry in (await get_json(client, admin, "/v1/audit"))["entries"]]
     assert actions.count("appeal_delisted") + actions.count("appeal_rejected") == 1
+
+
+async def test_a_key_has_one_open_appeal_per_number(
+    client: AppClient, auth: dict[str, str], admin: dict[str, str], make_key: MakeKey
+) -> None:
+    await list_trusted(client, admin, SCAM)
+    filed = await appeal(client, auth, SCAM)
+    body = {"number": "0912345678", "contact": "x@example.vn", "message": "x" * 4000}
+    for _ in range(3):
+        again = await client.post("/v1/appeals", json=body, headers=auth)
+        problem = await assert_problem(again, 409)
+        assert problem["type"] == "urn:callguard:problem:appeal-open"
+        assert problem["appeal_id"] == filed["appeal_id"]
+    other_app = await appeal(client, headers(await make_key("client")), SCAM)
+    other_number = await appeal(client, auth, OTHER)
+    open_ids = [
+        item["appeal_id"]
+        for item in (await get_json(client, admin, "/v1/appeals?status=open"))["appeals"]
+    ]
+    assert open_ids == [filed["appeal_id"], other_app["appeal_id"], other_number["appeal_id"]]
+    # Once decided, the key may appeal the number again.
+    response = await resolve(client, admin, filed["appeal_id"], "reject", "Không có căn cứ")
+    assert response.status == 200
+    assert (await appeal(client, auth, SCAM))["appeal_id"] > other_number["appeal_id"]
+
+
+async def test_appeals_are_limited_per_key(
+    aiohttp_client: ClientFactory, config: Config, auth: dict[str, str], make_key: MakeKey
+) -> None:
+    config = replace(config, appeal_burst_per_key=3, appeals_per_key_per_second=0.001)
+    client = await aiohttp_client(create_app(config))
+    for number in (SCAM, OTHER, HOTLINE):
+        await appeal(client, auth, number)
+    body = {"number": "0911111111", "contact": "x@example.vn", "message": "x"}
+    response = await client.post("/v1/appeals", json=body, headers=auth)
+    await assert_problem(response, 429)
+    assert int(response.headers["Retry-After"]) >= 1
+    await appeal(client, headers(await make_key("client")), "0911111111")
+
+
+async def test_the_schema_closes_duplicate_open_appeals_made_before_the_rule(
+    pool: asyncpg.Pool, make_key: MakeKey
+) -> None:
+    await make_key("client")
+    async with pool.acquire() as conn:
+        # As a database from before the rule: no index, three open appeals by one key.
+        await conn.execute("DROP INDEX appeals_open_idx")
+        for number in (84912345678, 84912345678, 84912345678, 84987654321):
+            await conn.execute(
+                "INSERT INTO appeals (number, contact, message, created_at, api_key_id) "
+                "VALUES ($1, 'c', 'm', now(), 1)",
+                number,
+            )
+        for _ in range(2):  # idempotent: the second start changes nothing
+            await store.apply_schema(conn)
+            rows = await conn.fetch("SELECT id, status, resolution_note FROM appeals ORDER BY id")
+            assert [tuple(row) for row in rows] == [
+                (1, "open", None),
+                (2, "rejected", "duplicate of open appeal 1"),
+                (3, "rejected", "duplicate of open appeal 1"),
+                (4, "open", None),
+            ]
 
 
 @pytest.mark.parametrize("appeal_id", ["999", "abc", "-1", "1.0", "9" * 19])

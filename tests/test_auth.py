@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -48,7 +49,7 @@ async def test_the_scheme_is_case_insensitive(client: AppClient, make_key: MakeK
     assert response.status == 200
 
 
-OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+OPEN_PATHS = {"/healthz", "/readyz", "/openapi.json", "/docs"}
 
 
 @pytest.mark.parametrize("path", sorted(OPEN_PATHS))
@@ -178,6 +179,95 @@ async def test_a_role_too_low_is_403(
             assert "admin" in (await response.json())["detail"]
 
 
-def test_roles_nest() -> None:
-    assert Role.CLIENT < Role.OPERATOR < Role.ADMIN
-    assert [Role.named(name) for name in ("client", "operator", "admin")] == list(Role)
+def test_roles_nest_and_metrics_stands_below_them() -> None:
+    assert Role.METRICS < Role.CLIENT < Role.OPERATOR < Role.ADMIN
+    assert [Role.named(name) for name in ("metrics", "client", "operator", "admin")] == list(Role)
+
+
+async def test_unknown_keys_past_the_check_budget_never_reach_postgres(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey, pool: asyncpg.Pool
+) -> None:
+    config = replace(config, unknown_key_checks_per_second=0.001, refusal_burst_per_address=1000)
+    client = await aiohttp_client(create_app(config))
+    headers = {"Authorization": f"Bearer {await make_key('client')}"}
+
+    async def accepted() -> bool:
+        return (await client.get("/v1/categories", headers=headers)).status == 200
+
+    await eventually(accepted, what="the key accepted")
+    # While api_keys is locked, any request that asks Postgres about its key waits: the
+    # unknown keys must be refused from memory (at most one fits the budget and waits),
+    # and the known key served.
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+        unknown = [
+            asyncio.ensure_future(
+                client.get("/v1/categories", headers={"Authorization": f"Bearer {new_key()}"})
+            )
+            for _ in range(50)
+        ]
+        await eventually(
+            lambda: sum(request.done() for request in unknown) >= 49,
+            what="unknown keys refused without waiting for Postgres",
+        )
+        assert await accepted()
+    assert [(await request).status for request in unknown] == [401] * 50
+
+
+async def test_a_flood_of_unknown_keys_leaves_the_valid_ones_working_through_an_outage(
+    aiohttp_client: ClientFactory, pg_data_dir: Path
+) -> None:
+    async with own_postgres(pg_data_dir) as (url, key):
+        headers = {"Authorization": f"Bearer {key}"}
+        config = Config(database_url=url, key_cache_size=4, refusal_burst_per_address=1000)
+        client = await aiohttp_client(create_app(config))
+        await eventually(lambda: client.app[KEY_CACHE].live, what="the feed listening")
+        assert (await client.get("/v1/categories", headers=headers)).status == 200
+        for _ in range(20):
+            flood = {"Authorization": f"Bearer {new_key()}"}
+            assert (await client.get("/v1/categories", headers=flood)).status == 401
+    # Postgres is gone: the valid key was not pushed out by the unknown ones.
+    assert (await client.get("/v1/numbers/0912345678", headers=headers)).status == 200
+
+
+async def test_401s_are_limited_per_client_address(
+    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
+) -> None:
+    config = replace(config, refusal_burst_per_address=3, refusals_per_address_per_second=0.001)
+    client = await aiohttp_client(create_app(config))
+    unknown = {"Authorization": f"Bearer {new_key()}"}
+    for _ in range(3):
+        assert (await client.get("/v1/categories", headers=unknown)).status == 401
+    for headers in (unknown, {}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+        response = await client.get("/v1/categories", headers=headers)
+        assert response.status == 429
+        assert response.content_type == "application/problem+json"
+        assert int(response.headers["Retry-After"]) >= 1
+    # A valid key from the same address is still served.
+    valid = {"Authorization": f"Bearer {await make_key('client')}"}
+
+    async def accepted() -> bool:
+        return (await client.get("/v1/categories", headers=valid)).status == 200
+
+    await eventually(accepted, what="the valid key served")
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_behind_a_trusted_proxy_401s_are_counted_by_forwarded_address(
+    aiohttp_client: ClientFactory, config: Config, trusted: bool
+) -> None:
+    proxies = frozenset({"127.0.0.1"}) if trusted else frozenset()
+    config = replace(
+        config,
+        refusal_burst_per_address=1,
+        refusals_per_address_per_second=0.001,
+        trusted_proxies=proxies,
+    )
+    client = await aiohttp_client(create_app(config))
+    statuses = []
+    for forwarded in ("203.0.113.7", "203.0.113.8", "203.0.113.8"):
+        # A client may send its own X-Forwarded-For: only the address the proxy added (the
+        # last) counts.
+        headers = {"X-Forwarded-For": f"198.51.100.1, {forwarded}"}
+        statuses.append((await client.get("/v1/categories", headers=headers)).status)
+    assert statuses == ([401, 401, 429] if trusted else [401, 429, 429])

@@ -134,7 +134,7 @@ async def test_a_replica_started_later_sees_everything(
     assert built.source == "tables" and built.cursor == 2
     await list_number(first, admin, "0933333333")
     from_snapshot = await aiohttp_client(create_app(config))
-    metrics = await (await from_snapshot.get("/metrics")).text()
+    metrics = await (await from_snapshot.get("/metrics", headers=admin)).text()
     assert 'callguard_filter_builds_total{source="snapshot"} 1.0' in metrics
     for number, expected in (
         ("0912345678", "scam"),
@@ -177,7 +177,11 @@ async def test_a_replica_is_ready_only_once_every_imported_number_is_in_its_filt
 
 
 async def test_a_big_import_and_a_clean_stop_save_the_filter_for_the_next_start(
-    aiohttp_client: ClientFactory, config: Config, make_key: MakeKey, pool: asyncpg.Pool
+    aiohttp_client: ClientFactory,
+    config: Config,
+    make_key: MakeKey,
+    pool: asyncpg.Pool,
+    metrics_auth: dict[str, str],
 ) -> None:
     config = replace(config, filter_snapshot_after=1_000)
     first = await aiohttp_client(create_app(config))
@@ -194,7 +198,7 @@ async def test_a_big_import_and_a_clean_stop_save_the_filter_for_the_next_start(
     await first.close()
     assert await saved_at(2)  # ...but a clean stop saves whatever was added
     later = await aiohttp_client(create_app(config))
-    metrics = await (await later.get("/metrics", headers=operator)).text()
+    metrics = await (await later.get("/metrics", headers=metrics_auth)).text()
     assert 'callguard_filter_builds_total{source="snapshot"} 1.0' in metrics
     assert listings_of(later).cursor == 2
     assert await verdict(later, operator, "0900001499") == "scam"
@@ -210,7 +214,7 @@ async def test_a_snapshot_older_than_the_pruned_log_is_not_used(
     await list_number(first, admin, "0933333333")
     await pool.execute("DELETE FROM changes WHERE seq = 1")  # as pruning would
     later = await aiohttp_client(create_app(config))
-    metrics = await (await later.get("/metrics")).text()
+    metrics = await (await later.get("/metrics", headers=admin)).text()
     assert 'callguard_filter_builds_total{source="tables"} 1.0' in metrics
     assert await verdict(later, admin, "0912345678") == "scam"
 
@@ -257,7 +261,7 @@ async def test_hot_numbers_come_from_the_cache_and_a_change_clears_them(
     )
     assert response.status == 200
     assert await verdict(client, admin, "0912345678") == "unknown"
-    metrics = await (await client.get("/metrics")).text()
+    metrics = await (await client.get("/metrics", headers=admin)).text()
     assert 'callguard_cache_lookups_total{result="hit"}' in metrics
 
 

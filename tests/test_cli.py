@@ -16,6 +16,7 @@ from tests.processes import (
     NUMBER,
     POLL_SECONDS,
     REVOKE_TIMEOUT,
+    TEST_SOURCES,
     Cli,
     KeyRow,
     free_port,
@@ -58,7 +59,7 @@ def test_keys_list_shows_id_role_and_name_but_never_the_key(cli: Cli) -> None:
     assert "cg_" not in listing
     assert cli.list_keys() == [
         KeyRow(id=1, role="client", revoked=False, name="app1"),
-        KeyRow(id=2, role="operator", revoked=False, name="telco"),
+        KeyRow(id=2, role="operator", revoked=False, name="telco", sources=TEST_SOURCES),
     ]
 
 
@@ -108,6 +109,45 @@ def test_keys_create_rejects_an_unknown_role_or_empty_name(
     assert words in result.stderr
     assert "cg_" not in result.stdout
     assert not first_run.data_dir.exists()  # rejected before the database was started
+
+
+@pytest.mark.parametrize(
+    ("role", "sources", "words"),
+    [
+        ("operator", [], "an operator key needs --source"),
+        ("client", ["viettel"], "--source is for operator keys only"),
+        ("admin", ["viettel"], "--source is for operator keys only"),
+        ("operator", ["viettel", "admin:staff"], "reserved for moderators"),
+        ("operator", ["Admin:Staff"], "reserved for moderators"),
+        ("operator", ["viet\x07tel"], "control character"),
+    ],
+)
+def test_keys_create_takes_sources_for_operator_keys_only(
+    first_run: Cli, role: str, sources: list[str], words: str
+) -> None:
+    flags = [arg for source in sources for arg in ("--source", source)]
+    result = first_run.run("keys", "create", "--role", role, "--name", "telco", *flags)
+
+    assert result.returncode == 2
+    assert words in result.stderr
+    assert "cg_" not in result.stdout
+    assert not first_run.data_dir.exists()  # rejected before the database was started
+
+
+def test_keys_sources_replaces_an_operator_keys_sources(cli: Cli) -> None:
+    created = cli.ok(
+        "keys", "create", "--role", "operator", "--name", "telco", "--source", "viettel"
+    )
+    cli.create_key("client", "app1")
+    assert [row.sources for row in cli.list_keys()] == [("viettel",), ()]
+
+    cli.ok("keys", "sources", "1", "--source", "mobifone", "--source", "vnpt")
+    assert [row.sources for row in cli.list_keys()] == [("mobifone", "vnpt"), ()]
+    for not_an_operator in ("2", "3"):
+        result = cli.run("keys", "sources", not_an_operator, "--source", "viettel")
+        assert result.returncode == 1
+        assert "no active operator key" in result.stderr
+    assert created.splitlines()[-1] not in cli.ok("keys", "list")
 
 
 def test_report_and_key_survive_a_restart(callguard: Cli) -> None:

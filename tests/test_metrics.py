@@ -6,6 +6,7 @@ import io
 import random
 import subprocess
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -25,8 +26,8 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-async def scrape(client: AppClient) -> str:
-    response = await client.get("/metrics")
+async def scrape(client: AppClient, metrics_auth: dict[str, str]) -> str:
+    response = await client.get("/metrics", headers=metrics_auth)
     assert response.status == 200
     assert response.content_type == "text/plain"
     return await response.text()
@@ -41,18 +42,55 @@ async def make_traffic(client: AppClient, auth: dict[str, str]) -> None:
     await client.get("/v1/categories")
 
 
-async def test_promtool_accepts_the_metrics(client: AppClient, auth: dict[str, str]) -> None:
+@pytest.mark.parametrize("role", ["client", "operator"])
+async def test_metrics_need_a_metrics_or_admin_key(
+    client: AppClient, make_key: MakeKey, role: str
+) -> None:
+    assert (await client.get("/metrics")).status == 401
+    for allowed in ("metrics", "admin"):
+        headers = {"Authorization": f"Bearer {await make_key(allowed)}"}
+        assert (await client.get("/metrics", headers=headers)).status == 200
+    response = await client.get(
+        "/metrics", headers={"Authorization": f"Bearer {await make_key(role)}"}
+    )
+    assert response.status == 403
+    assert response.content_type == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/numbers/0912345678", None),
+        ("POST", "/v1/lookups", {"numbers": ["0912345678"]}),
+        ("POST", "/v1/reports", {"number": "0912345678", "category": "other", "reporter": "r"}),
+        ("POST", "/v1/appeals", {"number": "0912345678", "contact": "c", "message": "m"}),
+        ("GET", "/v1/categories", None),
+    ],
+)
+async def test_a_metrics_key_can_do_nothing_else(
+    client: AppClient, metrics_auth: dict[str, str], method: str, path: str, body: object
+) -> None:
+    response = await client.request(method, path, json=body, headers=metrics_auth)
+    assert response.status == 403
+    assert response.content_type == "application/problem+json"
+
+
+async def test_promtool_accepts_the_metrics(
+    client: AppClient, auth: dict[str, str], metrics_auth: dict[str, str]
+) -> None:
     await make_traffic(client, auth)
-    text = await scrape(client)
+    text = await scrape(client, metrics_auth)
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-async def test_the_figures_follow_the_traffic(client: AppClient, auth: dict[str, str]) -> None:
+async def test_the_figures_follow_the_traffic(
+    client: AppClient, auth: dict[str, str], metrics_auth: dict[str, str]
+) -> None:
     await make_traffic(client, auth)
-    figures = samples(await scrape(client))
+    figures = samples(await scrape(client, metrics_auth))
 
     def value(name: str, **labels: str) -> float:
         return figures[(name, tuple(sorted(labels.items())))]
@@ -78,24 +116,27 @@ async def test_the_figures_follow_the_traffic(client: AppClient, auth: dict[str,
 
 
 async def test_unmatched_paths_do_not_make_new_series(
-    client: AppClient, auth: dict[str, str]
+    client: AppClient, metrics_auth: dict[str, str]
 ) -> None:
     for i in range(20):
         await client.get(f"/random/{i}")
-    figures = samples(await scrape(client))
+    figures = samples(await scrape(client, metrics_auth))
     routes = {dict(labels).get("route") for name, labels in figures if "http_requests" in name}
     assert routes == {"unmatched"}  # a scrape is counted only after it is answered
 
 
 async def test_each_app_has_its_own_registry(
-    aiohttp_client: ClientFactory, config: Config, auth: dict[str, str]
+    aiohttp_client: ClientFactory,
+    config: Config,
+    auth: dict[str, str],
+    metrics_auth: dict[str, str],
 ) -> None:
     first = await aiohttp_client(create_app(config))
     second = await aiohttp_client(create_app(config))
     await first.get("/v1/numbers/0912345678", headers=auth)
     unknown = ("callguard_lookups_total", (("verdict", "unknown"),))
-    assert samples(await scrape(first))[unknown] == 1
-    assert samples(await scrape(second))[unknown] == 0
+    assert samples(await scrape(first, metrics_auth))[unknown] == 1
+    assert samples(await scrape(second, metrics_auth))[unknown] == 0
 
 
 async def test_request_latency_is_the_histogram_prometheus_client_would_give() -> None:
@@ -139,7 +180,7 @@ async def test_request_latency_is_the_histogram_prometheus_client_would_give() -
 
 
 async def test_the_filter_counts_each_number_once(
-    client: AppClient, auth: dict[str, str], make_key: MakeKey
+    client: AppClient, auth: dict[str, str], make_key: MakeKey, metrics_auth: dict[str, str]
 ) -> None:
     operator = {"Authorization": f"Bearer {await make_key('operator')}", "Content-Type": "text/csv"}
     body = "number,category\n" + "0912345678,online_loan\n" * 50_000 + "0933333333,other\n"
@@ -150,18 +191,18 @@ async def test_the_filter_counts_each_number_once(
     for reporter in ("r1", "r2"):  # numbers the filter already holds
         report = {"number": "0912345678", "category": "online_loan", "reporter": reporter}
         assert (await client.post("/v1/reports", json=report, headers=auth)).status == 201
-    figures = samples(await scrape(client))
+    figures = samples(await scrape(client, metrics_auth))
     assert figures[("callguard_filter_entries", ())] == 2
 
 
 async def test_an_invalid_batch_item_is_no_lookup_and_no_filter_check(
-    client: AppClient, auth: dict[str, str]
+    client: AppClient, auth: dict[str, str], metrics_auth: dict[str, str]
 ) -> None:
     batch = {"numbers": ["0911111111", "abc", 12, "", "+84 1"]}
     response = await client.post("/v1/lookups", json=batch, headers=auth)
     assert response.status == 200
     results = (await response.json())["results"]
     assert [("error" in result) for result in results] == [False, True, True, True, True]
-    figures = samples(await scrape(client))
+    figures = samples(await scrape(client, metrics_auth))
     assert figures[("callguard_lookups_total", (("verdict", "unknown"),))] == 1
     assert figures[("callguard_filter_checks_total", (("outcome", "negative"),))] == 1

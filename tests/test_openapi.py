@@ -162,11 +162,13 @@ async def test_the_spec_has_the_handlers_text_limits(
     assert f"'{field}' is longer than {max_length}" in problem["detail"]
 
 
-async def test_public_endpoints_match_the_spec(client: AppClient) -> None:
+async def test_public_endpoints_match_the_spec(
+    client: AppClient, metrics_auth: dict[str, str]
+) -> None:
     assert (await conforms(await client.get("/healthz"), "/healthz", 200)) == {"status": "ok"}
     await conforms(await client.get("/readyz"), "/readyz", 200)
     assert "callguard_http_requests_total" in await conforms(
-        await client.get("/metrics"), "/metrics", 200
+        await client.get("/metrics", headers=metrics_auth), "/metrics", 200
     )
     served = await client.get("/openapi.json")
     assert served.content_type == "application/json"

@@ -54,7 +54,7 @@ async def test_a_listing_expires_after_90_days_without_a_report(
 
 
 async def test_reporters_fall_out_of_the_window_one_by_one(
-    timed_client: AppClient, auth: dict[str, str], clock: FakeClock
+    timed_client: AppClient, auth: dict[str, str], clock: FakeClock, metrics_auth: dict[str, str]
 ) -> None:
     await report(timed_client, auth, "a")
     clock.advance(days=50)
@@ -172,12 +172,12 @@ async def test_listed_numbers_carry_advice_in_the_callers_language(
 
 
 async def test_filter_hits_on_expired_numbers_count_as_stale(
-    timed_client: AppClient, auth: dict[str, str], clock: FakeClock
+    timed_client: AppClient, auth: dict[str, str], clock: FakeClock, metrics_auth: dict[str, str]
 ) -> None:
     await report(timed_client, auth, "a")
     await lookup(timed_client, auth)
     clock.advance(days=91)
     await lookup(timed_client, auth)
-    metrics = await (await timed_client.get("/metrics")).text()
+    metrics = await (await timed_client.get("/metrics", headers=metrics_auth)).text()
     assert 'callguard_filter_checks_total{outcome="listed"} 1.0' in metrics
     assert 'callguard_filter_checks_total{outcome="stale"} 1.0' in metrics

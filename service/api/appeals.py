@@ -1,4 +1,5 @@
-"""/v1/appeals: a number's owner asks for a delisting (any key); admins decide."""
+"""/v1/appeals: a number's owner asks for a delisting (any key, limited per key); admins
+decide."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from aiohttp import web
 
 from service.auth import API_KEY, Role, requires
 from service.numbers import to_e164
-from service.problems import Problem, bad_request, not_found
-from service.state import LISTINGS, POOL
-from service.store import Appeal, AppealNotOpen
+from service.problems import Problem, bad_request, not_found, too_many_requests
+from service.state import APPEAL_LIMITS, CONFIG, LISTINGS, POOL
+from service.store import Appeal, AppealNotOpen, AppealOpen
 from service.store import create_appeal as store_appeal
 from service.store import list_appeals as store_list
 
@@ -39,17 +40,31 @@ def appeal_body(appeal: Appeal) -> dict[str, Any]:
 
 
 async def create_appeal(request: web.Request) -> web.Response:
-    """File an appeal against a number's listing."""
+    """File an appeal against a number's listing: one open appeal per number per key."""
+    api_key = request[API_KEY]
+    wait = request.app[APPEAL_LIMITS].take(api_key.id)
+    if wait:
+        rate = request.app[CONFIG].appeals_per_key_per_second
+        raise too_many_requests(f"This key may file {rate:g} appeals a second.", wait)
     data = await read_object(request, ("number", "contact", "message"))
     number = parse_number(text_field(data, "number", 64))
-    appeal = await store_appeal(
-        request.app[POOL],
-        number,
-        text_field(data, "contact", MAX_CONTACT_LENGTH),
-        text_field(data, "message", MAX_MESSAGE_LENGTH),
-        request[API_KEY].id,
-        request.app[LISTINGS].clock(),
-    )
+    try:
+        appeal = await store_appeal(
+            request.app[POOL],
+            number,
+            text_field(data, "contact", MAX_CONTACT_LENGTH),
+            text_field(data, "message", MAX_MESSAGE_LENGTH),
+            api_key.id,
+            request.app[LISTINGS].clock(),
+        )
+    except AppealOpen as err:
+        raise Problem(
+            HTTPStatus.CONFLICT,
+            f"This key's appeal {err.appeal.id} against {to_e164(number)} is still open; "
+            "it is decided before another is taken.",
+            kind="appeal-open",
+            appeal_id=err.appeal.id,
+        ) from err
     return json_response(appeal_body(appeal), status=HTTPStatus.CREATED)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from http import HTTPStatus
 
 from aiohttp import web
@@ -13,6 +14,8 @@ from service.state import LISTINGS, POOL
 from service.store import DATABASE_UNAVAILABLE
 
 from .bodies import json_response
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 1.0
 
@@ -34,9 +37,9 @@ async def readyz(request: web.Request) -> web.Response:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await app[POOL].fetchval("SELECT 1")
     except DATABASE_UNAVAILABLE as err:
-        raise Problem(
-            HTTPStatus.SERVICE_UNAVAILABLE, f"The database does not answer: {err!r}."
-        ) from err
+        # The error names the socket path, or the host and port: for the log, not the caller.
+        log.warning("not ready: the database does not answer: %r", err)
+        raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The database does not answer.") from err
     listings = app[LISTINGS]
     if not listings.feed_live:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "Catching up with the change log.")

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from service import store
-from service.auth import API_KEY, Role, requires
+from service.auth import API_KEY, Role, check_import_source, requires
 from service.imports import (
     FORMATS,
     ImportFormatError,
@@ -75,6 +75,7 @@ def errors_body(errors: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
 async def create_import(request: web.Request) -> web.Response:
     """Stream a CSV or NDJSON list into trusted listings, all rows or none."""
     source = identifier_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
+    check_import_source(request[API_KEY], source)
     if request.content_type not in FORMATS:
         raise Problem(
             HTTPStatus.UNSUPPORTED_MEDIA_TYPE,

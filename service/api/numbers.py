@@ -10,7 +10,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from service.advice import LANGUAGES, advice_for, pick_language
-from service.auth import API_KEY, Role, requires
+from service.auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
 from service.categories import CATEGORY_IDS
 from service.listings import Answer
 from service.numbers import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
@@ -98,7 +98,7 @@ def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
     if verdict is Verdict.VERIFIED:
         body["owner"] = evidence.allowlisted_owner
     if evidence.trusted_sources and verdict is Verdict.SCAM:
-        body["sources"] = list(evidence.trusted_sources)
+        body["sources"] = shown_sources(evidence.trusted_sources)
     if verdict in (Verdict.SUSPICIOUS, Verdict.SCAM):
         body["advice"] = advice_for(evidence.categories, lang)
     if answer.degraded:
@@ -187,7 +187,7 @@ async def list_number(request: web.Request) -> web.Response:
     api_key = request[API_KEY]
     answer = await request.app[LISTINGS].list_trusted(
         number,
-        f"admin:{api_key.name}",
+        f"{RESERVED_SOURCE_PREFIX}{api_key.name}",  # shown to clients as MODERATOR_LABEL
         category_field(data),
         optional_text_field(data, "note", MAX_NOTE_LENGTH),
         actor(api_key),
