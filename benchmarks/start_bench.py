@@ -171,7 +171,7 @@ async def run_from_imports(url: str, numbers: int, import_rows: int) -> None:
             "TRUNCATE trusted_listings, imports, import_errors, changes, filter_snapshots"
         )
         key = new_key()
-        await store.create_key(pool, "start bench", "operator", hash_key(key))
+        await store.create_key(pool, "start bench", "operator", hash_key(key), ["bench"])
     finally:
         await pool.close()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "text/csv"}

@@ -286,7 +286,7 @@ async def import_listed(base: str, key: str, listed: int) -> None:
     async with (
         session_for() as session,
         session.post(
-            f"{base}/v1/imports?source=bench",
+            f"{base}/v1/imports?source=telco",
             data="\n".join(lines).encode(),
             headers={"Authorization": f"Bearer {key}", "Content-Type": "text/csv"},
             timeout=aiohttp.ClientTimeout(total=300),

@@ -47,6 +47,9 @@ from service.upload import ImportRefused, ImportResult, ProgressLine, upload
 from tests.processes import make_database
 
 SEED = 20261123
+SOURCE = "bench"
+"""The source the benchmark's operator key imports under."""
+KEYS_CREATE = ("keys", "create", "--role", "operator", "--name", "bench", "--source")
 DEFAULT_ROWS = 1_000_000
 INVALID_SHARE = 0.01
 DUPLICATE_SHARE = 0.02
@@ -255,7 +258,7 @@ def started_service(work_dir: Path, database_url: str | None) -> Iterator[Servic
     if database_url is None:  # the database first, as a first serve makes it (initdb too)
         make_database(work_dir / "postgres")
     created = subprocess.run(
-        [*callguard, "keys", "create", "--role", "operator", "--name", "bench", *data_dir],
+        [*callguard, *KEYS_CREATE, SOURCE, *data_dir],
         env=env,
         capture_output=True,
         text=True,
@@ -330,7 +333,7 @@ def run_import(
     try:
         with ProgressLine(sys.stderr) if sys.stderr.isatty() else contextlib.nullcontext() as line:
             started, cpu_started = time.perf_counter(), time.process_time()
-            result = asyncio.run(upload(path, url, key, "bench", progress=line))
+            result = asyncio.run(upload(path, url, key, SOURCE, progress=line))
             seconds = time.perf_counter() - started
             client_cpu = time.process_time() - cpu_started
     finally:

@@ -106,9 +106,12 @@ def listed_numbers(count: int) -> list[str]:
 
 
 def create_key(env: dict[str, str], role: str, name: str) -> str:
-    """A new key, made as an operator would: `callguard keys create`."""
+    """A new key, made as an operator would: `callguard keys create` (an operator key
+    imports under the source "bench")."""
+    sources = ["--source", "bench"] if role == "operator" else []
+    command = [sys.executable, "-m", "service", "keys", "create", "--role", role, "--name", name]
     created = subprocess.run(
-        [sys.executable, "-m", "service", "keys", "create", "--role", role, "--name", name],
+        [*command, *sources],
         env=env,
         capture_output=True,
         text=True,
