@@ -155,14 +155,18 @@ def check_text(value: str, name: str, max_length: int) -> str:
     return value
 
 
-def text_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
-    """A required string field."""
+def _required_string(data: Mapping[str, Any], name: str) -> str:
     value = data.get(name)
     if value is None:
         raise bad_request(f"'{name}' is required.")
     if not isinstance(value, str):
         raise bad_request(f"'{name}' must be a string.")
-    return check_text(value, name, max_length)
+    return value
+
+
+def text_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
+    """A required string field."""
+    return check_text(_required_string(data, name), name, max_length)
 
 
 def identifier_text(value: str, name: str, max_length: int) -> str:
@@ -175,12 +179,7 @@ def identifier_text(value: str, name: str, max_length: int) -> str:
 
 def identifier_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
     """A required identifier field (a reporter, an owner): see identifier_text."""
-    value = data.get(name)
-    if value is None:
-        raise bad_request(f"'{name}' is required.")
-    if not isinstance(value, str):
-        raise bad_request(f"'{name}' must be a string.")
-    return identifier_text(value, name, max_length)
+    return identifier_text(_required_string(data, name), name, max_length)
 
 
 def optional_text_field(data: Mapping[str, Any], name: str, max_length: int) -> str | None:
