@@ -74,8 +74,6 @@ async def read_object(
         raise bad_request(f"The body is not UTF-8: {err.reason} at byte {err.start}.") from err
     except json.JSONDecodeError as err:
         raise bad_request(f"The body is not valid JSON: {err.msg} at character {err.pos}.") from err
-    except RecursionError as err:
-        raise bad_request("The body's JSON is nested too deeply.") from err
     if not isinstance(data, dict):
         raise bad_request("The body must be a JSON object.")
     unknown = sorted(set(data) - set(fields))
