@@ -54,6 +54,12 @@ TEST_SOURCES = (
     "gone",
     "killed",
     "stalled",
+    "held",
+    "refused",
+    "after",
+    "listed",
+    "trickle",
+    "bad",
     "list",  # `callguard import list.csv` with no --source
 )
 """The sources the tests' operator keys may import under (as `keys create --source`)."""

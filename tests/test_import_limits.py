@@ -142,7 +142,7 @@ async def test_stalled_uploads_leave_reports_and_lookups_their_connections(
     assert (await client.get("/healthz", headers=client_key)).status == 200  # the key is known
 
     for n in range(12):
-        uploads.append(await Upload.start(client.port, keys[n % 4], f"stalled{n}"))
+        uploads.append(await Upload.start(client.port, keys[n % 4], "stalled"))
 
     # Every upload is in an import, or refused, as far as the database connections allow.
     async def taken() -> bool:
