@@ -26,6 +26,7 @@ wrk, the servers and Postgres share the machine's cores, as they would on one sm
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import random
 import re
@@ -39,9 +40,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import psutil
 from import_bench import callguard_env, free_port, machine, postmaster_pid, stop
 
+from service import store
 from service.embedded import database_url as embedded_database_url
 
 LOADTEST = Path(__file__).resolve().parent
@@ -103,6 +106,15 @@ def listed_numbers(count: int) -> list[str]:
     per_prefix = 10**7
     drawn = rng.sample(range(len(PREFIXES) * per_prefix), count)
     return [f"+84{PREFIXES[n // per_prefix]}{n % per_prefix:07d}" for n in drawn]
+
+
+async def apply_schema(url: str) -> None:
+    """The service's tables in the database at url."""
+    conn = await asyncpg.connect(url)
+    try:
+        await store.apply_schema(conn)
+    finally:
+        await conn.close()
 
 
 def create_key(env: dict[str, str], role: str, name: str) -> str:
@@ -282,7 +294,12 @@ def measure(
     with contextlib.ExitStack() as stack:
         database = stack.enter_context(embedded_database_url(None, work_dir / "postgres"))
         postgres_pid = postmaster_pid(work_dir / "postgres")
-        env = {**callguard_env(database), "PYTHONPATH": str(LOADTEST.parent)}
+        env = {
+            **callguard_env(database),
+            "PYTHONPATH": str(LOADTEST.parent),
+            "CALLGUARD_REPORTER_KEY_FILE": str(work_dir / "reporter.key"),
+        }
+        asyncio.run(apply_schema(database))  # the tables, as a first serve makes them
         operator_key = create_key(env, "operator", "bench-import")
         client_env = {**env, "CALLGUARD_KEY": create_key(env, "client", "bench-lookups")}
 

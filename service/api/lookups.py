@@ -60,49 +60,23 @@ async def _lookup_batch(request: web.Request, key: int) -> web.Response:
             kind="batch-too-large",
             limit=limit,
         )
-    # A token an item before any work; then what each item costs, cheaply: the fast path
-    # reads the common forms outright, and what it leaves is either refused by its shape or
-    # waits for phonenumbers. The checks done are charged whatever comes of them (into debt:
-    # the key's next requests wait), and the slow parses before they are made.
+    # A token an item before any work. The fast path reads the common forms and answers them
+    # at once, in one loop that is the batch's whole cost in the common case, so it keeps to
+    # local names and plain text, encoded once at the end; a maybe's place holds its index
+    # among the maybes until they are answered. What the fast path leaves waits its turn.
     limit_lookups(request, len(items))
-    numbers: list[int | str | None] = []  # a number, why the item is none, or None: not yet
-    slow = refused = 0
-    for item in items:
-        if type(item) is not str:
-            numbers.append("must be a string")
-            continue
-        fast = normalize_fast(item)
-        if fast is not None:
-            numbers.append(fast)
-            continue
-        reason = shape_error(item)
-        numbers.append(reason)
-        if reason is None:
-            slow += 1
-        else:
-            refused += 1
-            if refused % CHECKS_PER_TURN == 0:
-                await asyncio.sleep(0)
-    request.app[LOOKUP_LIMITS].charge(key, refused * (config.lookup_refused_cost - 1))
-    if slow:
-        limit_lookups(request, slow * (config.lookup_slow_cost - 1))
-        await _parse_slowly(items, numbers)
     listings = request.app[LISTINGS]
     lang = language(request)
-    # Each result is written as soon as it is known; a maybe's place holds its index among
-    # the maybes until they are answered. The loop is the batch's whole cost, so it keeps
-    # to local names and plain text, encoded once at the end.
     parts: list[str | int] = []
     maybes: list[tuple[str, int]] = []
-    invalid = 0
+    left: list[int] = []  # the places of items the fast path did not read
     in_filter = listings.filter.__contains__
     unknown = UNKNOWN_RESULT_TEXT
-    for item, number in zip(items, numbers, strict=True):
-        if not isinstance(number, int):
-            parts.append(_error(item, str(number)))
-            invalid += 1
-            if invalid % CHECKS_PER_TURN == 0:  # writing an echo of a long item: 10 µs
-                await asyncio.sleep(0)
+    for item in items:
+        number = normalize_fast(item) if type(item) is str else None
+        if number is None:
+            left.append(len(parts))
+            parts.append("")
         elif in_filter(number):
             parts.append(len(maybes))
             maybes.append((item, number))
@@ -110,6 +84,7 @@ async def _lookup_batch(request: web.Request, key: int) -> web.Response:
             parts.append(unknown % (item, number))  # needs no JSON escaping
         else:
             parts.append(_json({"input": item, **unknown_body(number)}))
+    invalid = await _answer_the_rest(request, key, items, left, parts, maybes) if left else 0
     listings.count_ruled_out(len(parts) - len(maybes) - invalid)  # no verdict for an error
     if maybes:
         limit_lookups(request, len(maybes) * config.lookup_listed_cost)
@@ -128,19 +103,53 @@ async def _lookup_batch(request: web.Request, key: int) -> web.Response:
     return lookup_bytes(text.encode(), lang)
 
 
-async def _parse_slowly(items: Sequence[Any], numbers: list[int | str | None]) -> None:
-    """Fill in the numbers left to phonenumbers, letting other requests run between turns."""
-    parsed = 0
-    for index, number in enumerate(numbers):
-        if number is not None:
+async def _answer_the_rest(
+    request: web.Request,
+    key: int,
+    items: Sequence[Any],
+    left: Sequence[int],
+    parts: list[str | int],
+    maybes: list[tuple[str, int]],
+) -> int:
+    """Answer the items the fast path did not read, at their places in `parts` (a listed
+    number joins `maybes`): each is refused by its shape, cheaply, or parsed by phonenumbers.
+    The shape checks are charged once done (into debt: the key's next requests wait), the
+    parses before they are made; both take turns with other requests. Returns how many
+    items were refused."""
+    config = request.app[CONFIG]
+    slow: list[int] = []
+    refused = 0
+    for place in left:
+        item = items[place]
+        reason = "must be a string" if type(item) is not str else shape_error(item)
+        if reason is None:
+            slow.append(place)
             continue
-        if parsed and parsed % SLOW_PARSES_PER_TURN == 0:
+        parts[place] = _error(item, reason)
+        refused += 1
+        if refused % CHECKS_PER_TURN == 0:  # 15-20 µs each, checked and written back
             await asyncio.sleep(0)
-        parsed += 1
+    request.app[LOOKUP_LIMITS].charge(key, refused * (config.lookup_refused_cost - 1))
+    if not slow:
+        return refused
+    limit_lookups(request, len(slow) * (config.lookup_slow_cost - 1))
+    listings = request.app[LISTINGS]
+    for parsed, place in enumerate(slow, start=1):
+        item = items[place]
         try:
-            numbers[index] = parse_slow(items[index]).number
+            number = parse_slow(item).number
         except InvalidNumber as err:
-            numbers[index] = str(err)
+            parts[place] = _error(item, str(err))
+            refused += 1
+        else:
+            if number in listings.filter:
+                parts[place] = len(maybes)
+                maybes.append((item, number))
+            else:
+                parts[place] = _json({"input": item, **unknown_body(number)})
+        if parsed % SLOW_PARSES_PER_TURN == 0:
+            await asyncio.sleep(0)
+    return refused
 
 
 def _error(item: object, reason: str) -> str:
