@@ -40,12 +40,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import psutil
 from import_bench import callguard_env, free_port, machine, postmaster_pid, stop
 
-from service import store
 from service.embedded import database_url as embedded_database_url
+from tests.processes import apply_schema
 
 LOADTEST = Path(__file__).resolve().parent
 SEED = 20261123
@@ -106,15 +105,6 @@ def listed_numbers(count: int) -> list[str]:
     per_prefix = 10**7
     drawn = rng.sample(range(len(PREFIXES) * per_prefix), count)
     return [f"+84{PREFIXES[n // per_prefix]}{n % per_prefix:07d}" for n in drawn]
-
-
-async def apply_schema(url: str) -> None:
-    """The service's tables in the database at url."""
-    conn = await asyncpg.connect(url)
-    try:
-        await store.apply_schema(conn)
-    finally:
-        await conn.close()
 
 
 def create_key(env: dict[str, str], role: str, name: str) -> str:

@@ -262,18 +262,19 @@ def _stop_leftover_postgres(data_dir: Path) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+async def apply_schema(url: str) -> None:
+    """The service's tables in the database at url, as `callguard serve` applies them."""
+    conn = await asyncpg.connect(url)
+    try:
+        await store.apply_schema(conn)
+    finally:
+        await conn.close()
+
+
 def make_database(data_dir: Path) -> None:
     """A database in data_dir as a first `callguard serve` leaves it: made, tables applied."""
-
-    async def apply(url: str) -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            await store.apply_schema(conn)
-        finally:
-            await conn.close()
-
     with database_url(None, data_dir) as url:
-        asyncio.run(apply(url))
+        asyncio.run(apply_schema(url))
 
 
 @contextlib.contextmanager
