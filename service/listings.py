@@ -405,15 +405,19 @@ class Listings:
         from the tables and snapshots are on; taken before anything else is added."""
         if built.source != "tables" or not self.config.filter_snapshots:
             return None
-        data = built.filter.to_bytes()
+        return self._snapshot(built.filter, built.cursor)
+
+    def _snapshot(self, number_filter: NumberFilter, cursor: int) -> store.FilterSnapshot | None:
+        """A filter's bits as of `cursor`, None if its backend cannot save them."""
+        data = number_filter.to_bytes()
         if data is None:
             return None
         return store.FilterSnapshot(
-            cursor=built.cursor,
+            cursor=cursor,
             created_at=self.clock(),
-            capacity=built.filter.capacity,
-            error_rate=built.filter.error_rate,
-            entries=built.filter.entries,
+            capacity=number_filter.capacity,
+            error_rate=number_filter.error_rate,
+            entries=number_filter.entries,
             data=data,
         )
 
@@ -430,22 +434,12 @@ class Listings:
             return False
         saved = await store.snapshot_cursor(self.pool)
         # No await from here until the snapshot is taken: the cursor and the bits agree.
-        cursor, since = self.cursor, self._since_snapshot
-        if saved is not None and saved >= cursor:
-            self._since_snapshot -= since
+        self._since_snapshot = 0  # counted afresh, whether this one is saved or not needed
+        if saved is not None and saved >= self.cursor:
             return False
-        data = self.filter.to_bytes()
-        if data is None:
+        snapshot = self._snapshot(self.filter, self.cursor)
+        if snapshot is None:
             return False
-        snapshot = store.FilterSnapshot(
-            cursor=cursor,
-            created_at=self.clock(),
-            capacity=self.filter.capacity,
-            error_rate=self.filter.error_rate,
-            entries=self.filter.entries,
-            data=data,
-        )
-        self._since_snapshot -= since
         await store.save_filter_snapshot(self.pool, snapshot)
         return True
 
