@@ -1,6 +1,6 @@
 # callguard: the caller-ID scam-number service. The database comes from DATABASE_URL
 # (see docker-compose.yml); without it the embedded Postgres starts in CALLGUARD_DATA_DIR.
-FROM python:3.11-slim
+FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -11,11 +11,17 @@ RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin cal
 # The reporter key's directory (docker-compose.yml mounts a volume here): its owner's alone.
 RUN install -d -m 0700 -o callguard -g callguard /home/callguard/keys
 
-WORKDIR /app
-COPY pyproject.toml README.md schema.sql ./
+# The wheel is built in a stage of its own, so the image holds the installed package and its
+# dependencies, not the sources or the build tools.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
 COPY service/ ./service/
-# Editable: the service reads /app/schema.sql, next to the package.
-RUN pip install --no-cache-dir -e .
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+FROM base
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir /wheels/*.whl
 
 USER callguard
 EXPOSE 8080

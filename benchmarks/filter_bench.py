@@ -20,9 +20,8 @@ from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `service` imports
 
+from callguard.filter import BACKENDS, make_filter
 from machine import cpu_model  # benchmarks/machine.py, beside this script
-
-from service.filter import BACKENDS, make_filter
 
 QUERIES = 1_000_000
 """Membership tests timed for present numbers, and again for absent ones."""

@@ -16,9 +16,8 @@ import phonenumbers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `service` imports
 
+from callguard.e164 import InvalidNumber, normalize, parse, parse_fast
 from machine import cpu_model  # benchmarks/machine.py, beside this script
-
-from service.numbers import InvalidNumber, normalize, parse, parse_fast
 
 INPUTS = 200_000
 SEED = 20261123
@@ -64,7 +63,7 @@ def time_per_call(function: Callable[[str], object], inputs: list[str], repeat: 
 
 
 def phonenumbers_parse(text: str) -> bool:
-    """What service.numbers did before the fast path: parse, then validate."""
+    """What callguard.e164 did before the fast path: parse, then validate."""
     return phonenumbers.is_valid_number(phonenumbers.parse(text, "VN"))
 
 

@@ -34,17 +34,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `service` imports
 
+from callguard import store
+from callguard.app import create_app
+from callguard.auth import hash_key, new_key
+from callguard.config import Config
+from callguard.embedded import database_url as embedded_database_url
+from callguard.listings import build_filter, load_snapshot
+from callguard.state import LISTINGS
+from callguard.store import Actor
 from filter_bench import MOBILE_LEADING_DIGITS, STRIDE, SUBSCRIBER_SPAN, mobile_number
 from machine import cpu_model
-
-from service import store
-from service.app import create_app
-from service.auth import hash_key, new_key
-from service.config import Config
-from service.embedded import database_url as embedded_database_url
-from service.listings import build_filter, load_snapshot
-from service.state import LISTINGS
-from service.store import Actor
 
 SPACE = len(MOBILE_LEADING_DIGITS) * SUBSCRIBER_SPAN
 FALSE_POSITIVE_PROBES = 1_000_000
@@ -99,9 +98,8 @@ async def app_start(config: Config) -> tuple[float, str, int]:
 
 
 async def _metrics(app: web.Application) -> str:
+    from callguard.state import METRICS
     from prometheus_client import generate_latest
-
-    from service.state import METRICS
 
     return generate_latest(app[METRICS].registry).decode()
 

@@ -21,9 +21,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 from aiohttp import web
-
-from service.api.numbers import UNKNOWN_ANSWER
-from service.numbers import InvalidNumber, normalize, to_e164
+from callguard.api.numbers import UNKNOWN_ANSWER
+from callguard.e164 import InvalidNumber, normalize, to_e164
 
 CLEAN_ANSWER = UNKNOWN_ANSWER % 84912345678
 """What the service answers for a clean number, byte for byte (its own template)."""

@@ -42,8 +42,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `tests` imports
 
-from service.categories import CATEGORY_IDS
-from service.upload import ImportRefused, ImportResult, ProgressLine, upload
+from callguard.categories import CATEGORY_IDS
+from callguard.import_client import ImportRefused, ImportResult, ProgressLine, upload
+
 from tests.processes import make_database
 
 SEED = 20261123
@@ -252,7 +253,7 @@ def callguard_env(database_url: str | None) -> dict[str, str]:
 @contextlib.contextmanager
 def started_service(work_dir: Path, database_url: str | None) -> Iterator[Service]:
     """`callguard serve` on a free 127.0.0.1 port with an operator key; stopped on exit."""
-    callguard = [sys.executable, "-m", "service"]
+    callguard = [sys.executable, "-m", "callguard"]
     data_dir = ["--data-dir", str(work_dir / "postgres")]
     env = callguard_env(database_url)
     if database_url is None:  # the database first, as a first serve makes it (initdb too)

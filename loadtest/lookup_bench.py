@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from callguard.embedded import database_url as embedded_database_url
 from import_bench import callguard_env, free_port, machine, postmaster_pid, stop
 
-from service.embedded import database_url as embedded_database_url
 from tests.processes import apply_schema
 
 LOADTEST = Path(__file__).resolve().parent
@@ -111,7 +111,7 @@ def create_key(env: dict[str, str], role: str, name: str) -> str:
     """A new key, made as an operator would: `callguard keys create` (an operator key
     imports under the source "bench")."""
     sources = ["--source", "bench"] if role == "operator" else []
-    command = [sys.executable, "-m", "service", "keys", "create", "--role", role, "--name", name]
+    command = [sys.executable, "-m", "callguard", "keys", "create", "--role", role, "--name", name]
     created = subprocess.run(
         [*command, *sources],
         env=env,
@@ -302,7 +302,7 @@ def measure(
         # which one client's batches would reach first; the limit is still checked.
         serve = start(
             "serve",
-            [python, "-m", "service", "serve", "--host", "127.0.0.1"],
+            [python, "-m", "callguard", "serve", "--host", "127.0.0.1"],
             {**env, "CALLGUARD_LOOKUPS_PER_KEY_PER_SECOND": str(BENCH_LOOKUPS_PER_KEY_PER_SECOND)},
         )
         servers = {

@@ -1,7 +1,7 @@
-"""`python -m service` is the `callguard` command."""
+"""`python -m callguard` is the `callguard` command."""
 
 import sys
 
-from service.cli import main
+from .cli import main
 
 sys.exit(main())

@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from service import feed, store
-from service.api import (
+from . import feed, store
+from .api import (
     allowlist,
     appeals,
     audit,
@@ -27,7 +27,7 @@ from service.api import (
     numbers,
     reports,
 )
-from service.auth import (
+from .auth import (
     KEY_CACHE,
     MAX_REFUSED_ADDRESSES,
     REFUSAL_LIMITS,
@@ -37,22 +37,22 @@ from service.auth import (
     authorize,
     requires_one_of,
 )
-from service.config import Config
-from service.embedded import shown_url
-from service.imports import Parsers, Uploads
-from service.limits import InFlight, TokenBuckets
-from service.listings import (
+from .config import Config
+from .embedded import shown_url
+from .import_parsing import Parsers, Uploads
+from .limits import InFlight, TokenBuckets
+from .listings import (
     Clock,
     Listings,
     build_filter,
     load_snapshot,
     utc_now,
 )
-from service.logs import RequestLog, withhold_library_details
-from service.metrics import Metrics, outcome_of
-from service.problems import answer_protocol_errors_as_problems, problem_for
-from service.reporters import reporter_key
-from service.state import (
+from .logs import RequestLog, withhold_library_details
+from .metrics import Metrics, outcome_of
+from .problems import answer_protocol_errors_as_problems, problem_for
+from .reporters import reporter_key
+from .state import (
     APPEAL_LIMITS,
     CLOCK,
     CONFIG,
@@ -89,7 +89,7 @@ def create_app(
     app = web.Application(
         client_max_size=config.max_body_bytes,
         # Bodies are decompressed here, not by aiohttp, which lets a cut gzip stream pass as
-        # complete: api/bodies.py for JSON (bounded), service/imports.py for imports.
+        # complete: api/bodies.py for JSON (bounded), import_parsing.py for imports.
         handler_args={"auto_decompress": False},
         middlewares=[front_middleware(metrics, requests)],
     )
@@ -334,8 +334,8 @@ async def end_uploads(app: web.Application) -> None:
 
 
 async def import_parsers(app: web.Application) -> AsyncIterator[None]:
-    """The worker processes that parse bulk imports, started by the first import."""
-    parsers = Parsers(max(1, app[CONFIG].import_workers))
+    """The parser processes that parse bulk imports, started by the first import."""
+    parsers = Parsers(max(1, app[CONFIG].import_parsers))
     app[PARSERS] = parsers
     yield
     await asyncio.get_running_loop().run_in_executor(None, parsers.close)

@@ -27,11 +27,11 @@ from typing import Any, NamedTuple, TypeVar
 import asyncpg
 from aiohttp import web
 
-from service import store
-from service.limits import TokenBuckets
-from service.problems import Problem, too_many_requests
-from service.state import CONFIG, POOL
-from service.store import ApiKey
+from . import store
+from .limits import TokenBuckets
+from .problems import Problem, too_many_requests
+from .state import CONFIG, POOL
+from .store import ApiKey
 
 KEY_PREFIX = "cg_"
 _BEARER = "bearer "

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
-from service.reputation import Evidence
+from .reputation import Evidence
 
 
 class EvidenceCache:

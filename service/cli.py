@@ -13,19 +13,19 @@ from pathlib import Path
 
 import asyncpg
 
-from service import logs, store, upload, workers
-from service.api.allowlist import MAX_OWNER_LENGTH
-from service.api.imports import MAX_SOURCE_LENGTH
-from service.app import create_app, ready_message, run
-from service.auth import RESERVED_SOURCE_PREFIX, Role, hash_key, new_key, reserved_source
-from service.config import Config
-from service.embedded import DatabaseUnavailable, check_database, database_url
-from service.filter import BACKENDS
-from service.listings import utc_now
-from service.numbers import InvalidNumber, normalize
-from service.reporters import ReporterKeyError
-from service.store import Actor
-from service.text import TextError, identifier
+from . import import_client, logs, store, workers
+from .api.allowlist import MAX_OWNER_LENGTH
+from .api.imports import MAX_SOURCE_LENGTH
+from .app import create_app, ready_message, run
+from .auth import RESERVED_SOURCE_PREFIX, Role, hash_key, new_key, reserved_source
+from .config import Config
+from .e164 import InvalidNumber, normalize
+from .embedded import DatabaseUnavailable, check_database, database_url
+from .filter import BACKENDS
+from .listings import utc_now
+from .reporters import ReporterKeyError
+from .store import Actor
+from .text import TextError, identifier
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ def _workers(text: str) -> int:
 
 def _service_url(text: str) -> str:
     try:
-        return upload.service_url(text)
+        return import_client.service_url(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
 
@@ -204,7 +204,7 @@ def _import(config: Config, args: argparse.Namespace) -> int:
         print("callguard import: no key: set CALLGUARD_KEY to an operator key", file=sys.stderr)
         return 2
     show_progress = args.progress or sys.stderr.isatty()
-    return upload.run_import(
+    return import_client.run_import(
         args.file, args.url, key, args.source, args.idempotency_key, show_progress
     )
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from service.reputation import Rules
+from .reputation import Rules
 
 REPORTER_KEY_BYTES = 32
 REPORTER_KEY_FILE = "reporter.key"
@@ -121,7 +121,7 @@ class Config:
     cache or Postgres) and judged, 20-50 µs of the replica's time."""
     lookup_batches_per_key: int = 4
     """Batch lookups one key may have in progress at once, per replica (429 past it)."""
-    import_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    import_parsers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Processes that parse bulk imports; more than the cores gains nothing."""
     api_key: str | None = None
     """The key `callguard import` sends (CALLGUARD_KEY): from the environment, where ps and
@@ -187,7 +187,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_LOOKUP_BURST_PER_KEY": ("lookup_burst_per_key", int),
     "CALLGUARD_LOOKUP_BATCHES_PER_KEY": ("lookup_batches_per_key", int),
     "CALLGUARD_APPEALS_PER_KEY_PER_SECOND": ("appeals_per_key_per_second", float),
-    "CALLGUARD_IMPORT_WORKERS": ("import_workers", int),
+    "CALLGUARD_IMPORT_PARSERS": ("import_parsers", int),
     "CALLGUARD_KEY": ("api_key", str),
     "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
     "CALLGUARD_IMPORT_MAX_LINES": ("import_max_lines", int),

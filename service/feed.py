@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from service.auth import KeyCache
-from service.store import CHANGES_CHANNEL, DATABASE_UNAVAILABLE, KEYS_CHANNEL, active_keys
+from .auth import KeyCache
+from .store import CHANGES_CHANNEL, DATABASE_UNAVAILABLE, KEYS_CHANNEL, active_keys
 
 log = logging.getLogger(__name__)
 

@@ -31,13 +31,13 @@ from typing import Any
 
 import asyncpg
 
-from service import store
-from service.cache import EvidenceCache
-from service.config import Config
-from service.filter import NumberFilter, capacity_for, load_filter, make_filter
-from service.metrics import Metrics
-from service.reporters import community_reporter_hash
-from service.reputation import (
+from . import store
+from .cache import EvidenceCache
+from .config import Config
+from .filter import NumberFilter, capacity_for, load_filter, make_filter
+from .metrics import Metrics
+from .reporters import community_reporter_hash
+from .reputation import (
     UNKNOWN,
     Evidence,
     Judgement,
@@ -45,7 +45,7 @@ from service.reputation import (
     judge,
     window_start,
 )
-from service.store import DATABASE_UNAVAILABLE, Actor, Change, NewReport
+from .store import DATABASE_UNAVAILABLE, Actor, Change, NewReport
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import time
 import traceback
 from typing import Any, TextIO
 
-from service.metrics import Outcome, resource_label
+from .metrics import Outcome, resource_label
 
 FLUSH_SECONDS = 1.0
 BUFFER_BYTES = 1 << 16
@@ -107,7 +107,7 @@ def configure(stream: TextIO | None = None, *, verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
-    logging.getLogger("service").setLevel(logging.INFO)
+    logging.getLogger(__package__).setLevel(logging.INFO)
     logging.getLogger("pgserver").setLevel(logging.NOTSET if verbose else logging.CRITICAL)
 
 

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from service.reputation import Verdict
+from .reputation import Verdict
 
 # Lookups take microseconds, reports and batches milliseconds.
 LATENCY_BUCKETS = (

@@ -10,13 +10,13 @@ import functools
 from http import HTTPStatus
 from typing import Any
 
-from service import imports as import_formats
-from service import numbers as number_parsing
-from service.api import allowlist, appeals, imports, numbers, reports
-from service.categories import CATEGORIES
-from service.config import Config
-from service.reputation import Verdict
-from service.store import STORED_ERRORS
+from . import e164 as number_parsing
+from . import import_parsing as import_formats
+from .api import allowlist, appeals, imports, numbers, reports
+from .categories import CATEGORIES
+from .config import Config
+from .reputation import Verdict
+from .store import STORED_ERRORS
 
 Schema = dict[str, Any]
 

@@ -19,9 +19,9 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.web_protocol import RequestHandler
 
-from service.limits import Busy
-from service.metrics import route_label
-from service.store import DATABASE_UNAVAILABLE, PoolExhausted
+from .limits import Busy
+from .metrics import route_label
+from .store import DATABASE_UNAVAILABLE, PoolExhausted
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import asyncpg
 
-from service import store
-from service.config import REPORTER_KEY_BYTES, Config, parse_reporter_key
+from . import store
+from .config import REPORTER_KEY_BYTES, Config, parse_reporter_key
 
 LEGACY_KEY_SETTING = "reporter_hash_key"
 """Where the key was kept before it moved out of the database; moved out at start."""

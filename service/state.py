@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from service.config import Config
-from service.imports import Parsers, Uploads
-from service.limits import InFlight, TokenBuckets
-from service.listings import Clock, Listings
-from service.logs import RequestLog
-from service.metrics import Metrics
+from .config import Config
+from .import_parsing import Parsers, Uploads
+from .limits import InFlight, TokenBuckets
+from .listings import Clock, Listings
+from .logs import RequestLog
+from .metrics import Metrics
 
 CONFIG = web.AppKey("config", Config)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

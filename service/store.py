@@ -10,14 +10,13 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import asyncpg
 
-from service.reputation import Evidence
+from .reputation import Evidence
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 KEYS_CHANNEL = "callguard_keys"
 """NOTIFY channel: a key was created, changed (its sources) or revoked; the payload is
 KEY_CREATED, KEY_CHANGED or KEY_REVOKED, a space, and the key's id. Processes update their
@@ -137,7 +136,7 @@ async def create_pool(
 
 async def apply_schema(conn: asyncpg.Connection) -> None:
     """Apply schema.sql in one transaction; safe to run at every start, from many replicas."""
-    sql = SCHEMA_PATH.read_text(encoding="utf-8")
+    sql = resources.files(__package__).joinpath("schema.sql").read_text(encoding="utf-8")
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _SCHEMA_LOCK)
         await conn.execute(sql)

@@ -15,7 +15,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-from service.categories import CATEGORY_IDS
+from .categories import CATEGORY_IDS
 
 EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 """No report or listing is dated before this: older is a typing error, not a scam call."""

@@ -18,10 +18,10 @@ from types import FrameType
 
 from aiohttp import web
 
-from service import logs
-from service.app import create_app, ready_message, run
-from service.config import Config
-from service.embedded import check_database, database_url
+from . import logs
+from .app import create_app, ready_message, run
+from .config import Config
+from .embedded import check_database, database_url
 
 MAX_WORKERS = 64
 CLEANUP_SECONDS = 10.0

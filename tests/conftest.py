@@ -13,12 +13,12 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 from aiohttp.web import Application
+from callguard import store
+from callguard.app import create_app
+from callguard.auth import hash_key, new_key
+from callguard.config import Config
+from callguard.embedded import database_url as resolve_database_url
 
-from service import store
-from service.app import create_app
-from service.auth import hash_key, new_key
-from service.config import Config
-from service.embedded import database_url as resolve_database_url
 from tests.processes import (
     ENTRY_POINTS,
     TEST_SOURCES,

@@ -24,9 +24,8 @@ from typing import Any
 
 import asyncpg
 import pytest
-
-from service import store
-from service.embedded import database_url
+from callguard import store
+from callguard.embedded import database_url
 
 COMMAND_TIMEOUT = 120.0
 """A `callguard keys` run; the first one on a data dir also runs initdb."""
@@ -64,7 +63,7 @@ TEST_SOURCES = (
 )
 """The sources the tests' operator keys may import under (as `keys create --source`)."""
 ENTRY_POINTS = {
-    "python -m service": [sys.executable, "-m", "service"],
+    "python -m callguard": [sys.executable, "-m", "callguard"],
     "callguard": [str(Path(sys.executable).with_name("callguard"))],
 }
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

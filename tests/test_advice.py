@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from callguard.advice import ADVICE, LANGUAGES, WHERE_TO_REPORT, advice_for, pick_language
+from callguard.categories import CATEGORIES, CATEGORY_IDS
 from hypothesis import given
 from hypothesis import strategies as st
-
-from service.advice import ADVICE, LANGUAGES, WHERE_TO_REPORT, advice_for, pick_language
-from service.categories import CATEGORIES, CATEGORY_IDS
 
 
 def test_every_category_has_advice_and_nothing_else_does() -> None:

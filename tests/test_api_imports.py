@@ -19,14 +19,14 @@ from typing import Any
 import asyncpg
 import psutil
 import pytest
+from callguard import store
+from callguard.app import create_app
+from callguard.auth import hash_key, new_key
+from callguard.config import Config
+from callguard.listings import utc_now
+from callguard.state import PARSERS
+from callguard.store import Actor
 
-from service import store
-from service.app import create_app
-from service.auth import hash_key, new_key
-from service.config import Config
-from service.listings import utc_now
-from service.state import PARSERS
-from service.store import Actor
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
 
 ACTOR = Actor(None, "test")

@@ -10,12 +10,12 @@ from urllib.parse import quote
 
 import pytest
 from aiohttp import ClientResponse
+from callguard.api.numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body
+from callguard.app import create_app
+from callguard.config import Config
+from callguard.listings import Answer
+from callguard.reputation import UNKNOWN, Evidence
 
-from service.api.numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body
-from service.app import create_app
-from service.config import Config
-from service.listings import Answer
-from service.reputation import UNKNOWN, Evidence
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
 
 

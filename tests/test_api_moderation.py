@@ -9,10 +9,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from callguard import store
+from callguard.app import create_app
+from callguard.config import Config
 
-from service import store
-from service.app import create_app
-from service.config import Config
 from tests.conftest import AppClient, ClientFactory, MakeKey
 
 HOTLINE = "+842513685134"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
+from callguard.app import create_app
+from callguard.config import Config
 
-from service.app import create_app
-from service.config import Config
 from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey
 
 FORMS = [

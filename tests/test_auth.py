@@ -10,14 +10,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp import web
+from callguard import store
+from callguard.app import create_app
+from callguard.auth import KEY_CACHE, Role, hash_key, new_key, requires
+from callguard.config import Config
+from callguard.feed import APPLICATION_NAME
+from callguard.listings import utc_now
+from callguard.store import Actor
 
-from service import store
-from service.app import create_app
-from service.auth import KEY_CACHE, Role, hash_key, new_key, requires
-from service.config import Config
-from service.feed import APPLICATION_NAME
-from service.listings import utc_now
-from service.store import Actor
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually, own_postgres
 
 V1_CALLS = [

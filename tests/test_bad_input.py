@@ -13,10 +13,10 @@ from dataclasses import replace
 
 import asyncpg
 import pytest
+from callguard.app import create_app
+from callguard.config import Config
+from callguard.problems import encode_json
 
-from service.app import create_app
-from service.config import Config
-from service.problems import encode_json
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
 
 REPORT = '{"number": "0912345678", "category": "other", "reporter": "r1"}'

@@ -14,15 +14,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp.web import Application
+from callguard import store
+from callguard.app import create_app
+from callguard.config import Config
+from callguard.embedded import database_url as embedded_database_url
+from callguard.feed import APPLICATION_NAME
+from callguard.listings import Listings, utc_now
+from callguard.state import LISTINGS
+from callguard.store import Actor
 
-from service import store
-from service.app import create_app
-from service.config import Config
-from service.embedded import database_url as embedded_database_url
-from service.feed import APPLICATION_NAME
-from service.listings import Listings, utc_now
-from service.state import LISTINGS
-from service.store import Actor
 from tests.conftest import (
     AppClient,
     ClientFactory,

@@ -325,4 +325,4 @@ def test_serve_verbose_also_shows_what_the_libraries_say(first_run: Cli) -> None
         assert server.terminate() == 0, server.log()
 
     loggers = {line.get("logger") for line in map(json.loads, server.log().splitlines())}
-    assert {"pgserver", "service.cli"} <= loggers
+    assert {"pgserver", "callguard.cli"} <= loggers

@@ -10,8 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import pytest
-
-from service.embedded import PASSWORD_FILE, PG_HBA, SOCKET_ROOT, database_url
+from callguard.embedded import PASSWORD_FILE, PG_HBA, SOCKET_ROOT, database_url
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
+from callguard.filter import BACKENDS, make_filter
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from service.filter import BACKENDS, make_filter
 
 vn_numbers = st.integers(min_value=84_300_000_000, max_value=84_999_999_999)
 

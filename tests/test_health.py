@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from callguard.app import create_app
+from callguard.config import Config
+from callguard.embedded import database_url
 
-from service.app import create_app
-from service.config import Config
-from service.embedded import database_url
 from tests.conftest import AppClient, ClientFactory
 
 
@@ -46,7 +46,7 @@ async def test_readyz_is_503_when_the_database_is_gone(
     text = await response.text()
     assert str(pg_data_dir) not in text and "Error" not in text
     logged = [
-        record.getMessage() for record in caplog.records if record.name == "service.api.health"
+        record.getMessage() for record in caplog.records if record.name == "callguard.api.health"
     ]
     assert logged and "Error" in logged[-1]
     assert (await client.get("/healthz")).status == 200

@@ -12,10 +12,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from callguard.app import create_app
+from callguard.config import Config
+from callguard.state import POOL
 
-from service.app import create_app
-from service.config import Config
-from service.state import POOL
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
 
 IN_IMPORT = """

@@ -10,11 +10,11 @@ import logging
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from callguard import logs
+from callguard.app import create_app
+from callguard.config import Config
+from callguard.state import REQUEST_LOG
 
-from service import logs
-from service.app import create_app
-from service.config import Config
-from service.state import REQUEST_LOG
 from tests.conftest import MakeKey
 
 
@@ -63,12 +63,12 @@ def test_the_services_own_messages_are_json_lines() -> None:
     out = io.StringIO()
     logs.configure(out)
     try:
-        logging.getLogger("service.test").warning("the feed lost its connection: %s", "x")
+        logging.getLogger("callguard.test").warning("the feed lost its connection: %s", "x")
         asked = "0912345678"
         try:
             raise RuntimeError(asked)
         except RuntimeError:
-            logging.getLogger("service.test").exception("failed")
+            logging.getLogger("callguard.test").exception("failed")
     finally:
         logging.getLogger().handlers.clear()
     first, second = (json.loads(line) for line in out.getvalue().splitlines()[:2])
@@ -100,7 +100,7 @@ async def test_an_unhandled_error_is_logged_without_its_message(
     finally:
         root.handlers[:], root.level = handlers, level
     records = [json.loads(line) for line in stream.getvalue().splitlines()]
-    [failure] = [record for record in records if record["logger"] == "service.problems"]
+    [failure] = [record for record in records if record["logger"] == "callguard.problems"]
     assert "0912x" not in stream.getvalue()
     assert "builtins.RuntimeError (message withheld)" in failure["error"]
     assert "builtins.ValueError (message withheld)" in failure["error"]

@@ -9,12 +9,12 @@ import subprocess
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
+from callguard.app import create_app
+from callguard.config import Config
+from callguard.metrics import LATENCY_BUCKETS, RequestTally, outcome_of
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.app import create_app
-from service.config import Config
-from service.metrics import LATENCY_BUCKETS, RequestTally, outcome_of
 from tests.conftest import AppClient, ClientFactory, MakeKey
 
 

@@ -21,15 +21,15 @@ import pytest
 import requests
 import schemathesis
 from aiohttp import ClientResponse, web
+from callguard import openapi, store
+from callguard.app import create_app
+from callguard.auth import hash_key, new_key
+from callguard.config import Config
+from callguard.state import LISTINGS, POOL
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, ValidationError
 from openapi_spec_validator import validate as validate_openapi
 
-from service import openapi, store
-from service.app import create_app
-from service.auth import hash_key, new_key
-from service.config import Config
-from service.state import LISTINGS, POOL
 from tests.conftest import TABLES, AppClient, ClientFactory, MakeKey, own_postgres
 
 SPEC = openapi.spec()
@@ -521,7 +521,7 @@ class ServedApp:
 def live_api(database_url: str) -> Iterator[LiveApi]:
     """The service on a free port, on the test database, with an admin key."""
     served = ServedApp(
-        Config(database_url=database_url, filter_min_capacity=10_000, import_workers=1)
+        Config(database_url=database_url, filter_min_capacity=10_000, import_parsers=1)
     )
     try:
         live = served.start()

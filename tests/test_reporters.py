@@ -14,16 +14,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiohttp.web import Application
-
-from service.app import create_app
-from service.config import Config
-from service.reporters import (
+from callguard.app import create_app
+from callguard.config import Config
+from callguard.reporters import (
     KEY_CHECK_SETTING,
     LEGACY_KEY_SETTING,
     ReporterKeyError,
     reporter_key,
 )
-from service.state import LISTINGS
+from callguard.state import LISTINGS
+
 from tests.conftest import ClientFactory, FakeClock, MakeKey
 
 NUMBER = "0912345678"

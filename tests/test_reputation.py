@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from callguard.reputation import Evidence, Rules, Verdict, judge, window_start
 from hypothesis import given
 from hypothesis import strategies as st
-
-from service.reputation import Evidence, Rules, Verdict, judge, window_start
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 RULES = Rules()

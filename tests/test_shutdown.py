@@ -18,8 +18,8 @@ import aiohttp
 import asyncpg
 import psutil
 import pytest
+from callguard.embedded import database_url
 
-from service.embedded import database_url
 from tests.processes import COMMAND_TIMEOUT, STOP_TIMEOUT, Cli, Server, free_port
 from tests.test_workers import is_running, listening_workers
 

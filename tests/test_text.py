@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from service.text import TextError, identifier
+from callguard.text import TextError, identifier
 
 SHOWS_AS_NOTHING = [
     "\u034f",  # combining grapheme joiner

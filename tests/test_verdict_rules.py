@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from callguard.app import create_app
+from callguard.config import Config
 
-from service.app import create_app
-from service.config import Config
 from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey
 
 NUMBER = "0912345678"

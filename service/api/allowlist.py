@@ -7,12 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from service.auth import API_KEY, Role, requires
-from service.numbers import to_e164
-from service.problems import not_found
-from service.state import LISTINGS, POOL
-from service.store import AllowlistEntry, allowlist_entries, spoofing_reports
-
+from ..auth import API_KEY, Role, requires
+from ..e164 import to_e164
+from ..problems import not_found
+from ..state import LISTINGS, POOL
+from ..store import AllowlistEntry, allowlist_entries, spoofing_reports
 from .bodies import (
     identifier_field,
     iso,

@@ -8,14 +8,13 @@ from typing import Any
 
 from aiohttp import web
 
-from service.auth import API_KEY, Role, requires
-from service.numbers import to_e164
-from service.problems import Problem, bad_request, not_found, too_many_requests
-from service.state import APPEAL_LIMITS, CONFIG, LISTINGS, POOL
-from service.store import Appeal, AppealNotOpen, AppealOpen
-from service.store import create_appeal as store_appeal
-from service.store import list_appeals as store_list
-
+from ..auth import API_KEY, Role, requires
+from ..e164 import to_e164
+from ..problems import Problem, bad_request, not_found, too_many_requests
+from ..state import APPEAL_LIMITS, CONFIG, LISTINGS, POOL
+from ..store import Appeal, AppealNotOpen, AppealOpen
+from ..store import create_appeal as store_appeal
+from ..store import list_appeals as store_list
 from .bodies import digits, iso, json_response, query_int, read_object, text_field
 from .numbers import actor, parse_number
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.auth import Role, requires
-from service.numbers import to_e164
-from service.state import POOL
-from service.store import audit_entries
-
+from ..auth import Role, requires
+from ..e164 import to_e164
+from ..state import POOL
+from ..store import audit_entries
 from .bodies import json_response, query_int
 
 

@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from service.problems import Problem, bad_request, encode_json
-from service.state import CONFIG
-from service.text import TextError, identifier, loads, timestamp
+from ..problems import Problem, bad_request, encode_json
+from ..state import CONFIG
+from ..text import TextError, identifier, loads, timestamp
 
 _JSON_TYPES = ("application/json", "application/problem+json")
 MAX_JSON_CONTAINERS = 16

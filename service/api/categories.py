@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.categories import CATEGORIES
-
+from ..categories import CATEGORIES
 from .bodies import json_response
 
 

@@ -6,9 +6,9 @@ import functools
 
 from aiohttp import web
 
-from service import docs, openapi
-from service.auth import public
-from service.problems import encode_json
+from .. import openapi, openapi_page
+from ..auth import public
+from ..problems import encode_json
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 """The page loads nothing from anywhere and runs no script."""
@@ -21,7 +21,7 @@ def _spec_json() -> bytes:
 
 @functools.cache
 def _page() -> str:
-    return docs.render(openapi.spec())
+    return openapi_page.render(openapi.spec())
 
 
 @public

@@ -8,11 +8,10 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from service.auth import public
-from service.problems import Problem
-from service.state import LISTINGS, POOL
-from service.store import DATABASE_UNAVAILABLE
-
+from ..auth import public
+from ..problems import Problem
+from ..state import LISTINGS, POOL
+from ..store import DATABASE_UNAVAILABLE
 from .bodies import json_response
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from service import store
-from service.auth import API_KEY, Role, check_import_source, requires
-from service.imports import (
+from .. import store
+from ..auth import API_KEY, Role, check_import_source, requires
+from ..import_parsing import (
     FORMATS,
     ImportFormatError,
     ImportTooLarge,
@@ -30,15 +30,14 @@ from service.imports import (
     parse_stream,
     size_bounded,
 )
-from service.problems import (
+from ..problems import (
     Problem,
     bad_request,
     not_found,
     service_unavailable,
 )
-from service.state import CONFIG, IMPORT_POOL, IMPORT_SLOTS, LISTINGS, PARSERS, POOL, UPLOADS
-from service.store import ImportReplayed, ImportSummary
-
+from ..state import CONFIG, IMPORT_POOL, IMPORT_SLOTS, LISTINGS, PARSERS, POOL, UPLOADS
+from ..store import ImportReplayed, ImportSummary
 from .bodies import content_encoding, identifier_text, json_response, query_int
 
 log = logging.getLogger(__name__)

@@ -10,11 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from service.auth import API_KEY
-from service.numbers import InvalidNumber, normalize_fast, parse_slow
-from service.problems import Problem, bad_request, encode_json
-from service.state import CONFIG, LISTINGS, LOOKUP_BATCHES, LOOKUP_LIMITS
-
+from ..auth import API_KEY
+from ..e164 import InvalidNumber, normalize_fast, parse_slow
+from ..problems import Problem, bad_request, encode_json
+from ..state import CONFIG, LISTINGS, LOOKUP_BATCHES, LOOKUP_LIMITS
 from .bodies import read_object
 from .numbers import (
     UNKNOWN_RESULT_TEXT,

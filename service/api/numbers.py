@@ -9,17 +9,16 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from service.advice import LANGUAGES, advice_for, pick_language
-from service.auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
-from service.categories import CATEGORY_IDS
-from service.listings import Answer
-from service.numbers import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
-from service.problems import Problem, bad_request, encode_json, not_found, too_many_requests
-from service.reputation import UNKNOWN, Evidence, Verdict
-from service.state import CONFIG, LISTINGS, LOOKUP_LIMITS
-from service.store import Actor, ApiKey
-from service.text import TextError, category
-
+from ..advice import LANGUAGES, advice_for, pick_language
+from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
+from ..categories import CATEGORY_IDS
+from ..e164 import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
+from ..listings import Answer
+from ..problems import Problem, bad_request, encode_json, not_found, too_many_requests
+from ..reputation import UNKNOWN, Evidence, Verdict
+from ..state import CONFIG, LISTINGS, LOOKUP_LIMITS
+from ..store import Actor, ApiKey
+from ..text import TextError, category
 from .bodies import optional_text_field, read_object, text_field
 
 MAX_NOTE_LENGTH = 2000

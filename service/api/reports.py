@@ -6,13 +6,12 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from service.auth import API_KEY
-from service.listings import Report
-from service.numbers import to_e164
-from service.problems import too_many_requests
-from service.state import CONFIG, LISTINGS, REPORT_LIMITS
-from service.store import ReporterLimitReached
-
+from ..auth import API_KEY
+from ..e164 import to_e164
+from ..listings import Report
+from ..problems import too_many_requests
+from ..state import CONFIG, LISTINGS, REPORT_LIMITS
+from ..store import ReporterLimitReached
 from .bodies import (
     identifier_field,
     json_response,

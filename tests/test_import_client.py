@@ -1,4 +1,4 @@
-"""`callguard import` and service.upload against the real service, over real HTTP."""
+"""`callguard import` and callguard.import_client against the real service, over real HTTP."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiohttp.typedefs import Handler, Middleware
+from callguard.app import create_app
+from callguard.cli import main
+from callguard.config import Config
+from callguard.import_client import ImportRefused, ImportResult, Progress, Retries, upload
 
-from service.app import create_app
-from service.cli import main
-from service.config import Config
-from service.upload import ImportRefused, ImportResult, Progress, Retries, upload
 from tests.conftest import AppClient, MakeKey, eventually
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -1,4 +1,4 @@
-"""service/imports.py below HTTP: cutting a stream into blocks, and parsing them in worker
+"""service/import_parsing.py below HTTP: cutting a stream into blocks, and parsing them in worker
 processes, several at once, with the same outcome as one block at a time."""
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from service.imports import (
+from callguard.import_parsing import (
     _KEPT_LINE_BYTES,
     CSV,
     MAX_LINE_BYTES,
@@ -26,6 +23,8 @@ from service.imports import (
     _Blocks,
     parse_stream,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 StagedRow = tuple[int, int, bytes, int | None, str | None]

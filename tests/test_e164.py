@@ -7,10 +7,7 @@ from collections.abc import Callable
 
 import phonenumbers
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from service.numbers import (
+from callguard.e164 import (
     _VALID_NINE,
     InvalidNumber,
     Parsed,
@@ -22,6 +19,8 @@ from service.numbers import (
     parse_slow,
     to_e164,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 E164 = phonenumbers.PhoneNumberFormat.E164
 

@@ -6,7 +6,7 @@ speed. So the work is split:
 
 - on the event loop, `parse_stream` decompresses the upload, reads the CSV header and cuts
   the stream into blocks of whole lines (`_Blocks`), which only searches for line ends;
-- worker processes (`Parsers`) parse several blocks at once (`parse_block`) and return each
+- parser processes (`Parsers`) parse several blocks at once (`parse_block`) and return each
   as a `Parsed`: the valid rows already encoded for COPY,
   and the refused rows with their reasons.
 
@@ -35,10 +35,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from service.lifetime import exit_with
-from service.numbers import InvalidNumber, parse
-from service.store import staging_copy_data
-from service.text import TextError, category, loads, timestamp
+from .e164 import InvalidNumber, parse
+from .lifetime import exit_with
+from .store import staging_copy_data
+from .text import TextError, category, loads, timestamp
 
 CSV = "text/csv"
 NDJSON = "application/x-ndjson"
@@ -76,7 +76,7 @@ class ServiceStopping(Exception):
 
 
 class ParserLost(Exception):
-    """A worker process died mid-import (killed, out of memory): retry the import."""
+    """A parser process died mid-import (killed, out of memory): retry the import."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +162,13 @@ class OpenRecord:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """Whole lines of the stream for a worker, each ending in a line feed."""
+    """Whole lines of the stream for a parser process, each ending in a line feed."""
 
     layout: Layout
     first_line: int
     data: bytes
     now: datetime
-    """The service's time when the import began: the worker has no clock of the service's, and
+    """The service's time when the import began: the parser has no clock of the service's, and
     a reported_at past it (and the allowed skew) is refused."""
     open_record: OpenRecord | None = None
     """The record the block before ended in, if it did."""
@@ -188,7 +188,7 @@ class Parsed:
 
 @dataclass(slots=True)
 class Batch:
-    """Rows read in a worker: (line, number, category, reported_at, note) tuples, the
+    """Rows read in a parser process: (line, number, category, reported_at, note) tuples, the
     errors, and how many numbers were legacy ones mapped; `now` as in Block."""
 
     now: datetime
@@ -321,36 +321,36 @@ class Uploads:
 
 
 class Parsers:
-    """The worker processes that parse blocks, started on first use. If one dies during an
+    """The parser processes that parse blocks, started on first use. If one dies during an
     import, the import fails with ParserLost and the pool is replaced; if one dies between
     imports, the pool is replaced before the next import uses it."""
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
         self._executor: ProcessPoolExecutor | None = None
 
     def parse(self, block: Block) -> asyncio.Future[Parsed]:
-        """Parse a block in a worker."""
+        """Parse a block in a parser process."""
         if self._executor is None:
-            # forkserver: workers fork from a small server that has imported this module
+            # forkserver: parsers fork from a small server that has imported this module
             # once, not from the service with its threads and sockets.
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload([__name__])
-            # Each worker ends with this process: after a kill -9 they would otherwise wait
+            # Each parser ends with this process: after a kill -9 they would otherwise wait
             # for work forever, and keep the fork server alive with them.
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=exit_with, initargs=(os.getpid(),)
+                self.processes, mp_context=context, initializer=exit_with, initargs=(os.getpid(),)
             )
         return asyncio.get_running_loop().run_in_executor(self._executor, parse_block, block)
 
     def replace_if_broken(self) -> None:
-        """Start afresh if a worker has died since the last import (killed, out of memory):
+        """Start afresh if a parser has died since the last import (killed, out of memory):
         the pool breaks when one does, and would fail the next import, however unrelated."""
         if not all(process.is_alive() for process in self._processes().values()):
             self.lost()
 
     def pids(self) -> list[int]:
-        """The worker processes' ids, once started."""
+        """The parser processes' ids, once started."""
         return list(self._processes())
 
     def _processes(self) -> dict[int, multiprocessing.process.BaseProcess]:
@@ -358,9 +358,9 @@ class Parsers:
         return dict(processes)
 
     def lost(self) -> None:
-        """A worker died: kill the pool's other workers and start a new pool on next use.
+        """A parser died: kill the pool's other parsers and start a new pool on next use.
 
-        The kill is needed on Python 3.11: a worker started by a block submitted just as the
+        The kill is needed on Python 3.11: a parser started by a block submitted just as the
         pool broke can miss the pool's own terminate, read that block, and wait forever to
         send back its result; the pool's threads then wait for it, and the process cannot
         exit (seen in CI)."""
@@ -372,7 +372,7 @@ class Parsers:
                 process.kill()
 
     def close(self) -> None:
-        """Stop the workers (after the block each is parsing)."""
+        """Stop the parsers (after the block each is parsing)."""
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
@@ -396,14 +396,14 @@ async def parse_stream(
         layout, blocks = await _read_header(blocks)
     else:
         blocks = _first_record_checked(blocks)
-    # A window of blocks in the workers: all of them busy, and one more waiting its turn.
+    # A window of blocks in the parsers: all of them busy, and one more waiting its turn.
     window: deque[tuple[Block, asyncio.Future[Parsed]]] = deque()
     open_record = None
     try:
         async for first_line, data in blocks:
             block = Block(layout, first_line, data, now)
             window.append((block, parsers.parse(block)))
-            if len(window) > parsers.workers:
+            if len(window) > parsers.processes:
                 parsed = await _settled(parsers, *window.popleft(), open_record)
                 open_record = parsed.open_record
                 yield parsed
@@ -494,11 +494,11 @@ def _within(block: tuple[int, bytes], max_lines: int) -> tuple[int, bytes]:
 class _Blocks:
     """Cuts a byte stream into blocks of whole lines of about `size` bytes, each numbered by
     its first line and ending in a line feed. A line that runs on across chunks is kept to
-    _KEPT_LINE_BYTES: enough for its worker to refuse it as too long, while the event loop
+    _KEPT_LINE_BYTES: enough for its parser to refuse it as too long, while the event loop
     never holds more than a block and a line.
 
     LF, CR LF and a bare CR (Excel's "CSV (Macintosh)") all end a line, and are passed on
-    as LF, so the workers and the line numbers know only LF; a CR LF split across two
+    as LF, so the parsers and the line numbers know only LF; a CR LF split across two
     chunks is one line end."""
 
     def __init__(self, size: int) -> None:
@@ -560,11 +560,11 @@ class _Blocks:
         return first, data
 
 
-# --- the workers' side --------------------------------------------------------------
+# --- the parsers' side --------------------------------------------------------------
 
 
 def parse_block(block: Block) -> Parsed:
-    """Parse a block (in a worker process): its rows, encoded for COPY, and its errors."""
+    """Parse a block (in a parser process): its rows, encoded for COPY, and its errors."""
     lines: list[bytes | None] = list(block.data.split(b"\n"))
     lines.pop()  # after the last line feed
     if lines and max(map(len, lines)) > MAX_LINE_BYTES:  # type: ignore[arg-type]
