@@ -199,7 +199,8 @@ class LiveFilter:
 
     async def save_snapshot(self) -> bool:
         """Save the live filter as of the cursor, unless snapshots are off or one as new is
-        saved already (another replica's); True if saved."""
+        saved already (another replica's); True if saved. The filter may hold some numbers
+        past the cursor (an import still being read in): a maybe more, never a number less."""
         if not self.config.filter_snapshots:
             return False
         saved = await store.snapshot_cursor(self.pool)
