@@ -75,8 +75,8 @@ class Reporting:
             api_key_id=api_key_id,
         )
         report_id = await store.add_report(self.pool, new_report, self._per_reporter_per_day)
-        await self._feed.catch_up()
         self._accepted.labels(report.category).inc()
+        await self._feed.catch_up()
         return report_id, await self._verdicts.read(report.number, now)
 
 

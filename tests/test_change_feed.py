@@ -123,6 +123,38 @@ async def test_changes_made_while_the_feed_was_down_are_caught_up(
     assert feed.live
 
 
+async def test_writers_see_their_own_writes_at_once_without_the_feed(
+    client: AppClient, pool: asyncpg.Pool, admin: dict[str, str]
+) -> None:
+    feed = feed_of(client)
+    await eventually(lambda: feed.live, what="the feed listening")
+    await pool.fetchval(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        APPLICATION_NAME,
+    )
+    await eventually(lambda: not feed.live, what="the feed noticing")
+    # No notification reaches this process now: each writer catches up itself before it
+    # answers, and writers at once share the catch-ups.
+    numbers = [f"09123456{n:02d}" for n in range(10)]
+    reports = [
+        client.post(
+            "/v1/reports",
+            json={"number": number, "category": "online_loan", "reporter": "r"},
+            headers=admin,
+        )
+        for number in numbers
+    ]
+    listing = list_number(client, admin, "0933333333")
+    answers, _ = await asyncio.gather(asyncio.gather(*reports), listing)
+    assert [answer.status for answer in answers] == [201] * len(numbers)
+    assert [await verdict(client, admin, number) for number in numbers] == ["suspicious"] * 10
+    assert await verdict(client, admin, "0933333333") == "scam"
+    delisted = await client.delete(
+        "/v1/numbers/0933333333", json={"reason": "owner appealed"}, headers=admin
+    )
+    assert (await delisted.json())["verdict"] == "unknown"
+
+
 async def test_a_replica_started_later_sees_everything(
     aiohttp_client: ClientFactory, config: Config, admin: dict[str, str], pool: asyncpg.Pool
 ) -> None:
