@@ -39,8 +39,8 @@ from callguard.app import create_app
 from callguard.auth import hash_key, new_key
 from callguard.config import Config
 from callguard.embedded import database_url as embedded_database_url
-from callguard.listings import build_filter, load_snapshot
-from callguard.state import LISTINGS
+from callguard.feed import FEED
+from callguard.live_filter import LIVE_FILTER, build_filter, load_snapshot
 from callguard.store import Actor
 from filter_bench import MOBILE_LEADING_DIGITS, STRIDE, SUBSCRIBER_SPAN, mobile_number
 from machine import cpu_model
@@ -85,14 +85,14 @@ async def app_start(config: Config) -> tuple[float, str, int]:
     started = time.perf_counter()
     await runner.setup()
     seconds = time.perf_counter() - started
-    listings = app[LISTINGS]
+    live = app[LIVE_FILTER]
     metrics = (await _metrics(app)).splitlines()
     source = next(
         line.split('"')[1]
         for line in metrics
         if line.startswith("callguard_filter_builds_total{") and not line.endswith(" 0.0")
     )
-    cursor = listings.cursor
+    cursor = live.cursor
     await runner.cleanup()
     return seconds, source, cursor
 
@@ -188,12 +188,12 @@ async def run_from_imports(url: str, numbers: int, import_rows: int) -> None:
             f"imported:          {numbers:,} numbers in imports of {import_rows:,} rows "
             f"({time.perf_counter() - started:.0f} s)"
         )
-        listings = first.app[LISTINGS]
-        await listings.catch_up()
+        await first.app[FEED].catch_up()
+        live = first.app[LIVE_FILTER]
         snapshot_pool = await store.create_pool(url, 1, 1)
         try:
             deadline = time.monotonic() + 120
-            while (saved := await store.snapshot_cursor(snapshot_pool)) != listings.cursor:
+            while (saved := await store.snapshot_cursor(snapshot_pool)) != live.cursor:
                 assert time.monotonic() < deadline, "no snapshot after the imports"
                 await asyncio.sleep(0.1)
         finally:

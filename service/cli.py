@@ -18,11 +18,11 @@ from .api.allowlist import MAX_OWNER_LENGTH
 from .api.imports import MAX_SOURCE_LENGTH
 from .app import create_app, ready_message, run
 from .auth import RESERVED_SOURCE_PREFIX, Role, hash_key, new_key, reserved_source
+from .clock import utc_now
 from .config import Config
 from .e164 import InvalidNumber, normalize
 from .embedded import DatabaseUnavailable, check_database, database_url
 from .filter import BACKENDS
-from .listings import utc_now
 from .reporters import ReporterKeyError
 from .store import Actor
 from .text import TextError, identifier

@@ -22,8 +22,8 @@ import pytest
 from callguard import store
 from callguard.app import create_app
 from callguard.auth import hash_key, new_key
+from callguard.clock import utc_now
 from callguard.config import Config
-from callguard.listings import utc_now
 from callguard.state import PARSERS
 from callguard.store import Actor
 

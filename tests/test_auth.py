@@ -13,9 +13,9 @@ from aiohttp import web
 from callguard import store
 from callguard.app import create_app
 from callguard.auth import KEY_CACHE, Role, hash_key, new_key, requires
+from callguard.clock import utc_now
 from callguard.config import Config
 from callguard.feed import APPLICATION_NAME
-from callguard.listings import utc_now
 from callguard.store import Actor
 
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually, own_postgres

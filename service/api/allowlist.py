@@ -9,8 +9,9 @@ from aiohttp import web
 
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
+from ..moderation import MODERATION
 from ..problems import not_found
-from ..state import LISTINGS, POOL
+from ..state import POOL
 from ..store import AllowlistEntry, allowlist_entries, spoofing_reports
 from .bodies import (
     identifier_field,
@@ -77,7 +78,9 @@ async def put_entry(request: web.Request) -> web.Response:
     data = await read_object(request, ("owner", "note"))
     owner = identifier_field(data, "owner", MAX_OWNER_LENGTH)
     note = optional_text_field(data, "note", MAX_NOTE_LENGTH)
-    answer = await request.app[LISTINGS].allowlist_add(number, owner, note, actor(request[API_KEY]))
+    answer = await request.app[MODERATION].allowlist_add(
+        number, owner, note, actor(request[API_KEY])
+    )
     return json_response(
         {
             "number": to_e164(number),
@@ -94,6 +97,6 @@ async def delete_entry(request: web.Request) -> web.Response:
     number = parse_number(request.match_info["number"])
     data = await read_object(request, ("reason",), optional=True)
     reason = optional_text_field(data, "reason", MAX_NOTE_LENGTH)
-    if not await request.app[LISTINGS].allowlist_remove(number, reason, actor(request[API_KEY])):
+    if not await request.app[MODERATION].allowlist_remove(number, reason, actor(request[API_KEY])):
         raise not_found(f"{to_e164(number)} is not on the allowlist.")
     return web.Response(status=HTTPStatus.NO_CONTENT)

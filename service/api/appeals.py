@@ -10,8 +10,9 @@ from aiohttp import web
 
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
+from ..moderation import MODERATION
 from ..problems import Problem, bad_request, not_found, too_many_requests
-from ..state import APPEAL_LIMITS, CONFIG, LISTINGS, POOL
+from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
 from ..store import Appeal, AppealNotOpen, AppealOpen
 from ..store import create_appeal as store_appeal
 from ..store import list_appeals as store_list
@@ -54,7 +55,7 @@ async def create_appeal(request: web.Request) -> web.Response:
             text_field(data, "contact", MAX_CONTACT_LENGTH),
             text_field(data, "message", MAX_MESSAGE_LENGTH),
             api_key.id,
-            request.app[LISTINGS].clock(),
+            request.app[CLOCK](),
         )
     except AppealOpen as err:
         raise Problem(
@@ -92,7 +93,7 @@ async def resolve_appeal(request: web.Request) -> web.Response:
         raise bad_request("'decision' must be 'delist' or 'reject'.")
     note = text_field(data, "note", MAX_MESSAGE_LENGTH)
     try:
-        appeal = await request.app[LISTINGS].resolve_appeal(
+        appeal = await request.app[MODERATION].resolve_appeal(
             appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
         )
     except AppealNotOpen as err:

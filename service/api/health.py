@@ -9,8 +9,10 @@ from http import HTTPStatus
 from aiohttp import web
 
 from ..auth import public
+from ..feed import FEED
+from ..live_filter import LIVE_FILTER
 from ..problems import Problem
-from ..state import LISTINGS, POOL
+from ..state import POOL
 from ..store import DATABASE_UNAVAILABLE
 from .bodies import json_response
 
@@ -30,7 +32,7 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready: the database answers, and the filter holds every listed number: it is loaded,
     and the change feed listens and has caught up with the log."""
     app = request.app
-    if LISTINGS not in app:
+    if FEED not in app:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The filter is still loading.")
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
@@ -39,7 +41,6 @@ async def readyz(request: web.Request) -> web.Response:
         # The error names the socket path, or the host and port: for the log, not the caller.
         log.warning("not ready: the database does not answer: %r", err)
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The database does not answer.") from err
-    listings = app[LISTINGS]
-    if not listings.feed_live:
+    if not app[FEED].live:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "Catching up with the change log.")
-    return json_response({"status": "ready", "filter_entries": listings.filter.entries})
+    return json_response({"status": "ready", "filter_entries": app[LIVE_FILTER].filter.entries})

@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import store
 from ..auth import API_KEY, Role, check_import_source, requires
+from ..feed import FEED
 from ..import_parsing import (
     FORMATS,
     ImportFormatError,
@@ -36,7 +37,7 @@ from ..problems import (
     not_found,
     service_unavailable,
 )
-from ..state import CONFIG, IMPORT_POOL, IMPORT_SLOTS, LISTINGS, PARSERS, POOL, UPLOADS
+from ..state import CLOCK, CONFIG, IMPORT_POOL, IMPORT_SLOTS, PARSERS, POOL, UPLOADS
 from ..store import ImportReplayed, ImportSummary
 from .bodies import content_encoding, identifier_text, json_response, query_int
 
@@ -131,7 +132,7 @@ async def create_import(request: web.Request) -> web.Response:
     # Only now that it has committed do the import's numbers go into this process's filter,
     # read back from Postgres as every replica reads them: an import that fails or is cut
     # leaves the filter as it was. The client hears "accepted" once they answer here.
-    await request.app[LISTINGS].catch_up()
+    await request.app[FEED].catch_up()
     return json_response(
         {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
     )
@@ -142,14 +143,14 @@ async def _import(
 ) -> tuple[ImportSummary, list[tuple[int, str, str]]]:
     """Import the list, or replay the import made before with the same idempotency key if
     the list is the same: its summary and its first errors."""
-    config, listings, pool = request.app[CONFIG], request.app[LISTINGS], request.app[IMPORT_POOL]
+    config, clock, pool = request.app[CONFIG], request.app[CLOCK], request.app[IMPORT_POOL]
     digest = hashlib.sha256()
     chunks = digested(chunks, digest)
     errors: list[tuple[int, str, str]] = []
     started = time.perf_counter()
     try:
         async with store.import_writer(
-            pool, source, request[API_KEY].id, idempotency_key, listings.clock()
+            pool, source, request[API_KEY].id, idempotency_key, clock()
         ) as writer:
             parse = parse_stream(
                 chunks,
@@ -157,7 +158,7 @@ async def _import(
                 request.app[PARSERS],
                 config.import_block_bytes,
                 config.import_max_lines,
-                listings.clock(),
+                clock(),
             )
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
