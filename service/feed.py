@@ -2,7 +2,7 @@
 
 API keys are loaded into the key cache once the feed listens (so no change slips between the
 two), and again after each new key; a revocation drops that key at once. Number changes are
-read from the change log (store.changes_since), not from the notifications, which only say
+read from the change log (store.changes.since), not from the notifications, which only say
 "there is more": on each one, and on every keepalive, the listings catch up from their
 cursor. After a dropped connection the feed reconnects and catches up from the same cursor,
 so no change is lost. The key cache and the positive cache are trusted only while the feed
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from . import store
 from .auth import KeyCache
-from .store import CHANGES_CHANNEL, DATABASE_UNAVAILABLE, KEYS_CHANNEL, active_keys
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def follow_changes(dsn: str, subscribers: Subscribers) -> None:
         try:
             await _listen(dsn, subscribers)
             log.warning("change feed connection closed; reconnecting")
-        except DATABASE_UNAVAILABLE as err:
+        except store.database.DATABASE_UNAVAILABLE as err:
             log.warning("change feed lost its connection (%r); retrying", err)
         except Exception:
             # Never let the feed die: while it is down the caches are bypassed, not stale.
@@ -75,8 +75,8 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
             if keys.key_changed(change):
                 more.set()  # the loop below loads the keys
 
-        await conn.add_listener(KEYS_CHANNEL, key_changed)
-        await conn.add_listener(CHANGES_CHANNEL, lambda *_args: more.set())
+        await conn.add_listener(store.keys.CHANNEL, key_changed)
+        await conn.add_listener(store.changes.CHANNEL, lambda *_args: more.set())
         await _load_keys(conn, keys)  # after LISTEN: a change made meanwhile is heard
         await subscribers.catch_up()
         subscribers.set_live(True)
@@ -101,12 +101,12 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
 
 async def _load_keys(conn: asyncpg.Connection, keys: KeyCache) -> None:
     keys.reload_needed = False  # before reading: a key made meanwhile asks again
-    keys.load(await active_keys(conn))
+    keys.load(await store.keys.active(conn))
 
 
 async def _close(conn: asyncpg.Connection) -> None:
     try:
         async with asyncio.timeout(2):
             await conn.close()
-    except DATABASE_UNAVAILABLE:
+    except store.database.DATABASE_UNAVAILABLE:
         conn.terminate()

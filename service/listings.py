@@ -5,11 +5,11 @@ A number the filter has never seen is answered "unknown" without a database roun
 it, and the verdict is judged then, as of now, so expiry and delisting take effect at once
 whatever the filter still holds.
 
-The filter and cache follow the change log (store.changes_since): `catch_up` applies every
+The filter and cache follow the change log (store.changes.since): `catch_up` applies every
 change past this process's cursor, an import's numbers included, before it moves the cursor
 past it, so the filter holds every number listed up to the cursor. Start-up runs it before
 the process serves; the feed (service/feed.py) runs it on each notification and after each
-reconnect. The filter is saved (store.FilterSnapshot) once enough was added since the newest
+reconnect. The filter is saved (store.snapshots.FilterSnapshot) once enough was added since the newest
 snapshot, and at a clean stop, so a start replays little. A Bloom filter cannot forget, so
 `rebuild` builds a fresh one from Postgres in the background and swaps it in between two
 lookups; numbers added meanwhile are recorded and added to the new filter before the swap.
@@ -45,7 +45,6 @@ from .reputation import (
     judge,
     window_start,
 )
-from .store import DATABASE_UNAVAILABLE, Actor, Change, NewReport
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,10 @@ ADDING_KINDS = frozenset({"reported", "listed", "allowlisted"})
 """Changes that may give a number a verdict: it goes into the filter."""
 Clock = Callable[[], datetime]
 STOP_SNAPSHOT_SECONDS = 10.0
-_SNAPSHOT_AT_STOP_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *DATABASE_UNAVAILABLE)
+_SNAPSHOT_AT_STOP_ERRORS: tuple[type[Exception], ...] = (
+    TimeoutError,
+    *store.database.DATABASE_UNAVAILABLE,
+)
 
 
 def utc_now() -> datetime:
@@ -101,7 +103,7 @@ async def build_filter(pool: asyncpg.Pool, config: Config, now: datetime) -> Bui
     """A filter holding every listed number, from a full read of the tables."""
     started = time.perf_counter()
     since = window_start(now, config.rules)
-    async with store.listed_numbers(pool, since) as listed:
+    async with store.snapshots.listed_numbers(pool, since) as listed:
         capacity = capacity_for(listed.rows, config.filter_min_capacity, config.filter_headroom)
         number_filter = make_filter(config.filter_backend, capacity, config.filter_error_rate)
         await listed.copy(number_filter.update)
@@ -112,10 +114,10 @@ async def load_snapshot(pool: asyncpg.Pool, config: Config) -> Built | None:
     """The newest saved filter, if it suits this configuration and the log still holds
     every change after it."""
     started = time.perf_counter()
-    snapshot = await store.latest_filter_snapshot(pool)
+    snapshot = await store.snapshots.latest(pool)
     if snapshot is None or snapshot.error_rate != config.filter_error_rate:
         return None
-    first = await store.first_change(pool)
+    first = await store.changes.first(pool)
     if first is not None and first > snapshot.cursor + 1:
         return None  # changes it lacks were pruned
     loaded = load_filter(
@@ -236,7 +238,7 @@ class Listings:
         generation = self.cache.generation
         try:
             read = await self._evidence(missing, now)
-        except DATABASE_UNAVAILABLE:
+        except store.database.DATABASE_UNAVAILABLE:
             for number in missing:  # whatever the cache still has, feed or not
                 cached = self.cache.get(number, now)
                 if cached is not None:
@@ -252,10 +254,10 @@ class Listings:
     async def report(self, report: Report, api_key_id: int) -> tuple[int, Answer]:
         """Store a report and list its number; return the report id and the new verdict.
 
-        Raises store.ReporterLimitReached past the per-reporter daily limit.
+        Raises store.reports.ReporterLimitReached past the per-reporter daily limit.
         """
         now = self.clock()
-        new_report = NewReport(
+        new_report = store.reports.NewReport(
             number=report.number,
             category=report.category,
             reporter_hash=community_reporter_hash(self._reporter_key, api_key_id, report.reporter),
@@ -264,7 +266,7 @@ class Listings:
             received_at=now,
             api_key_id=api_key_id,
         )
-        report_id = await store.add_report(
+        report_id = await store.reports.add(
             self.pool, new_report, self.config.reports_per_reporter_per_day
         )
         self._changed(report.number, listed=True)
@@ -272,40 +274,44 @@ class Listings:
         return report_id, await self._answer(report.number, now)
 
     async def list_trusted(
-        self, number: int, source: str, category: str, note: str | None, actor: Actor
+        self, number: int, source: str, category: str, note: str | None, actor: store.audit.Actor
     ) -> Answer:
         """List a number as a scam on a trusted source's word."""
         now = self.clock()
-        await store.list_trusted(self.pool, number, source, category, note, actor, now)
+        await store.trusted.list_number(self.pool, number, source, category, note, actor, now)
         self._changed(number, listed=True)
         return await self._answer(number, now)
 
-    async def delist(self, number: int, reason: str, actor: Actor) -> bool:
+    async def delist(self, number: int, reason: str, actor: store.audit.Actor) -> bool:
         """End every listing of the number at once; False if nothing was listed."""
-        delisted = await store.delist(self.pool, number, reason, actor, self.clock())
+        delisted = await store.trusted.delist(self.pool, number, reason, actor, self.clock())
         self._changed(number, listed=False)
         return delisted
 
     async def allowlist_add(
-        self, number: int, owner: str, note: str | None, actor: Actor
+        self, number: int, owner: str, note: str | None, actor: store.audit.Actor
     ) -> Answer:
         """Verify a number."""
         now = self.clock()
-        await store.allowlist_add(self.pool, number, owner, note, actor, now)
+        await store.allowlist.add(self.pool, number, owner, note, actor, now)
         self._changed(number, listed=True)
         return await self._answer(number, now)
 
-    async def allowlist_remove(self, number: int, reason: str | None, actor: Actor) -> bool:
+    async def allowlist_remove(
+        self, number: int, reason: str | None, actor: store.audit.Actor
+    ) -> bool:
         """Take a number off the allowlist; False if it was not on it."""
-        removed = await store.allowlist_remove(self.pool, number, reason, actor, self.clock())
+        removed = await store.allowlist.remove(self.pool, number, reason, actor, self.clock())
         self._changed(number, listed=False)
         return removed
 
     async def resolve_appeal(
-        self, appeal_id: int, delist: bool, note: str, actor: Actor
-    ) -> store.Appeal | None:
-        """Decide an open appeal; see store.resolve_appeal."""
-        appeal = await store.resolve_appeal(self.pool, appeal_id, delist, note, actor, self.clock())
+        self, appeal_id: int, delist: bool, note: str, actor: store.audit.Actor
+    ) -> store.appeals.Appeal | None:
+        """Decide an open appeal; see store.appeals.resolve."""
+        appeal = await store.appeals.resolve(
+            self.pool, appeal_id, delist, note, actor, self.clock()
+        )
         if appeal is not None:
             self._changed(appeal.number, listed=False)
         return appeal
@@ -337,9 +343,9 @@ class Listings:
         applied = 0
         async with self._catching_up:
             while True:
-                changes = await store.changes_since(self.pool, self.cursor, CHANGE_PAGE)
+                changes = await store.changes.since(self.pool, self.cursor, CHANGE_PAGE)
                 if changes and changes[0].seq > self.cursor + 1:
-                    first = await store.first_change(self.pool)
+                    first = await store.changes.first(self.pool)
                     if first is not None and first > self.cursor + 1:
                         log.warning("the change log was pruned past this process: rebuilding")
                         await self._rebuild_behind()
@@ -354,7 +360,7 @@ class Listings:
             self._in_background(self.save_snapshot())
         return applied
 
-    async def _apply(self, change: Change) -> int:
+    async def _apply(self, change: store.changes.Change) -> int:
         """Apply one change to the filter and cache; return how many numbers it added."""
         if change.import_id is not None:
             self.cache.clear()  # its numbers' trusted sources changed
@@ -374,7 +380,7 @@ class Listings:
 
     async def _load_import(self, import_id: int) -> int:
         loaded = 0
-        async for numbers in store.imported_numbers(self.pool, import_id):
+        async for numbers in store.imports.numbers(self.pool, import_id):
             self.add_numbers(numbers)
             loaded += len(numbers)
         return loaded
@@ -397,22 +403,24 @@ class Listings:
             self._count_build(built)
         if snapshot is not None:
             self._since_snapshot = 0
-            await store.save_filter_snapshot(self.pool, snapshot)
+            await store.snapshots.save(self.pool, snapshot)
         return built
 
-    def snapshot_of(self, built: Built) -> store.FilterSnapshot | None:
+    def snapshot_of(self, built: Built) -> store.snapshots.FilterSnapshot | None:
         """A just-built filter's bits to save for other processes' start, if it was built
         from the tables and snapshots are on; taken before anything else is added."""
         if built.source != "tables" or not self.config.filter_snapshots:
             return None
         return self._snapshot(built.filter, built.cursor)
 
-    def _snapshot(self, number_filter: NumberFilter, cursor: int) -> store.FilterSnapshot | None:
+    def _snapshot(
+        self, number_filter: NumberFilter, cursor: int
+    ) -> store.snapshots.FilterSnapshot | None:
         """A filter's bits as of `cursor`, None if its backend cannot save them."""
         data = number_filter.to_bytes()
         if data is None:
             return None
-        return store.FilterSnapshot(
+        return store.snapshots.FilterSnapshot(
             cursor=cursor,
             created_at=self.clock(),
             capacity=number_filter.capacity,
@@ -421,9 +429,9 @@ class Listings:
             data=data,
         )
 
-    def save_snapshot_later(self, snapshot: store.FilterSnapshot) -> None:
+    def save_snapshot_later(self, snapshot: store.snapshots.FilterSnapshot) -> None:
         """Save a snapshot in the background (cancelled at shutdown)."""
-        self._in_background(store.save_filter_snapshot(self.pool, snapshot))
+        self._in_background(store.snapshots.save(self.pool, snapshot))
 
     async def save_snapshot(self) -> bool:
         """Save the live filter as of the cursor, unless snapshots are off or one as new is
@@ -432,7 +440,7 @@ class Listings:
         number less."""
         if not self.config.filter_snapshots:
             return False
-        saved = await store.snapshot_cursor(self.pool)
+        saved = await store.snapshots.newest_cursor(self.pool)
         # No await from here until the snapshot is taken: the cursor and the bits agree.
         self._since_snapshot = 0  # counted afresh, whether this one is saved or not needed
         if saved is not None and saved >= self.cursor:
@@ -440,7 +448,7 @@ class Listings:
         snapshot = self._snapshot(self.filter, self.cursor)
         if snapshot is None:
             return False
-        await store.save_filter_snapshot(self.pool, snapshot)
+        await store.snapshots.save(self.pool, snapshot)
         return True
 
     async def _rebuild_behind(self) -> None:
@@ -458,7 +466,7 @@ class Listings:
             await asyncio.sleep(config.filter_check_interval.total_seconds())
             try:
                 await self.upkeep()
-            except DATABASE_UNAVAILABLE as err:
+            except store.database.DATABASE_UNAVAILABLE as err:
                 log.warning("filter maintenance: database unavailable (%r)", err)
             except Exception:
                 log.exception("filter maintenance failed")
@@ -468,9 +476,11 @@ class Listings:
         full, too stale or too old.
         Returns why it was rebuilt, if it was."""
         config, now = self.config, self.clock()
-        await store.prune_changes(self.pool, config.change_retention)
+        await store.changes.prune(self.pool, config.change_retention)
         await self.erase_old_report_details(now)
-        listed = await store.count_listed_rows(self.pool, window_start(now, self.config.rules))
+        listed = await store.snapshots.count_listed_rows(
+            self.pool, window_start(now, self.config.rules)
+        )
         entries = self.filter.entries
         stale_share = max(0.0, 1 - listed / entries) if entries else 0.0
         self._metrics.filter_stale_share.set(stale_share)
@@ -491,7 +501,7 @@ class Listings:
         """Erase report details past their retention period, but none a verdict may still
         need: a reporter counts while their last report is in the window."""
         keep = max(self.config.report_retention, self.config.rules.window)
-        erased = await store.erase_report_details(self.pool, now - keep)
+        erased = await store.reports.erase_details(self.pool, now - keep)
         if erased:
             log.info("erased the details of %d reports older than %d days", erased, keep.days)
         return erased
@@ -520,7 +530,9 @@ class Listings:
         self._checks[_maybe_outcome(answer)] += 1
 
     async def _evidence(self, numbers: Sequence[int], now: datetime) -> dict[int, Evidence]:
-        return await store.get_evidence(self.pool, numbers, window_start(now, self.config.rules))
+        return await store.reports.evidence(
+            self.pool, numbers, window_start(now, self.config.rules)
+        )
 
     async def _answer(self, number: int, now: datetime) -> Answer:
         evidence = (await self._evidence([number], now))[number]

@@ -8,10 +8,10 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from .. import store
 from ..auth import public
 from ..problems import Problem
 from ..state import LISTINGS, POOL
-from ..store import DATABASE_UNAVAILABLE
 from .bodies import json_response
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await app[POOL].fetchval("SELECT 1")
-    except DATABASE_UNAVAILABLE as err:
+    except store.database.DATABASE_UNAVAILABLE as err:
         # The error names the socket path, or the host and port: for the log, not the caller.
         log.warning("not ready: the database does not answer: %r", err)
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The database does not answer.") from err
