@@ -87,7 +87,7 @@ async def _listen(dsn: str, subscribers: Subscribers) -> None:
                 async with asyncio.timeout(KEEPALIVE_SECONDS):
                     await more.wait()
             except TimeoutError:
-                await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
+                await store.database.ping(conn, timeout=KEEPALIVE_SECONDS)
             more.clear()
             if not lost.is_set():
                 if keys.reload_needed:

@@ -9,10 +9,11 @@ The filter and cache follow the change log (store.changes.since): `catch_up` app
 change past this process's cursor, an import's numbers included, before it moves the cursor
 past it, so the filter holds every number listed up to the cursor. Start-up runs it before
 the process serves; the feed (service/feed.py) runs it on each notification and after each
-reconnect. The filter is saved (store.snapshots.FilterSnapshot) once enough was added since the newest
-snapshot, and at a clean stop, so a start replays little. A Bloom filter cannot forget, so
-`rebuild` builds a fresh one from Postgres in the background and swaps it in between two
-lookups; numbers added meanwhile are recorded and added to the new filter before the swap.
+reconnect. The filter is saved (store.snapshots.FilterSnapshot) once enough was added since
+the newest snapshot, and at a clean stop, so a start replays little. A Bloom filter cannot
+forget, so `rebuild` builds a fresh one from Postgres in the background and swaps it in
+between two lookups; numbers added meanwhile are recorded and added to the new filter before
+the swap.
 
 When Postgres cannot be reached, lookups still answer from the filter and the cache, marked
 degraded: a negative is still certain, a cached number keeps its evidence, and any other

@@ -34,7 +34,7 @@ async def readyz(request: web.Request) -> web.Response:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The filter is still loading.")
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await app[POOL].fetchval("SELECT 1")
+            await store.database.ping(app[POOL])
     except store.database.DATABASE_UNAVAILABLE as err:
         # The error names the socket path, or the host and port: for the log, not the caller.
         log.warning("not ready: the database does not answer: %r", err)
