@@ -277,11 +277,13 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     assert config.database_url is not None
     url, timeout = config.database_url, config.pool_acquire_timeout
     async with (
-        await store.create_pool(url, config.pool_min_size, config.pool_max_size, timeout) as pool,
-        await store.create_pool(url, 0, config.imports_at_once, timeout) as import_pool,
+        await store.database.create_pool(
+            url, config.pool_min_size, config.pool_max_size, timeout
+        ) as pool,
+        await store.database.create_pool(url, 0, config.imports_at_once, timeout) as import_pool,
     ):
         async with pool.acquire() as conn:
-            await store.apply_schema(conn)
+            await store.database.apply_schema(conn)
         app[POOL] = pool
         app[IMPORT_POOL] = import_pool
         app[METRICS].track_pool(pool.get_size, pool.get_idle_size)

@@ -34,7 +34,6 @@ from .cache import CACHE, EvidenceCache
 from .live_filter import LIVE_FILTER, LiveFilter
 from .metrics import Metrics
 from .state import CONFIG, METRICS, POOL
-from .store import CHANGES_CHANNEL, DATABASE_UNAVAILABLE, KEYS_CHANNEL, Change, active_keys
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +106,9 @@ class Feed:
     async def _apply_log(self) -> int:
         live_filter, applied = self.live_filter, 0
         while True:
-            changes = await store.changes_since(self.pool, live_filter.cursor, CHANGE_PAGE)
+            changes = await store.changes.since(self.pool, live_filter.cursor, CHANGE_PAGE)
             if changes and changes[0].seq > live_filter.cursor + 1:
-                first = await store.first_change(self.pool)
+                first = await store.changes.first(self.pool)
                 if first is not None and first > live_filter.cursor + 1:
                     log.warning("the change log was pruned past this process: rebuilding")
                     await live_filter.rebuild_behind()
@@ -121,12 +120,12 @@ class Feed:
             if len(changes) < CHANGE_PAGE:
                 return applied
 
-    async def _apply(self, change: Change) -> int:
+    async def _apply(self, change: store.changes.Change) -> int:
         """Apply one change to the filter and cache; return how many numbers it added."""
         if change.import_id is not None:
             self.cache.clear()  # its numbers' trusted sources changed
             loaded = 0
-            async for numbers in store.imported_numbers(self.pool, change.import_id):
+            async for numbers in store.imports.numbers(self.pool, change.import_id):
                 self.live_filter.add_numbers(numbers)
                 loaded += len(numbers)
             return loaded
@@ -166,7 +165,7 @@ async def follow_changes(dsn: str, feed: Feed) -> None:
         try:
             await _listen(dsn, feed)
             log.warning("change feed connection closed; reconnecting")
-        except DATABASE_UNAVAILABLE as err:
+        except store.database.DATABASE_UNAVAILABLE as err:
             log.warning("change feed lost its connection (%r); retrying", err)
         except Exception:
             # Never let the feed die: while it is down the caches are bypassed, not stale.
@@ -193,8 +192,8 @@ async def _listen(dsn: str, feed: Feed) -> None:
             if keys.key_changed(change):
                 more.set()  # the loop below loads the keys
 
-        await conn.add_listener(KEYS_CHANNEL, key_changed)
-        await conn.add_listener(CHANGES_CHANNEL, lambda *_args: more.set())
+        await conn.add_listener(store.keys.CHANNEL, key_changed)
+        await conn.add_listener(store.changes.CHANNEL, lambda *_args: more.set())
         await _load_keys(conn, keys)  # after LISTEN: a change made meanwhile is heard
         await feed.catch_up()
         feed.set_live(True)
@@ -205,7 +204,7 @@ async def _listen(dsn: str, feed: Feed) -> None:
                 async with asyncio.timeout(KEEPALIVE_SECONDS):
                     await more.wait()
             except TimeoutError:
-                await conn.execute("SELECT 1", timeout=KEEPALIVE_SECONDS)
+                await store.database.ping(conn, timeout=KEEPALIVE_SECONDS)
             more.clear()
             if not lost.is_set():
                 if keys.reload_needed:
@@ -219,12 +218,12 @@ async def _listen(dsn: str, feed: Feed) -> None:
 
 async def _load_keys(conn: asyncpg.Connection, keys: KeyCache) -> None:
     keys.reload_needed = False  # before reading: a key made meanwhile asks again
-    keys.load(await active_keys(conn))
+    keys.load(await store.keys.active(conn))
 
 
 async def _close(conn: asyncpg.Connection) -> None:
     try:
         async with asyncio.timeout(2):
             await conn.close()
-    except DATABASE_UNAVAILABLE:
+    except store.database.DATABASE_UNAVAILABLE:
         conn.terminate()

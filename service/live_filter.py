@@ -3,7 +3,7 @@ built at start, saved as snapshots, rebuilt and swapped, checked on schedule.
 
 The filter holds every number listed up to `cursor`: the catch-up (feed.py) adds a change's
 numbers before it moves the cursor past it, and nothing else adds to it (the rule for writes
-is in feed.py). At start it is loaded from the newest snapshot (store.FilterSnapshot) that
+is in feed.py). At start it is loaded from the newest snapshot (store.snapshots.FilterSnapshot) that
 the log still covers, or built from the tables; it is saved once enough was added since the
 newest snapshot, and at a clean stop, so a start replays little. A Bloom filter cannot
 forget, so `rebuild` builds a fresh one from Postgres in the background and swaps it in
@@ -32,12 +32,14 @@ from .filter import NumberFilter, capacity_for, load_filter, make_filter
 from .metrics import Metrics
 from .reputation import window_start
 from .state import CLOCK, CONFIG, METRICS, POOL
-from .store import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 STOP_SNAPSHOT_SECONDS = 10.0
-_SNAPSHOT_AT_STOP_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *DATABASE_UNAVAILABLE)
+_SNAPSHOT_AT_STOP_ERRORS: tuple[type[Exception], ...] = (
+    TimeoutError,
+    *store.database.DATABASE_UNAVAILABLE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ async def build_filter(pool: asyncpg.Pool, config: Config, now: datetime) -> Bui
     """A filter holding every listed number, from a full read of the tables."""
     started = time.perf_counter()
     since = window_start(now, config.rules)
-    async with store.listed_numbers(pool, since) as listed:
+    async with store.snapshots.listed_numbers(pool, since) as listed:
         capacity = capacity_for(listed.rows, config.filter_min_capacity, config.filter_headroom)
         number_filter = make_filter(config.filter_backend, capacity, config.filter_error_rate)
         await listed.copy(number_filter.update)
@@ -66,10 +68,10 @@ async def load_snapshot(pool: asyncpg.Pool, config: Config) -> Built | None:
     """The newest saved filter, if it suits this configuration and the log still holds
     every change after it."""
     started = time.perf_counter()
-    snapshot = await store.latest_filter_snapshot(pool)
+    snapshot = await store.snapshots.latest(pool)
     if snapshot is None or snapshot.error_rate != config.filter_error_rate:
         return None
-    first = await store.first_change(pool)
+    first = await store.changes.first(pool)
     if first is not None and first > snapshot.cursor + 1:
         return None  # changes it lacks were pruned
     loaded = load_filter(
@@ -164,7 +166,7 @@ class LiveFilter:
             self._count_build(built)
         if snapshot is not None:
             self._since_snapshot = 0
-            await store.save_filter_snapshot(self.pool, snapshot)
+            await store.snapshots.save(self.pool, snapshot)
         return built
 
     async def rebuild_behind(self) -> None:
@@ -172,19 +174,21 @@ class LiveFilter:
         built = await self.rebuild()
         self.cursor = max(self.cursor, built.cursor)
 
-    def snapshot_of(self, built: Built) -> store.FilterSnapshot | None:
+    def snapshot_of(self, built: Built) -> store.snapshots.FilterSnapshot | None:
         """A just-built filter's bits to save for other processes' start, if it was built
         from the tables and snapshots are on; taken before anything else is added."""
         if built.source != "tables" or not self.config.filter_snapshots:
             return None
         return self._snapshot(built.filter, built.cursor)
 
-    def _snapshot(self, number_filter: NumberFilter, cursor: int) -> store.FilterSnapshot | None:
+    def _snapshot(
+        self, number_filter: NumberFilter, cursor: int
+    ) -> store.snapshots.FilterSnapshot | None:
         """A filter's bits as of `cursor`, None if its backend cannot save them."""
         data = number_filter.to_bytes()
         if data is None:
             return None
-        return store.FilterSnapshot(
+        return store.snapshots.FilterSnapshot(
             cursor=cursor,
             created_at=self.clock(),
             capacity=number_filter.capacity,
@@ -193,9 +197,9 @@ class LiveFilter:
             data=data,
         )
 
-    def save_snapshot_later(self, snapshot: store.FilterSnapshot) -> None:
+    def save_snapshot_later(self, snapshot: store.snapshots.FilterSnapshot) -> None:
         """Save a snapshot in the background (cancelled at shutdown)."""
-        self._in_background(store.save_filter_snapshot(self.pool, snapshot))
+        self._in_background(store.snapshots.save(self.pool, snapshot))
 
     async def save_snapshot(self) -> bool:
         """Save the live filter as of the cursor, unless snapshots are off or one as new is
@@ -203,7 +207,7 @@ class LiveFilter:
         past the cursor (an import still being read in): a maybe more, never a number less."""
         if not self.config.filter_snapshots:
             return False
-        saved = await store.snapshot_cursor(self.pool)
+        saved = await store.snapshots.newest_cursor(self.pool)
         # No await from here until the snapshot is taken: the cursor and the bits agree.
         self._since_snapshot = 0  # counted afresh, whether this one is saved or not needed
         if saved is not None and saved >= self.cursor:
@@ -211,7 +215,7 @@ class LiveFilter:
         snapshot = self._snapshot(self.filter, self.cursor)
         if snapshot is None:
             return False
-        await store.save_filter_snapshot(self.pool, snapshot)
+        await store.snapshots.save(self.pool, snapshot)
         return True
 
     async def maintain(self) -> None:
@@ -220,7 +224,7 @@ class LiveFilter:
             await asyncio.sleep(self.config.filter_check_interval.total_seconds())
             try:
                 await self.upkeep()
-            except DATABASE_UNAVAILABLE as err:
+            except store.database.DATABASE_UNAVAILABLE as err:
                 log.warning("filter maintenance: database unavailable (%r)", err)
             except Exception:
                 log.exception("filter maintenance failed")
@@ -228,7 +232,7 @@ class LiveFilter:
     async def upkeep(self) -> str | None:
         """Rebuild the filter if it is full, too stale or too old; return why, if it was."""
         config, now = self.config, self.clock()
-        listed = await store.count_listed_rows(self.pool, window_start(now, config.rules))
+        listed = await store.snapshots.count_listed_rows(self.pool, window_start(now, config.rules))
         entries = self.filter.entries
         stale_share = max(0.0, 1 - listed / entries) if entries else 0.0
         self._metrics.filter_stale_share.set(stale_share)

@@ -17,7 +17,6 @@ from . import store
 from .clock import Clock
 from .feed import FEED, Feed
 from .state import CLOCK, POOL
-from .store import Actor
 from .verdicts import VERDICTS, Answer, Verdicts
 
 
@@ -31,42 +30,46 @@ class Moderation:
         self._verdicts = verdicts
 
     async def list_trusted(
-        self, number: int, source: str, category: str, note: str | None, actor: Actor
+        self, number: int, source: str, category: str, note: str | None, actor: store.audit.Actor
     ) -> Answer:
         """List a number as a scam on a trusted source's word; return its verdict now."""
         now = self.clock()
-        await store.list_trusted(self.pool, number, source, category, note, actor, now)
+        await store.trusted.list_number(self.pool, number, source, category, note, actor, now)
         await self._feed.catch_up()
         return await self._verdicts.read(number, now)
 
-    async def delist(self, number: int, reason: str, actor: Actor) -> bool:
+    async def delist(self, number: int, reason: str, actor: store.audit.Actor) -> bool:
         """End every listing of the number at once; False if nothing was listed."""
-        delisted = await store.delist(self.pool, number, reason, actor, self.clock())
+        delisted = await store.trusted.delist(self.pool, number, reason, actor, self.clock())
         if delisted:
             await self._feed.catch_up()
         return delisted
 
     async def allowlist_add(
-        self, number: int, owner: str, note: str | None, actor: Actor
+        self, number: int, owner: str, note: str | None, actor: store.audit.Actor
     ) -> Answer:
         """Verify a number; return its verdict now."""
         now = self.clock()
-        await store.allowlist_add(self.pool, number, owner, note, actor, now)
+        await store.allowlist.add(self.pool, number, owner, note, actor, now)
         await self._feed.catch_up()
         return await self._verdicts.read(number, now)
 
-    async def allowlist_remove(self, number: int, reason: str | None, actor: Actor) -> bool:
+    async def allowlist_remove(
+        self, number: int, reason: str | None, actor: store.audit.Actor
+    ) -> bool:
         """Take a number off the allowlist; False if it was not on it."""
-        removed = await store.allowlist_remove(self.pool, number, reason, actor, self.clock())
+        removed = await store.allowlist.remove(self.pool, number, reason, actor, self.clock())
         if removed:
             await self._feed.catch_up()
         return removed
 
     async def resolve_appeal(
-        self, appeal_id: int, delist: bool, note: str, actor: Actor
-    ) -> store.Appeal | None:
-        """Decide an open appeal; see store.resolve_appeal."""
-        appeal = await store.resolve_appeal(self.pool, appeal_id, delist, note, actor, self.clock())
+        self, appeal_id: int, delist: bool, note: str, actor: store.audit.Actor
+    ) -> store.appeals.Appeal | None:
+        """Decide an open appeal; see store.appeals.resolve."""
+        appeal = await store.appeals.resolve(
+            self.pool, appeal_id, delist, note, actor, self.clock()
+        )
         if appeal is not None and delist:
             await self._feed.catch_up()
         return appeal

@@ -12,11 +12,11 @@ from typing import Any
 
 from . import e164 as number_parsing
 from . import import_parsing as import_formats
+from . import store
 from .api import allowlist, appeals, imports, numbers, reports
 from .categories import CATEGORIES
 from .config import Config
 from .reputation import Verdict
-from .store import STORED_ERRORS
 
 Schema = dict[str, Any]
 
@@ -150,7 +150,7 @@ def _schemas() -> Schema:
         "errors_stored": _int(
             0,
             description="Refused rows whose details are kept for the errors call: all, up "
-            f"to the first {STORED_ERRORS} of an import.",
+            f"to the first {store.imports.STORED_ERRORS} of an import.",
         ),
     }
     appeal = {

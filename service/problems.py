@@ -19,9 +19,9 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.web_protocol import RequestHandler
 
+from . import store
 from .limits import Busy
 from .metrics import route_label
-from .store import DATABASE_UNAVAILABLE, PoolExhausted
 
 log = logging.getLogger(__name__)
 
@@ -129,12 +129,14 @@ def problem_for(request: web.Request, err: Exception) -> Problem | None:
         return _from_http_exception(request, err) if err.status >= 400 else None
     if isinstance(err, Busy):
         return too_many_requests(f"{err}; send it again when one is answered.", err.retry_after)
-    if isinstance(err, PoolExhausted):  # before DATABASE_UNAVAILABLE, which holds its base
+    if isinstance(
+        err, store.database.PoolExhausted
+    ):  # before DATABASE_UNAVAILABLE, which holds its base
         log.warning("database pool busy on %s %s: %s", request.method, route_label(request), err)
         return service_unavailable(
             f"The service is busy: {err}; try again shortly.", kind="database-busy"
         )
-    if isinstance(err, DATABASE_UNAVAILABLE):
+    if isinstance(err, store.database.DATABASE_UNAVAILABLE):
         # The route template, not the path: a path holds the phone number asked about.
         log.warning("database unavailable on %s %s: %r", request.method, route_label(request), err)
         return service_unavailable(

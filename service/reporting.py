@@ -22,7 +22,6 @@ from .feed import FEED, Feed
 from .metrics import Metrics
 from .reporters import community_reporter_hash, reporter_key
 from .state import CLOCK, CONFIG, METRICS, POOL
-from .store import NewReport
 from .verdicts import VERDICTS, Answer, Verdicts
 
 
@@ -62,10 +61,10 @@ class Reporting:
     async def report(self, report: Report, api_key_id: int) -> tuple[int, Answer]:
         """Store a report and list its number; return the report id and the new verdict.
 
-        Raises store.ReporterLimitReached past the per-reporter daily limit.
+        Raises store.reports.ReporterLimitReached past the per-reporter daily limit.
         """
         now = self.clock()
-        new_report = NewReport(
+        new_report = store.reports.NewReport(
             number=report.number,
             category=report.category,
             reporter_hash=community_reporter_hash(self._reporter_key, api_key_id, report.reporter),
@@ -74,7 +73,7 @@ class Reporting:
             received_at=now,
             api_key_id=api_key_id,
         )
-        report_id = await store.add_report(self.pool, new_report, self._per_reporter_per_day)
+        report_id = await store.reports.add(self.pool, new_report, self._per_reporter_per_day)
         self._accepted.labels(report.category).inc()
         await self._feed.catch_up()
         return report_id, await self._verdicts.read(report.number, now)

@@ -16,7 +16,6 @@ from . import store
 from .clock import Clock
 from .config import Config
 from .state import CLOCK, CONFIG, POOL
-from .store import DATABASE_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 async def apply_retention(pool: asyncpg.Pool, config: Config, now: datetime) -> int:
     """Prune the change log and erase old report details; return how many reports' details
     were erased."""
-    await store.prune_changes(pool, config.change_retention)
+    await store.changes.prune(pool, config.change_retention)
     return await erase_old_report_details(pool, config, now)
 
 
@@ -32,7 +31,7 @@ async def erase_old_report_details(pool: asyncpg.Pool, config: Config, now: date
     """Erase report details past their retention period, but none a verdict may still
     need: a reporter counts while their last report is in the window."""
     keep = max(config.report_retention, config.rules.window)
-    erased = await store.erase_report_details(pool, now - keep)
+    erased = await store.reports.erase_details(pool, now - keep)
     if erased:
         log.info("erased the details of %d reports older than %d days", erased, keep.days)
     return erased
@@ -52,7 +51,7 @@ async def _keep_applying(pool: asyncpg.Pool, config: Config, clock: Clock) -> No
         await asyncio.sleep(config.filter_check_interval.total_seconds())
         try:
             await apply_retention(pool, config, clock())
-        except DATABASE_UNAVAILABLE as err:
+        except store.database.DATABASE_UNAVAILABLE as err:
             log.warning("retention: database unavailable (%r)", err)
         except Exception:
             log.exception("retention failed")

@@ -26,7 +26,6 @@ from .live_filter import LIVE_FILTER, LiveFilter
 from .metrics import Metrics
 from .reputation import UNKNOWN, Evidence, Judgement, Verdict, judge, window_start
 from .state import CLOCK, CONFIG, METRICS, POOL
-from .store import DATABASE_UNAVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +138,7 @@ class Verdicts:
         generation = self.cache.generation
         try:
             read = await self._evidence(missing, now)
-        except DATABASE_UNAVAILABLE:
+        except store.database.DATABASE_UNAVAILABLE:
             for number in missing:  # whatever the cache still has, feed or not
                 cached = self.cache.get(number, now)
                 if cached is not None:
@@ -153,7 +152,9 @@ class Verdicts:
         return found, False
 
     async def _evidence(self, numbers: Sequence[int], now: datetime) -> dict[int, Evidence]:
-        return await store.get_evidence(self.pool, numbers, window_start(now, self.config.rules))
+        return await store.reports.evidence(
+            self.pool, numbers, window_start(now, self.config.rules)
+        )
 
 
 def _maybe_outcome(answer: Answer) -> str:

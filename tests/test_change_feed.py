@@ -22,7 +22,6 @@ from callguard.embedded import database_url as embedded_database_url
 from callguard.feed import APPLICATION_NAME, FEED, Feed
 from callguard.live_filter import LIVE_FILTER, LiveFilter
 from callguard.retention import apply_retention
-from callguard.store import Actor
 
 from tests.conftest import (
     AppClient,
@@ -33,7 +32,7 @@ from tests.conftest import (
     own_postgres,
 )
 
-ADMIN = Actor(None, "test")
+ADMIN = store.audit.Actor(None, "test")
 SECOND = 1.0
 
 
@@ -113,8 +112,8 @@ async def test_changes_made_while_the_feed_was_down_are_caught_up(
     )
     assert cut == 1
     now = utc_now()
-    await store.delist(pool, 84912345678, "mistake", ADMIN, now)
-    await store.list_trusted(pool, 84987654321, "viettel", "other", None, ADMIN, now)
+    await store.trusted.delist(pool, 84912345678, "mistake", ADMIN, now)
+    await store.trusted.list_number(pool, 84987654321, "viettel", "other", None, ADMIN, now)
     # Until the feed is back the cache is bypassed, so the delisting holds at once ...
     assert await verdict(client, admin, "0912345678") == "unknown"
     # ... and the listing made meanwhile reaches the filter once it has caught up.

@@ -496,7 +496,7 @@ class ServedApp:
         self.run(web.TCPSite(runner, "127.0.0.1", 0).start())
         host, port = runner.addresses[0][:2]
         key = new_key()
-        self.run(store.create_key(app[POOL], "schemathesis", "admin", hash_key(key)))
+        self.run(store.keys.create(app[POOL], "schemathesis", "admin", hash_key(key)))
         headers = {"Authorization": f"Bearer {key}"}
         return LiveApi(f"http://{host}:{port}", headers, requests.Session())
 
@@ -505,7 +505,7 @@ class ServedApp:
         assert self.config.database_url is not None
         conn = await asyncpg.connect(self.config.database_url)
         try:
-            await store.apply_schema(conn)
+            await store.database.apply_schema(conn)
             await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
         finally:
             await conn.close()

@@ -7,12 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import store
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
 from ..moderation import MODERATION
 from ..problems import not_found
 from ..state import POOL
-from ..store import AllowlistEntry, allowlist_entries, spoofing_reports
 from .bodies import (
     identifier_field,
     iso,
@@ -27,7 +27,7 @@ MAX_OWNER_LENGTH = 200
 MAX_NOTE_LENGTH = 2000
 
 
-def entry_body(entry: AllowlistEntry) -> dict[str, Any]:
+def entry_body(entry: store.allowlist.AllowlistEntry) -> dict[str, Any]:
     """The JSON for one allowlist entry."""
     return {
         "number": to_e164(entry.number),
@@ -41,7 +41,7 @@ def entry_body(entry: AllowlistEntry) -> dict[str, Any]:
 @requires(Role.ADMIN)
 async def list_entries(request: web.Request) -> web.Response:
     """Every verified number, with how many reports against it look like spoofing."""
-    entries = await allowlist_entries(request.app[POOL])
+    entries = await store.allowlist.entries(request.app[POOL])
     return json_response({"entries": [entry_body(entry) for entry in entries]})
 
 
@@ -49,11 +49,11 @@ async def list_entries(request: web.Request) -> web.Response:
 async def get_entry(request: web.Request) -> web.Response:
     """One verified number and the newest reports flagged as possible spoofing of it."""
     number = parse_number(request.match_info["number"])
-    entries = await allowlist_entries(request.app[POOL], number)
+    entries = await store.allowlist.entries(request.app[POOL], number)
     if not entries:
         raise not_found(f"{to_e164(number)} is not on the allowlist.")
     limit = query_int(request, "limit", 50, 1, 1000)
-    reports = await spoofing_reports(request.app[POOL], number, limit)
+    reports = await store.allowlist.spoofing_reports(request.app[POOL], number, limit)
     return json_response(
         {
             **entry_body(entries[0]),

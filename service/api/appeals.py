@@ -8,14 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import store
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
 from ..moderation import MODERATION
 from ..problems import Problem, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
-from ..store import Appeal, AppealNotOpen, AppealOpen
-from ..store import create_appeal as store_appeal
-from ..store import list_appeals as store_list
 from .bodies import digits, iso, json_response, query_int, read_object, text_field
 from .numbers import actor, parse_number
 
@@ -25,7 +23,7 @@ MAX_CONTACT_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
 
 
-def appeal_body(appeal: Appeal) -> dict[str, Any]:
+def appeal_body(appeal: store.appeals.Appeal) -> dict[str, Any]:
     """The JSON for one appeal."""
     return {
         "appeal_id": appeal.id,
@@ -49,7 +47,7 @@ async def create_appeal(request: web.Request) -> web.Response:
     data = await read_object(request, ("number", "contact", "message"))
     number = parse_number(text_field(data, "number", 64))
     try:
-        appeal = await store_appeal(
+        appeal = await store.appeals.create(
             request.app[POOL],
             number,
             text_field(data, "contact", MAX_CONTACT_LENGTH),
@@ -57,7 +55,7 @@ async def create_appeal(request: web.Request) -> web.Response:
             api_key.id,
             request.app[CLOCK](),
         )
-    except AppealOpen as err:
+    except store.appeals.AppealOpen as err:
         raise Problem(
             HTTPStatus.CONFLICT,
             f"This key's appeal {err.appeal.id} against {to_e164(number)} is still open; "
@@ -76,7 +74,7 @@ async def list_appeals(request: web.Request) -> web.Response:
         raise bad_request(f"'status' must be one of {', '.join(STATUSES)}.")
     after = query_int(request, "after", 0, 0, 2**62)
     limit = query_int(request, "limit", 100, 1, 1000)
-    appeals = await store_list(request.app[POOL], status, after, limit)
+    appeals = await store.appeals.list_appeals(request.app[POOL], status, after, limit)
     return json_response({"appeals": [appeal_body(appeal) for appeal in appeals]})
 
 
@@ -96,7 +94,7 @@ async def resolve_appeal(request: web.Request) -> web.Response:
         appeal = await request.app[MODERATION].resolve_appeal(
             appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
         )
-    except AppealNotOpen as err:
+    except store.appeals.AppealNotOpen as err:
         raise Problem(
             HTTPStatus.CONFLICT,
             f"Appeal {err.appeal.id} was already decided: {err.appeal.status}.",

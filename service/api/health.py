@@ -8,12 +8,12 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from .. import store
 from ..auth import public
 from ..feed import FEED
 from ..live_filter import LIVE_FILTER
 from ..problems import Problem
 from ..state import POOL
-from ..store import DATABASE_UNAVAILABLE
 from .bodies import json_response
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ async def readyz(request: web.Request) -> web.Response:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The filter is still loading.")
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await app[POOL].fetchval("SELECT 1")
-    except DATABASE_UNAVAILABLE as err:
+            await store.database.ping(app[POOL])
+    except store.database.DATABASE_UNAVAILABLE as err:
         # The error names the socket path, or the host and port: for the log, not the caller.
         log.warning("not ready: the database does not answer: %r", err)
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The database does not answer.") from err

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .. import store
 from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
 from ..categories import CATEGORY_IDS
@@ -17,7 +18,6 @@ from ..moderation import MODERATION
 from ..problems import Problem, bad_request, encode_json, not_found, too_many_requests
 from ..reputation import UNKNOWN, Evidence, Verdict
 from ..state import CONFIG, LOOKUP_LIMITS
-from ..store import Actor, ApiKey
 from ..text import TextError, category
 from ..verdicts import VERDICTS, Answer
 from .bodies import optional_text_field, read_object, text_field
@@ -72,9 +72,9 @@ def category_field(data: dict[str, Any]) -> str:
         ) from err
 
 
-def actor(api_key: ApiKey) -> Actor:
+def actor(api_key: store.keys.ApiKey) -> store.audit.Actor:
     """The key doing a moderation action, for the audit log."""
-    return Actor(api_key.id, f"key:{api_key.id}:{api_key.name}")
+    return store.audit.Actor(api_key.id, f"key:{api_key.id}:{api_key.name}")
 
 
 def language(request: web.Request) -> str:

@@ -6,12 +6,12 @@ from http import HTTPStatus
 
 from aiohttp import web
 
+from .. import store
 from ..auth import API_KEY
 from ..e164 import to_e164
 from ..problems import too_many_requests
 from ..reporting import REPORTING, Report
 from ..state import CLOCK, CONFIG, REPORT_LIMITS
-from ..store import ReporterLimitReached
 from .bodies import (
     identifier_field,
     json_response,
@@ -45,7 +45,7 @@ async def create_report(request: web.Request) -> web.Response:
     )
     try:
         report_id, answer = await reporting.report(report, api_key.id)
-    except ReporterLimitReached as err:
+    except store.reports.ReporterLimitReached as err:
         limit = request.app[CONFIG].reports_per_reporter_per_day
         raise too_many_requests(
             f"This reporter has sent {limit} reports in the last 24 hours, the most allowed.",
