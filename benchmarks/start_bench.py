@@ -32,7 +32,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `service` imports
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.waiting
 
 from callguard import store
 from callguard.app import create_app
@@ -44,6 +44,8 @@ from callguard.state import LISTINGS
 from callguard.store import Actor
 from filter_bench import MOBILE_LEADING_DIGITS, STRIDE, SUBSCRIBER_SPAN, mobile_number
 from machine import cpu_model
+
+from tests.waiting import eventually
 
 SPACE = len(MOBILE_LEADING_DIGITS) * SUBSCRIBER_SPAN
 FALSE_POSITIVE_PROBES = 1_000_000
@@ -192,13 +194,14 @@ async def run_from_imports(url: str, numbers: int, import_rows: int) -> None:
         await listings.catch_up()
         snapshot_pool = await store.create_pool(url, 1, 1)
         try:
-            deadline = time.monotonic() + 120
-            while (saved := await store.snapshot_cursor(snapshot_pool)) != listings.cursor:
-                assert time.monotonic() < deadline, "no snapshot after the imports"
-                await asyncio.sleep(0.1)
+
+            async def saved() -> bool:
+                return await store.snapshot_cursor(snapshot_pool) == listings.cursor
+
+            await eventually(saved, 120, "a snapshot after the imports")
         finally:
             await snapshot_pool.close()
-        print(f"snapshot:          saved by the importing app at cursor {saved}")
+        print(f"snapshot:          saved by the importing app at cursor {listings.cursor}")
         seconds, source, cursor = await app_start(config)
         verdict = "within" if seconds <= TARGET_SECONDS else "OVER"
         print(
