@@ -693,6 +693,7 @@ WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND application_name = 
 """
 
 
+@pytest.mark.slow  # seconds of parsing
 async def test_a_client_gone_mid_import_stops_its_parsing_and_transaction(
     client: AppClient, operator: dict[str, str], pool: asyncpg.Pool
 ) -> None:

@@ -138,6 +138,7 @@ async def test_a_key_created_after_a_refusal_works_at_once(
     await wait_for_status(client, headers, 200)
 
 
+@pytest.mark.slow  # a Postgres of its own
 async def test_a_new_key_leaves_the_served_keys_cached_through_an_outage(
     aiohttp_client: ClientFactory, pg_data_dir: Path
 ) -> None:
@@ -217,6 +218,7 @@ async def test_unknown_keys_past_the_check_budget_never_reach_postgres(
     assert [(await request).status for request in unknown] == [401] * 50
 
 
+@pytest.mark.slow  # a Postgres of its own
 async def test_a_flood_of_unknown_keys_leaves_the_valid_ones_working_through_an_outage(
     aiohttp_client: ClientFactory, pg_data_dir: Path
 ) -> None:

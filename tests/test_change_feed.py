@@ -154,6 +154,7 @@ async def import_list(client: AppClient, operator: dict[str, str], body: str) ->
     assert response.status == 201, await response.text()
 
 
+@pytest.mark.slow  # imports 200,000 numbers
 async def test_a_replica_is_ready_only_once_every_imported_number_is_in_its_filter(
     aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
 ) -> None:
@@ -270,6 +271,7 @@ async def lookup(client: AppClient, headers: dict[str, str], number: str) -> tup
     return body["verdict"], body.get("degraded", False)
 
 
+@pytest.mark.slow  # a Postgres of its own
 async def test_when_postgres_is_gone_lookups_answer_degraded_and_writes_503(
     aiohttp_client: ClientFactory, pg_data_dir: Path
 ) -> None:

@@ -22,6 +22,8 @@ from tests.processes import (
 )
 from tests.waiting import eventually_sync
 
+pytestmark = pytest.mark.slow  # starts `callguard` processes, each on a Postgres of its own
+
 
 def test_python_m_service_is_the_callguard_command() -> None:
     helps = [

@@ -418,6 +418,7 @@ async def test_imports_match_the_spec(client: AppClient, keys: dict[str, dict[st
     await conforms(await client.get(url, headers=other_operator), one, 401)
 
 
+@pytest.mark.slow  # a Postgres of its own
 async def test_answers_while_postgres_is_gone_match_the_spec(
     aiohttp_client: ClientFactory, pg_data_dir: Path
 ) -> None:
@@ -565,6 +566,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.slow  # generated requests against a live server
 @schema.parametrize()
 @hypothesis.settings(
     max_examples=MAX_EXAMPLES,

@@ -24,6 +24,8 @@ from tests.processes import COMMAND_TIMEOUT, STOP_TIMEOUT, Cli, Server, free_por
 from tests.test_workers import is_running, listening_workers
 from tests.waiting import eventually, eventually_sync
 
+pytestmark = pytest.mark.slow  # serves and stops real `callguard serve` processes
+
 LOAD_CLIENTS = 32
 """Clients posting reports at once: more than the pool's 10 connections, so some always wait."""
 LOAD_SECONDS = 1.5

@@ -22,6 +22,8 @@ from tests.processes import (
 )
 from tests.waiting import eventually_sync
 
+pytestmark = pytest.mark.slow  # serves real `callguard serve --workers` processes
+
 WORKERS = 2
 LISTEN_TIMEOUT = 60.0
 """Until every worker listens: each is a fresh interpreter that loads its own filter."""
