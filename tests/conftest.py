@@ -26,7 +26,7 @@ from tests.processes import (
     make_database,
     postgres_dir,
 )
-from tests.waiting import eventually as eventually
+from tests.waiting import eventually as eventually  # where the tests have found it
 
 AppClient = TestClient[object, Application]
 ClientFactory = Callable[[Application], Awaitable[AppClient]]

@@ -277,7 +277,7 @@ def stop_leftover_postgres(data_dir: Path) -> None:
     pid = postmaster_pid(data_dir)
     if pid is None or pid <= 0:
         return
-    with contextlib.suppress(psutil.NoSuchProcess):
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
         postgres = psutil.Process(pid)
         if str(data_dir) not in " ".join(postgres.cmdline()):
             return  # a stale pid file: that pid is not our Postgres
