@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 
 
@@ -15,3 +16,8 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    """The CPU model, the cores, the OS."""
+    return f"{cpu_model()}, {os.cpu_count()} cores; {platform.system()} {platform.release()}"

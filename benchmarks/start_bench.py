@@ -32,7 +32,7 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `service` imports
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.waiting
 
 from callguard import store
 from callguard.app import create_app
@@ -43,6 +43,8 @@ from callguard.feed import FEED
 from callguard.live_filter import LIVE_FILTER, build_filter, load_snapshot
 from filter_bench import MOBILE_LEADING_DIGITS, STRIDE, SUBSCRIBER_SPAN, mobile_number
 from machine import cpu_model
+
+from tests.waiting import eventually
 
 SPACE = len(MOBILE_LEADING_DIGITS) * SUBSCRIBER_SPAN
 FALSE_POSITIVE_PROBES = 1_000_000
@@ -191,13 +193,14 @@ async def run_from_imports(url: str, numbers: int, import_rows: int) -> None:
         live = first.app[LIVE_FILTER]
         snapshot_pool = await store.database.create_pool(url, 1, 1)
         try:
-            deadline = time.monotonic() + 120
-            while (saved := await store.snapshots.newest_cursor(snapshot_pool)) != live.cursor:
-                assert time.monotonic() < deadline, "no snapshot after the imports"
-                await asyncio.sleep(0.1)
+
+            async def saved() -> bool:
+                return await store.snapshots.newest_cursor(snapshot_pool) == live.cursor
+
+            await eventually(saved, 120, "a snapshot after the imports")
         finally:
             await snapshot_pool.close()
-        print(f"snapshot:          saved by the importing app at cursor {saved}")
+        print(f"snapshot:          saved by the importing app at cursor {live.cursor}")
         seconds, source, cursor = await app_start(config)
         verdict = "within" if seconds <= TARGET_SECONDS else "OVER"
         print(

@@ -18,20 +18,14 @@ import asyncio
 import contextlib
 import csv
 import ipaddress
-import os
 import platform
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -40,27 +34,32 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `tests` imports
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.processes and benchmarks.machine
 
-from callguard.categories import CATEGORY_IDS
-from callguard.import_client import ImportRefused, ImportResult, ProgressLine, upload
+from callguard.categories import CATEGORY_IDS  # noqa: E402
+from callguard.import_client import ImportRefused, ImportResult, ProgressLine, upload  # noqa: E402
 
-from tests.processes import make_database
+from benchmarks.machine import machine  # noqa: E402
+from tests.processes import (  # noqa: E402
+    ENTRY_POINTS,
+    Cli,
+    Server,
+    free_port,
+    make_database,
+    postmaster_pid,
+    stop_leftover_postgres,
+)
 
 SEED = 20261123
 SOURCE = "bench"
 """The source the benchmark's operator key imports under."""
-KEYS_CREATE = ("keys", "create", "--role", "operator", "--name", "bench", "--source")
 DEFAULT_ROWS = 1_000_000
 INVALID_SHARE = 0.01
 DUPLICATE_SHARE = 0.02
 LEGACY_SHARE = 0.15
 """Of the distinct numbers, written as the 11-digit 016x numbers renumbered to 03x in 2018."""
 RSS_INTERVAL = 0.05
-READY_TIMEOUT = 120.0
-"""The first start of an embedded Postgres runs initdb."""
-COMMAND_TIMEOUT = 120.0
-STOP_TIMEOUT = 30.0
 TARGET_SECONDS = 10.0
 TARGET_RSS_MB = 300.0
 VIETNAM_TIME = timezone(timedelta(hours=7))
@@ -78,7 +77,6 @@ NOTES = (
     "Hứa tặng quà giá trị lớn",
 )
 INVALID_VALUES = ("0123", "abc", "0912 345", "+84 000 000", "09123456789012", "n/a", "")
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
@@ -231,97 +229,19 @@ class Measured:
     watch: Watch | None
 
 
-@dataclass(frozen=True)
-class Service:
-    """A `callguard serve` this script started."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    key: str
-    log_path: Path
-
-
-def callguard_env(database_url: str | None) -> dict[str, str]:
-    """The environment for callguard commands: no DATABASE_URL unless one was given."""
-    unset = ("DATABASE_URL", "CALLGUARD_DATA_DIR")
-    env = {name: value for name, value in os.environ.items() if name not in unset}
-    if database_url:
-        env["DATABASE_URL"] = database_url
-    return env
-
-
 @contextlib.contextmanager
-def started_service(work_dir: Path, database_url: str | None) -> Iterator[Service]:
-    """`callguard serve` on a free 127.0.0.1 port with an operator key; stopped on exit."""
-    callguard = [sys.executable, "-m", "callguard"]
-    data_dir = ["--data-dir", str(work_dir / "postgres")]
-    env = callguard_env(database_url)
+def started_service(work_dir: Path, database_url: str | None) -> Iterator[tuple[Server, str]]:
+    """`callguard serve` on a free 127.0.0.1 port, and an operator key; stopped on exit."""
+    data_dir = work_dir / "postgres"
     if database_url is None:  # the database first, as a first serve makes it (initdb too)
-        make_database(work_dir / "postgres")
-    created = subprocess.run(
-        [*callguard, *KEYS_CREATE, SOURCE, *data_dir],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-    if created.returncode != 0:
-        sys.exit(f"callguard keys create failed:\n{created.stdout}{created.stderr}")
-    key = created.stdout.splitlines()[-1]
-    port = free_port()
-    log_path = work_dir / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*callguard, "serve", "--host", "127.0.0.1", "--port", str(port), *data_dir],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    service = Service(process, f"http://127.0.0.1:{port}", key, log_path)
+        make_database(data_dir)
+    cli = Cli(ENTRY_POINTS["python -m callguard"], data_dir, work_dir, database_url)
     try:
-        wait_ready(service)
-        yield service
+        key = cli.create_key("operator", "bench", sources=[SOURCE])
+        with cli.serve(free_port()) as server:
+            yield server, key
     finally:
-        stop(process)
-        stop_leftover_postgres(work_dir / "postgres")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(service: Service) -> None:
-    """Poll /readyz until it answers 200."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            sys.exit(f"serve exited early:\n{service.log_path.read_text(errors='replace')}")
-        with (
-            contextlib.suppress(OSError),
-            _NO_PROXY.open(service.url + "/readyz", timeout=5) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.1)
-    sys.exit(f"/readyz not 200 within {READY_TIMEOUT:.0f} s; see {service.log_path}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then wait; SIGKILL if it will not go."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        stop_leftover_postgres(data_dir)
 
 
 def run_import(
@@ -341,40 +261,6 @@ def run_import(
         if watch is not None:
             watch.stop()
     return Measured(result, seconds, client_cpu, watch)
-
-
-def postmaster_pid(data_dir: Path) -> int | None:
-    """The embedded Postgres's pid, from its pid file."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
-    return None
-
-
-def stop_leftover_postgres(data_dir: Path) -> None:
-    """Stop the embedded Postgres if a killed serve left it running in our temp dir."""
-    pid = postmaster_pid(data_dir)
-    if pid is None:
-        return
-    with contextlib.suppress(OSError):
-        if str(data_dir).encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return  # a stale pid file: that pid is not our Postgres
-        os.kill(pid, signal.SIGINT)  # Postgres's fast shutdown
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline:
-            os.kill(pid, 0)  # raises once it is gone
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-
-
-def machine() -> str:
-    """The CPU model as /proc/cpuinfo names it, the cores, the OS."""
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} cores; {platform.system()} {platform.release()}"
 
 
 def report(generated: Generated, measured: Measured) -> None:
@@ -444,9 +330,9 @@ def main() -> int:
         if args.url is not None:
             measured = run_import(path, args.url, args.key, args.pid)
         else:
-            with started_service(work_dir, args.database_url) as service:
+            with started_service(work_dir, args.database_url) as (server, key):
                 postgres = None if args.database_url else postmaster_pid(work_dir / "postgres")
-                measured = run_import(path, service.url, service.key, service.process.pid, postgres)
+                measured = run_import(path, server.url, key, server.process.pid, postgres)
         report(generated, measured)
     except ImportRefused as err:
         print(f"import refused ({err.status}): {err.detail}", file=sys.stderr)

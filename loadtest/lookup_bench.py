@@ -36,17 +36,28 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from callguard.embedded import database_url as embedded_database_url
-from import_bench import callguard_env, free_port, machine, postmaster_pid, stop
-
-from tests.processes import apply_schema
 
 LOADTEST = Path(__file__).resolve().parent
+sys.path.insert(0, str(LOADTEST.parent))  # for tests.processes and benchmarks.machine
+
+from callguard.embedded import database_url as embedded_database_url  # noqa: E402
+
+from benchmarks.machine import machine  # noqa: E402
+from tests.processes import (  # noqa: E402
+    ENTRY_POINTS,
+    Cli,
+    Server,
+    apply_schema,
+    free_port,
+    postmaster_pid,
+    started,
+)
+
 SEED = 20261123
 THREADS = 2
 CONNECTIONS = 50
@@ -55,7 +66,6 @@ BATCH_CONNECTIONS = 10
 BATCH_SIZE = 1000
 WARMUP_SECONDS = 2
 MIXED_LISTED_SHARE = 0.1
-READY_TIMEOUT = 120.0
 COMMAND_TIMEOUT = 120.0
 BENCH_LOOKUPS_PER_KEY_PER_SECOND = 10**9
 TARGET_CEILING_SHARE = 0.8
@@ -91,80 +101,12 @@ class Run:
         return self.requests_per_second * (1 - self.non_2xx / max(1, self.requests))
 
 
-@dataclass(frozen=True)
-class Server:
-    """A server process this script started, and where it answers."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-
-
 def listed_numbers(count: int) -> list[str]:
     """`count` distinct seeded Vietnamese mobiles in E.164, from the Lua scripts' prefixes."""
     rng = random.Random(SEED)
     per_prefix = 10**7
     drawn = rng.sample(range(len(PREFIXES) * per_prefix), count)
     return [f"+84{PREFIXES[n // per_prefix]}{n % per_prefix:07d}" for n in drawn]
-
-
-def create_key(env: dict[str, str], role: str, name: str) -> str:
-    """A new key, made as an operator would: `callguard keys create` (an operator key
-    imports under the source "bench")."""
-    sources = ["--source", "bench"] if role == "operator" else []
-    command = [sys.executable, "-m", "callguard", "keys", "create", "--role", role, "--name", name]
-    created = subprocess.run(
-        [*command, *sources],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-    if created.returncode != 0:
-        sys.exit(f"callguard keys create failed:\n{created.stdout}{created.stderr}")
-    return created.stdout.splitlines()[-1]
-
-
-@contextlib.contextmanager
-def started(
-    name: str, argv: Sequence[str], env: dict[str, str], port: int, logs: Path
-) -> Iterator[Server]:
-    """Start a server on 127.0.0.1:port, wait for its /readyz, stop it on exit.
-
-    Its own session, so a Ctrl-C reaches only this script, which then stops it in order.
-    """
-    log_path = logs / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}")
-    try:
-        wait_ready(server, log_path)
-        yield server
-    finally:
-        stop(process)
-
-
-def wait_ready(server: Server, log_path: Path) -> None:
-    """Poll /readyz until it answers 200."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            sys.exit(f"{log_path.stem} exited early:\n{log_path.read_text(errors='replace')}")
-        with (
-            contextlib.suppress(OSError),
-            _NO_PROXY.open(server.url + "/readyz", timeout=5) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.1)
-    sys.exit(f"{log_path.stem}: /readyz not 200 within {READY_TIMEOUT:.0f} s; see {log_path}")
 
 
 def import_listed(url: str, operator_key: str, numbers: list[str]) -> int:
@@ -284,19 +226,20 @@ def measure(
     with contextlib.ExitStack() as stack:
         database = stack.enter_context(embedded_database_url(None, work_dir / "postgres"))
         postgres_pid = postmaster_pid(work_dir / "postgres")
+        asyncio.run(apply_schema(database))  # the tables, as a first serve makes them
+        cli = Cli(ENTRY_POINTS["python -m callguard"], work_dir / "postgres", logs, database)
         env = {
-            **callguard_env(database),
+            **cli.env,
             "PYTHONPATH": str(LOADTEST.parent),
             "CALLGUARD_REPORTER_KEY_FILE": str(work_dir / "reporter.key"),
         }
-        asyncio.run(apply_schema(database))  # the tables, as a first serve makes them
-        operator_key = create_key(env, "operator", "bench-import")
-        client_env = {**env, "CALLGUARD_KEY": create_key(env, "client", "bench-lookups")}
+        operator_key = cli.create_key("operator", "bench-import", sources=["bench"])
+        client_env = {**env, "CALLGUARD_KEY": cli.create_key("client", "bench-lookups")}
 
         def start(name: str, argv: list[str], server_env: dict[str, str] = env) -> Server:
             port = free_port()
             argv = [*argv, "--port", str(port)]
-            return stack.enter_context(started(name, argv, server_env, port, logs))
+            return stack.enter_context(started(argv, port, server_env, logs / f"{name}.log"))
 
         # Capacity is measured, not the per-key limit (50,000 numbers a second by default),
         # which one client's batches would reach first; the limit is still checked.

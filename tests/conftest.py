@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -27,6 +26,7 @@ from tests.processes import (
     make_database,
     postgres_dir,
 )
+from tests.waiting import eventually as eventually  # where the tests have found it
 
 AppClient = TestClient[object, Application]
 ClientFactory = Callable[[Application], Awaitable[AppClient]]
@@ -99,22 +99,6 @@ def config(database_url: str, pool: asyncpg.Pool) -> Config:
 async def client(aiohttp_client: ClientFactory, config: Config) -> AppClient:
     """An HTTP client on a freshly started app."""
     return await aiohttp_client(create_app(config))
-
-
-async def eventually(
-    predicate: Callable[[], bool | Awaitable[bool]], within: float = 10.0, what: str = ""
-) -> None:
-    """Wait until predicate() is true (awaiting it if it is a coroutine), failing after
-    `within` seconds: a deadline for correctness, not a speed target."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        outcome = predicate()
-        if not isinstance(outcome, bool):
-            outcome = await outcome
-        if outcome:
-            return
-        assert asyncio.get_running_loop().time() < deadline, f"not {what or 'true'} in {within} s"
-        await asyncio.sleep(0.02)
 
 
 class FakeClock:

@@ -1,5 +1,6 @@
 """The real `callguard` command as subprocesses on a data dir of their own: running its
-commands, serving, and stopping; shared by the tests that need real processes."""
+commands, serving, and stopping; shared by the tests and the benchmarks that need real
+processes."""
 
 from __future__ import annotations
 
@@ -17,22 +18,27 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 import pytest
 from callguard import store
 from callguard.embedded import database_url
 
+from tests.waiting import eventually_sync
+
 COMMAND_TIMEOUT = 120.0
 """A `callguard keys` run; the first one on a data dir also runs initdb."""
-READY_TIMEOUT = 30.0
+READY_TIMEOUT = 60.0
+"""From start to /readyz 200: a fresh interpreter, the embedded Postgres, the filter."""
 STOP_TIMEOUT = 30.0
-REVOKE_TIMEOUT = 2.0
-POLL_SECONDS = 0.05
+FEED_TIMEOUT = 30.0
+"""Until a change made by a command reaches a running server through the change feed (it
+takes milliseconds; the deadline only catches a change that never arrives)."""
 NUMBER = "0912345678"
 KEY_ROW = re.compile(
     r"^\s*(?P<id>\d+)\s+(?P<role>\S+)\s+(?P<created>\S+ \S+)\s+"
@@ -82,17 +88,23 @@ class KeyRow:
 
 @dataclass(frozen=True)
 class Cli:
-    """The callguard command on one data dir, with DATABASE_URL unset."""
+    """The callguard command on one data dir, with DATABASE_URL unset unless given."""
 
     argv: list[str]
     data_dir: Path
     log_dir: Path
+    database_url: str | None = None
+    """A Postgres of the caller's (a benchmark's --database-url) instead of the data dir's."""
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment without any database setting, so the embedded Postgres is used."""
+        """The environment without any other database setting, so the embedded Postgres (or
+        database_url) is used."""
         unset = ("DATABASE_URL", "CALLGUARD_DATA_DIR", "CALLGUARD_FILTER_BACKEND")
-        return {name: value for name, value in os.environ.items() if name not in unset}
+        env = {name: value for name, value in os.environ.items() if name not in unset}
+        if self.database_url is not None:
+            env["DATABASE_URL"] = self.database_url
+        return env
 
     @property
     def dir_args(self) -> list[str]:
@@ -117,11 +129,13 @@ class Cli:
         assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
-    def create_key(self, role: str = "client", name: str = "app1") -> str:
+    def create_key(
+        self, role: str = "client", name: str = "app1", sources: Sequence[str] = TEST_SOURCES
+    ) -> str:
         """A new key, as printed on the last line of `keys create`; an operator key may
-        import under TEST_SOURCES."""
-        sources = [arg for source in TEST_SOURCES for arg in ("--source", source)]
-        extra = sources if role == "operator" else []
+        import under `sources`."""
+        options = [arg for source in sources for arg in ("--source", source)]
+        extra = options if role == "operator" else []
         return self.ok("keys", "create", "--role", role, "--name", name, *extra).splitlines()[-1]
 
     def list_keys(self) -> list[KeyRow]:
@@ -145,30 +159,34 @@ class Cli:
     def serve(self, port: int, *options: str, **env: str) -> Iterator[Server]:
         """`callguard serve` in the background, with `env` added to the environment;
         stopped (or killed) on the way out."""
+        argv = [*self.argv, "serve", "--host", "127.0.0.1", "--port", str(port), *options]
         log_path = self.log_dir / f"serve-{port}-{time.monotonic_ns()}.log"
-        with log_path.open("w") as log:
-            process = subprocess.Popen(
-                [
-                    *self.argv,
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    *options,
-                    *self.dir_args,
-                ],
-                env={**self.env, **env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = Server(process, f"http://127.0.0.1:{port}", log_path)
-        try:
-            server.wait_ready()
+        with started([*argv, *self.dir_args], port, {**self.env, **env}, log_path) as server:
             yield server
-        finally:
-            server.stop()
+
+
+@contextlib.contextmanager
+def started(
+    argv: Sequence[str], port: int, env: dict[str, str], log_path: Path
+) -> Iterator[Server]:
+    """A server process that answers on 127.0.0.1:port, once its /readyz answers 200; its
+    output in log_path; stopped (or killed) on the way out. It runs in a session of its own,
+    so a Ctrl-C reaches only the caller, which then stops it in order."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass(frozen=True)
@@ -188,17 +206,18 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self) -> None:
-        """Poll /readyz until it answers 200, within READY_TIMEOUT."""
-        deadline = time.monotonic() + READY_TIMEOUT
-        status = None
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"serve exited early:\n{self.log()}"
-            with contextlib.suppress(OSError):
-                status, _ = self.request("GET", "/readyz")
-                if status == 200:
-                    return
-            time.sleep(0.1)
-        pytest.fail(f"/readyz not 200 within {READY_TIMEOUT}s (last {status}):\n{self.log()}")
+        """Return once /readyz answers 200, within READY_TIMEOUT."""
+
+        def ready() -> bool:
+            assert self.process.poll() is None, f"{self.log_path.name}: exited early\n{self.log()}"
+            with (
+                contextlib.suppress(OSError),  # refused, or an error status
+                _NO_PROXY.open(self.url + "/readyz", timeout=5) as response,
+            ):
+                return bool(response.status == 200)
+            return False
+
+        eventually_sync(ready, READY_TIMEOUT, lambda: f"{self.url}/readyz 200:\n{self.log()}")
 
     def request(
         self, method: str, path: str, key: str | None = None, body: Any = None
@@ -246,19 +265,27 @@ def free_port() -> int:
         return port
 
 
-def _stop_leftover_postgres(data_dir: Path) -> None:
-    """Stop an embedded Postgres a killed callguard process left running."""
-    pid_file = data_dir / "postmaster.pid"
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The embedded Postgres's pid, from its pid file; None without one."""
     with contextlib.suppress(OSError, ValueError, IndexError):
-        pid = int(pid_file.read_text().splitlines()[0])
-        if pid <= 0 or str(data_dir).encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        return int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    return None
+
+
+def stop_leftover_postgres(data_dir: Path) -> None:
+    """Stop an embedded Postgres a killed callguard process left running."""
+    pid = postmaster_pid(data_dir)
+    if pid is None or pid <= 0:
+        return
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        postgres = psutil.Process(pid)
+        if str(data_dir) not in " ".join(postgres.cmdline()):
             return  # a stale pid file: that pid is not our Postgres
-        os.kill(pid, signal.SIGINT)  # fast shutdown
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline:
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
+        postgres.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            postgres.wait(STOP_TIMEOUT)
+        except psutil.TimeoutExpired:
+            postgres.kill()
 
 
 async def apply_schema(url: str) -> None:
@@ -283,7 +310,7 @@ def fresh_data_dir() -> Iterator[Path]:
         try:
             yield data_dir
         finally:
-            _stop_leftover_postgres(data_dir)
+            stop_leftover_postgres(data_dir)
 
 
 @contextlib.contextmanager

@@ -38,6 +38,7 @@ LITERALS = re.compile(r"[\w/-]+")
 """A regex alternative with no special characters: a label value the scrape must have."""
 
 
+@pytest.mark.slow  # runs promtool
 @pytest.mark.parametrize(
     "command",
     [

@@ -1,4 +1,4 @@
-"""Replicas kept current by the change log: notified changes within a second, missed ones
+"""Replicas kept current by the change log: notified changes reach the others, missed ones
 caught up after a reconnect, later starters (from the tables or a snapshot), rebuilds that
 swap a fresh filter in, the positive cache, and lookups while Postgres is gone."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -33,7 +32,6 @@ from tests.conftest import (
 )
 
 ADMIN = store.audit.Actor(None, "test")
-SECOND = 1.0
 
 
 @pytest.fixture
@@ -58,14 +56,14 @@ async def verdict(client: AppClient, headers: dict[str, str], number: str) -> st
 
 
 async def wait_for_verdict(
-    client: AppClient, headers: dict[str, str], number: str, expected: str, within: float
-) -> float:
-    """Seconds until the client answers `expected`; fails after `within`."""
-    started = time.monotonic()
-    while (answer := await verdict(client, headers, number)) != expected:
-        assert time.monotonic() - started < within, f"{number}: still {answer}"
-        await asyncio.sleep(0.02)
-    return time.monotonic() - started
+    client: AppClient, headers: dict[str, str], number: str, expected: str
+) -> None:
+    """Return once the client answers `expected` for the number."""
+
+    async def answers() -> bool:
+        return await verdict(client, headers, number) == expected
+
+    await eventually(answers, what=f"{number} {expected}")
 
 
 async def list_number(client: AppClient, headers: dict[str, str], number: str) -> None:
@@ -74,7 +72,7 @@ async def list_number(client: AppClient, headers: dict[str, str], number: str) -
     assert response.status == 200, await response.text()
 
 
-async def test_a_change_through_one_replica_reaches_another_within_a_second(
+async def test_a_change_through_one_replica_reaches_another(
     aiohttp_client: ClientFactory, config: Config, admin: dict[str, str]
 ) -> None:
     first = await aiohttp_client(create_app(config))
@@ -82,18 +80,18 @@ async def test_a_change_through_one_replica_reaches_another_within_a_second(
     for reporter in ("a", "b", "c"):
         body = {"number": "0912345678", "category": "online_loan", "reporter": reporter}
         assert (await first.post("/v1/reports", json=body, headers=admin)).status == 201
-    assert await wait_for_verdict(second, admin, "0912345678", "scam", SECOND) < SECOND
+    await wait_for_verdict(second, admin, "0912345678", "scam")
     # The second replica now has the number's evidence cached; a delisting elsewhere ends it.
     assert await verdict(second, admin, "0912345678") == "scam"
     delisted = await first.delete(
         "/v1/numbers/0912345678", json={"reason": "owner appealed"}, headers=admin
     )
     assert delisted.status == 200
-    assert await wait_for_verdict(second, admin, "0912345678", "unknown", SECOND) < SECOND
-    deadline = time.monotonic() + SECOND  # both have applied the 4 changes: 3 reports, 1 delisting
-    while {live_filter_of(first).cursor, live_filter_of(second).cursor} != {4}:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await wait_for_verdict(second, admin, "0912345678", "unknown")
+    await eventually(
+        lambda: {live_filter_of(first).cursor, live_filter_of(second).cursor} == {4},
+        what="both at the 4 changes: 3 reports, 1 delisting",
+    )
 
 
 async def test_changes_made_while_the_feed_was_down_are_caught_up(
@@ -102,8 +100,7 @@ async def test_changes_made_while_the_feed_was_down_are_caught_up(
     await list_number(client, admin, "0912345678")
     assert await verdict(client, admin, "0912345678") == "scam"  # now cached here
     feed = feed_of(client)
-    while not feed.live:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: feed.live, what="the feed listening")
     # Cut the feed's connection, then change two numbers behind the process's back: the
     # notifications go to nobody.
     cut = await pool.fetchval(
@@ -117,7 +114,7 @@ async def test_changes_made_while_the_feed_was_down_are_caught_up(
     # Until the feed is back the cache is bypassed, so the delisting holds at once ...
     assert await verdict(client, admin, "0912345678") == "unknown"
     # ... and the listing made meanwhile reaches the filter once it has caught up.
-    assert await wait_for_verdict(client, admin, "0987654321", "scam", 5 * SECOND) < 5 * SECOND
+    await wait_for_verdict(client, admin, "0987654321", "scam")
     assert live_filter_of(client).cursor == await pool.fetchval("SELECT max(seq) FROM changes")
     assert feed.live
 
@@ -194,6 +191,7 @@ async def import_list(client: AppClient, operator: dict[str, str], body: str) ->
     assert response.status == 201, await response.text()
 
 
+@pytest.mark.slow  # imports 200,000 numbers
 async def test_a_replica_is_ready_only_once_every_imported_number_is_in_its_filter(
     aiohttp_client: ClientFactory, config: Config, make_key: MakeKey
 ) -> None:
@@ -268,8 +266,10 @@ async def test_a_rebuild_forgets_delisted_numbers_and_keeps_what_came_meanwhile(
     assert response.status == 200
     assert 84912345678 in live.filter  # a Bloom filter cannot forget ...
     rebuilding = asyncio.create_task(live.rebuild())
-    while live._recording is None:  # the build has started reading Postgres
-        await asyncio.sleep(0)
+    # Every turn of the loop, not to miss the build's reading, which may take a moment only.
+    await eventually(
+        lambda: live._recording is not None, what="the build reading Postgres", every=0
+    )
     old_filter = live.filter
     body = {"number": "0944444444", "category": "other", "reporter": "r"}
     assert (await client.post("/v1/reports", json=body, headers=admin)).status == 201
@@ -287,8 +287,7 @@ async def test_hot_numbers_come_from_the_cache_and_a_change_clears_them(
 ) -> None:
     await list_number(client, admin, "0912345678")
     feed = feed_of(client)
-    while not feed.live:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: feed.live, what="the feed listening")
     hits = feed.cache.hits
     for _ in range(5):
         assert await verdict(client, admin, "0912345678") == "scam"
@@ -309,6 +308,7 @@ async def lookup(client: AppClient, headers: dict[str, str], number: str) -> tup
     return body["verdict"], body.get("degraded", False)
 
 
+@pytest.mark.slow  # a Postgres of its own
 async def test_when_postgres_is_gone_lookups_answer_degraded_and_writes_503(
     aiohttp_client: ClientFactory, pg_data_dir: Path
 ) -> None:
@@ -325,10 +325,7 @@ async def test_when_postgres_is_gone_lookups_answer_degraded_and_writes_503(
         feed.cache.invalidate(84933333333)  # a listed number the cache does not hold
     # Leaving the block stopped that Postgres under the running app. Once the feed has
     # noticed, the cache is bypassed, and what needs Postgres is answered degraded.
-    deadline = time.monotonic() + 10
-    while feed.live:
-        assert time.monotonic() < deadline, "the feed did not notice"
-        await asyncio.sleep(0.01)
+    await eventually(lambda: not feed.live, what="the feed aware Postgres is gone")
     assert await lookup(client, headers, "0912345678") == ("scam", True)
     assert await lookup(client, headers, "0933333333") == ("unknown", True)
     assert await lookup(client, headers, "0900000001") == ("unknown", False)  # certain
@@ -346,16 +343,15 @@ async def test_when_postgres_is_gone_lookups_answer_degraded_and_writes_503(
     assert (await client.get("/readyz")).status == 503
     with embedded_database_url(None, pg_data_dir) as again:  # back, at the same address
         assert again == url
-        deadline = time.monotonic() + 10
-        while (await client.get("/readyz")).status != 200:
-            assert time.monotonic() < deadline, "not ready again"
-            await asyncio.sleep(0.1)
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status == 200
+
+        await eventually(ready, what="ready again")
         assert await lookup(client, headers, "0933333333") == ("scam", False)
         assert (await client.post("/v1/reports", json=report, headers=headers)).status == 201
         assert await verdict(client, headers, "0944444444") == "suspicious"
-        while not feed.live:  # the feed is back and has caught up
-            assert time.monotonic() < deadline, "the feed did not come back"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: feed.live, what="the feed back and caught up")
 
 
 async def test_upkeep_rebuilds_a_full_or_stale_filter_and_prunes_the_log(

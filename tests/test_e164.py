@@ -175,6 +175,7 @@ def realistic(draw: st.DrawFn) -> str:
     return text
 
 
+@pytest.mark.slow  # 3,000 examples
 @settings(max_examples=3000)
 @given(realistic())
 def test_parse_equals_phonenumbers_on_realistic_input(text: str) -> None:

@@ -16,6 +16,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from pgserver.postgres_server import get_server
 
+pytestmark = pytest.mark.slow  # starts embedded Postgres servers of its own
+
 
 def socket_dir_of(url: str) -> Path:
     return Path(parse_qs(urlsplit(url).query)["host"][0])

@@ -29,6 +29,7 @@ async def test_readyz_when_the_filter_is_loaded_and_the_database_answers(
     )
 
 
+@pytest.mark.slow  # a Postgres of its own
 async def test_readyz_is_503_when_the_database_is_gone(
     aiohttp_client: ClientFactory, pg_data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,7 +7,11 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.processes import NUMBER, Cli, free_port
+
+pytestmark = pytest.mark.slow  # sends raw bytes to a real `callguard serve` process
 
 RECEIVE_TIMEOUT = 10.0
 

@@ -245,6 +245,7 @@ async def test_an_import_that_fails_adds_nothing_to_the_filter(
     assert await filter_entries(client) == before
 
 
+@pytest.mark.slow  # imports 100,000 refused rows
 async def test_error_pages_and_stored_errors_are_capped(
     client: AppClient, make_key: MakeKey, pool: asyncpg.Pool
 ) -> None:

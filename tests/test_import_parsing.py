@@ -208,6 +208,7 @@ def write_csv(lines: list[tuple[str, str] | str], line_end: str) -> bytes:
     return "".join(parts).encode()
 
 
+@pytest.mark.slow  # hundreds of examples
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

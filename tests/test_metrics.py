@@ -75,6 +75,7 @@ async def test_a_metrics_key_can_do_nothing_else(
     assert response.content_type == "application/problem+json"
 
 
+@pytest.mark.slow  # runs promtool
 async def test_promtool_accepts_the_metrics(
     client: AppClient, auth: dict[str, str], metrics_auth: dict[str, str]
 ) -> None:

@@ -9,7 +9,6 @@ import copy
 import gzip
 import io
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from openapi_spec_validator import validate as validate_openapi
 
 from tests.conftest import TABLES, AppClient, ClientFactory, MakeKey, own_postgres
+from tests.waiting import eventually
 
 SPEC = openapi.spec()
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -419,6 +419,7 @@ async def test_imports_match_the_spec(client: AppClient, keys: dict[str, dict[st
     await conforms(await client.get(url, headers=other_operator), one, 401)
 
 
+@pytest.mark.slow  # a Postgres of its own
 async def test_answers_while_postgres_is_gone_match_the_spec(
     aiohttp_client: ClientFactory, pg_data_dir: Path
 ) -> None:
@@ -434,15 +435,11 @@ async def test_answers_while_postgres_is_gone_match_the_spec(
             200,
         )
         feed = client.app[FEED]
-        while not feed.live:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: feed.live, what="the feed listening")
         await conforms(
             await client.get(f"/v1/numbers/{NUMBER}", headers=headers), "/v1/numbers/{number}", 200
         )
-    deadline = time.monotonic() + 10
-    while feed.live:
-        assert time.monotonic() < deadline, "the feed did not notice"
-        await asyncio.sleep(0.01)
+    await eventually(lambda: not feed.live, what="the feed aware Postgres is gone")
     feed.cache.invalidate(84912345678)
     degraded = await conforms(
         await client.get(f"/v1/numbers/{NUMBER}", headers=headers), "/v1/numbers/{number}", 200
@@ -570,6 +567,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.slow  # generated requests against a live server
 @schema.parametrize()
 @hypothesis.settings(
     max_examples=MAX_EXAMPLES,

@@ -22,6 +22,9 @@ from callguard.embedded import database_url
 
 from tests.processes import COMMAND_TIMEOUT, STOP_TIMEOUT, Cli, Server, free_port
 from tests.test_workers import is_running, listening_workers
+from tests.waiting import eventually, eventually_sync
+
+pytestmark = pytest.mark.slow  # serves and stops real `callguard serve` processes
 
 LOAD_CLIENTS = 32
 """Clients posting reports at once: more than the pool's 10 connections, so some always wait."""
@@ -34,7 +37,6 @@ report takes milliseconds, and a slow upload here ends within a few seconds of t
 REFUSED_TIMEOUT = 5.0
 """From SIGTERM to the listening socket's close."""
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=60)
-POLL_SECONDS = 0.01
 IMPORT_ROWS = 5000
 LOCK_TIMEOUT = 30.0
 """Until the import waits for the test's lock: its upload has been read and parsed."""
@@ -45,6 +47,9 @@ UPLOAD_ROWS_PER_CHUNK = 50
 CHUNK_SECONDS = 0.1
 """An upload of UPLOAD_CHUNKS chunks would take 10 s."""
 CHUNKS_BEFORE_SIGTERM = 3
+SLOW_HEADERS_SECONDS = 10.0
+"""How long a client keeps sending header lines, ten times the keep-alive timeout it is
+given: closed before it ends, it was closed by that timeout."""
 
 
 @dataclass
@@ -67,26 +72,26 @@ class Load:
 
 async def wait_for_exit(server: Server, timeout: float) -> int:
     """The process's exit status, once it has exited, within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while (status := server.process.poll()) is None:
-        assert time.monotonic() < deadline, f"serve still running {timeout}s after SIGTERM"
-        await asyncio.sleep(POLL_SECONDS)
-    return status
+    await eventually(
+        lambda: server.process.poll() is not None, timeout, "serve exited after SIGTERM"
+    )
+    return server.process.wait()
 
 
 async def until_refused(server: Server) -> None:
     """Return once a new connection to the server is refused, within REFUSED_TIMEOUT (or
     reset: one the kernel queued for accept is reset when the listening socket closes)."""
-    deadline = time.monotonic() + REFUSED_TIMEOUT
-    while True:
+
+    async def refused() -> bool:
         try:
             _, writer = await asyncio.open_connection("127.0.0.1", server.port)
         except (ConnectionRefusedError, ConnectionResetError):
-            return
+            return True
         writer.close()
         await writer.wait_closed()
-        assert time.monotonic() < deadline, f"still accepting connections:\n{server.log()}"
-        await asyncio.sleep(POLL_SECONDS)
+        return False
+
+    await eventually(refused, REFUSED_TIMEOUT, lambda: f"new connections refused:\n{server.log()}")
 
 
 async def post_reports(
@@ -313,11 +318,12 @@ async def until_waiting_for_a_lock(
         "SELECT count(*) FROM pg_locks"
         " WHERE NOT granted AND relation = 'trusted_listings'::regclass"
     )
-    deadline = time.monotonic() + LOCK_TIMEOUT
-    while not await conn.fetchval(waiting):
+
+    async def waits() -> bool:
         assert not request.done(), request
-        assert time.monotonic() < deadline, "the import never reached its merge"
-        await asyncio.sleep(POLL_SECONDS)
+        return bool(await conn.fetchval(waiting))
+
+    await eventually(waits, LOCK_TIMEOUT, "the import waiting at its merge")
 
 
 async def test_an_upload_still_arriving_at_sigterm_is_answered_503_at_once_and_rolled_back(
@@ -367,20 +373,18 @@ async def test_a_client_slow_to_send_its_headers_is_closed(
     monkeypatch.setenv("CALLGUARD_KEEPALIVE_TIMEOUT", "1")
     with callguard.serve(free_port()) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        started = time.monotonic()
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        try:
-            while time.monotonic() - started < 10:  # a header line now and then, never the end
-                await asyncio.sleep(0.2)
+
+        async def closed() -> bool:  # a header line now and then, never the end
+            try:
                 writer.write(b"X-Slow: yes\r\n")
                 await writer.drain()
-                if reader.at_eof():
-                    break
-        except ConnectionError:
-            pass
-        closed = await asyncio.wait_for(reader.read(), 10)
-        assert closed == b""  # closed without an answer
-        assert time.monotonic() - started < 3
+            except ConnectionError:
+                return True
+            return reader.at_eof()
+
+        await eventually(closed, SLOW_HEADERS_SECONDS, "closed while sending headers", every=0.2)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed without an answer
         writer.close()
 
 
@@ -406,10 +410,11 @@ def test_kill_9_leaves_no_parser_and_a_later_clean_stop_stops_postgres(
         server.process.kill()
         server.process.wait()
 
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while running := [child for child in children if is_running(child)]:
-            assert time.monotonic() < deadline, f"{running} outlived the killed serve"
-            time.sleep(POLL_SECONDS)
+        eventually_sync(
+            lambda: not any(map(is_running, children)),
+            STOP_TIMEOUT,
+            lambda: f"every child of the killed serve stopped: {children}",
+        )
 
     with callguard.serve(free_port()) as server:
         assert server.terminate() == 0, server.log()

@@ -6,7 +6,6 @@ import http.client
 import json
 import signal
 import socket
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,21 +13,22 @@ import psutil
 import pytest
 
 from tests.processes import (
+    FEED_TIMEOUT,
     NUMBER,
     STOP_TIMEOUT,
     Cli,
     Server,
     free_port,
 )
+from tests.waiting import eventually_sync
+
+pytestmark = pytest.mark.slow  # serves real `callguard serve --workers` processes
 
 WORKERS = 2
 LISTEN_TIMEOUT = 60.0
 """Until every worker listens: each is a fresh interpreter that loads its own filter."""
 SPREAD_TIMEOUT = 10.0
 """Until new connections have reached every worker."""
-FEED_TIMEOUT = 2.0
-"""Until a change made through one worker shows in the others (test_cli's REVOKE_TIMEOUT)."""
-POLL_SECONDS = 0.05
 
 Answer = tuple[int, Any]
 """(status, JSON body) of one request."""
@@ -45,21 +45,22 @@ def is_running(process: psutil.Process) -> bool:
 def listening_workers(server: Server) -> list[psutil.Process]:
     """The server's child processes that listen on its port, once WORKERS of them do."""
     port = server.port
-    deadline = time.monotonic() + LISTEN_TIMEOUT
-    while True:
+
+    def listeners() -> list[psutil.Process]:
         assert server.process.poll() is None, f"serve exited:\n{server.log()}"
-        listeners = []
+        found = []
         for child in psutil.Process(server.process.pid).children():
             try:
                 connections = child.net_connections("tcp")
             except psutil.NoSuchProcess:
                 continue
             if any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections):
-                listeners.append(child)
-        if len(listeners) == WORKERS:
-            return listeners
-        assert time.monotonic() < deadline, f"{len(listeners)} listener(s):\n{server.log()}"
-        time.sleep(POLL_SECONDS)
+                found.append(child)
+        return found if len(found) == WORKERS else []
+
+    return eventually_sync(
+        listeners, LISTEN_TIMEOUT, lambda: f"{WORKERS} workers listening:\n{server.log()}"
+    )
 
 
 def request_one(
@@ -93,13 +94,18 @@ def ask_every_worker(
 ) -> dict[int, Answer]:
     """Each worker's latest answer, once every worker's latest answer is wanted."""
     latest: dict[int, Answer] = {}
-    deadline = time.monotonic() + SPREAD_TIMEOUT + timeout
-    while True:
+
+    def every_answer_wanted() -> bool:
         pid, answer = request_one(server, workers, path, key)
         latest[pid] = answer
-        if len(latest) == len(workers) and all(map(wanted, latest.values())):
-            return latest
-        assert time.monotonic() < deadline, f"answers by worker: {latest}\n{server.log()}"
+        return len(latest) == len(workers) and all(map(wanted, latest.values()))
+
+    eventually_sync(
+        every_answer_wanted,
+        SPREAD_TIMEOUT + timeout,
+        lambda: f"every worker's answer wanted: {latest}\n{server.log()}",
+    )
+    return latest
 
 
 def test_workers_share_the_port_and_stop_together_on_sigterm(cli: Cli) -> None:
@@ -156,10 +162,11 @@ def test_workers_stop_when_the_parent_is_killed(callguard: Cli) -> None:
         server.process.kill()
         server.process.wait()
 
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while running := [worker for worker in workers if is_running(worker)]:
-            assert time.monotonic() < deadline, f"{running} left running:\n{server.log()}"
-            time.sleep(POLL_SECONDS)
+        eventually_sync(
+            lambda: not any(map(is_running, workers)),
+            STOP_TIMEOUT,
+            lambda: f"every worker stopped: {workers}\n{server.log()}",
+        )
         assert "the parent process is gone" in server.log()
     # The killed parent left the embedded Postgres running: the fixture stops it.
 
