@@ -1,4 +1,5 @@
-"""GET /healthz (the process is alive) and GET /readyz (it can answer lookups)."""
+"""GET /healthz (the process is alive), GET /readyz (it can answer lookups) and GET /metrics
+(Prometheus text, for a `metrics` or `admin` key)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import logging
 from http import HTTPStatus
 
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
-from ..auth import public
+from ..auth import Role, public, requires_one_of
 from ..problems import Problem
-from ..state import LISTINGS, POOL
+from ..state import LISTINGS, METRICS, POOL
 from ..store import DATABASE_UNAVAILABLE
 from .bodies import json_response
 
@@ -43,3 +45,10 @@ async def readyz(request: web.Request) -> web.Response:
     if not listings.feed_live:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "Catching up with the change log.")
     return json_response({"status": "ready", "filter_entries": listings.filter.entries})
+
+
+@requires_one_of(Role.METRICS, Role.ADMIN)
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """The app's Prometheus metrics: a key that can read them learns nothing else, and an
+    outsider cannot use them to find the filter's false positives."""
+    return await make_aiohttp_handler(request.app[METRICS].registry)(request)
