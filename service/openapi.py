@@ -231,7 +231,7 @@ def _schemas() -> Schema:
         ),
         "LookupError": _obj(
             {
-                "input": {"description": "The item as sent, whatever its JSON type."},
+                "input": {"type": "string", "description": "The item as sent."},
                 "error": {"type": "string", "description": "Why it is not a number."},
             },
             description="An invalid item of a batch; it does not fail the batch.",
@@ -714,7 +714,7 @@ def _paths() -> Schema:
                 "not fail the batch.",
                 {
                     "200": _json(_ref("LookupResults"), "One result per number.", _LOOKUP_HEADERS),
-                    "400": _bad('The body is not {"numbers": [...]}.'),
+                    "400": _bad('The body is not {"numbers": [...]} of strings.'),
                     "413": _problem(
                         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                         f"More than {_DEFAULTS.batch_limit} numbers, or the body is larger "
@@ -730,8 +730,9 @@ def _paths() -> Schema:
                                 "type": "array",
                                 "items": {"type": "string", "format": PHONE_NUMBER},
                                 "maxItems": _DEFAULTS.batch_limit,
-                                "description": "Numbers in any form; an item that is not a "
-                                "string or not a number gets an error result.",
+                                "description": "Numbers in any form, as strings (an item "
+                                "of another JSON type refuses the batch, 400); text that is "
+                                "not a number gets an error result.",
                             }
                         }
                     ),

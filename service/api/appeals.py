@@ -10,9 +10,9 @@ from aiohttp import web
 
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
-from ..problems import Problem, bad_request, not_found, too_many_requests
+from ..problems import bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CONFIG, LISTINGS, POOL
-from ..store import Appeal, AppealNotOpen, AppealOpen
+from ..store import Appeal
 from ..store import create_appeal as store_appeal
 from ..store import list_appeals as store_list
 from .bodies import digits, iso, json_response, query_int, read_object, text_field
@@ -47,23 +47,14 @@ async def create_appeal(request: web.Request) -> web.Response:
         raise too_many_requests(f"This key may file {rate:g} appeals a second.", wait)
     data = await read_object(request, ("number", "contact", "message"))
     number = parse_number(text_field(data, "number", 64))
-    try:
-        appeal = await store_appeal(
-            request.app[POOL],
-            number,
-            text_field(data, "contact", MAX_CONTACT_LENGTH),
-            text_field(data, "message", MAX_MESSAGE_LENGTH),
-            api_key.id,
-            request.app[LISTINGS].clock(),
-        )
-    except AppealOpen as err:
-        raise Problem(
-            HTTPStatus.CONFLICT,
-            f"This key's appeal {err.appeal.id} against {to_e164(number)} is still open; "
-            "it is decided before another is taken.",
-            kind="appeal-open",
-            appeal_id=err.appeal.id,
-        ) from err
+    appeal = await store_appeal(
+        request.app[POOL],
+        number,
+        text_field(data, "contact", MAX_CONTACT_LENGTH),
+        text_field(data, "message", MAX_MESSAGE_LENGTH),
+        api_key.id,
+        request.app[LISTINGS].clock(),
+    )
     return json_response(appeal_body(appeal), status=HTTPStatus.CREATED)
 
 
@@ -91,16 +82,9 @@ async def resolve_appeal(request: web.Request) -> web.Response:
     if decision not in DECISIONS:
         raise bad_request("'decision' must be 'delist' or 'reject'.")
     note = text_field(data, "note", MAX_MESSAGE_LENGTH)
-    try:
-        appeal = await request.app[LISTINGS].resolve_appeal(
-            appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
-        )
-    except AppealNotOpen as err:
-        raise Problem(
-            HTTPStatus.CONFLICT,
-            f"Appeal {err.appeal.id} was already decided: {err.appeal.status}.",
-            kind="appeal-decided",
-        ) from err
+    appeal = await request.app[LISTINGS].resolve_appeal(
+        appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
+    )
     if appeal is None:
         raise not_found(f"There is no appeal {text}.")
     return json_response(appeal_body(appeal))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -11,14 +10,13 @@ from multidict import CIMultiDict
 
 from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
-from ..categories import CATEGORY_IDS
 from ..e164 import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from ..listings import Answer
-from ..problems import Problem, bad_request, encode_json, not_found, too_many_requests
+from ..problems import bad_request, encode_json, not_found, too_many_requests
 from ..reputation import UNKNOWN, Evidence, Verdict
 from ..state import CONFIG, LISTINGS, LOOKUP_LIMITS
 from ..store import Actor, ApiKey
-from ..text import TextError, category
+from ..text import category
 from .bodies import optional_text_field, read_object, text_field
 
 MAX_NOTE_LENGTH = 2000
@@ -59,16 +57,9 @@ def shape_error(text: str) -> str | None:
 
 
 def category_field(data: dict[str, Any]) -> str:
-    """A required, known category id, by service/text.py's rule (any letter case)."""
-    try:
-        return category(text_field(data, "category", 64))
-    except TextError as err:
-        raise Problem(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            f"{err} GET /v1/categories lists them.",
-            kind="unknown-category",
-            categories=sorted(CATEGORY_IDS),
-        ) from err
+    """A required, known category id, by service/text.py's rule (any letter case); an
+    unknown one is answered 422 with the list (problems.DOMAIN_ERRORS)."""
+    return category(text_field(data, "category", 64))
 
 
 def actor(api_key: ApiKey) -> Actor:

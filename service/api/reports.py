@@ -11,7 +11,6 @@ from ..e164 import to_e164
 from ..listings import Report
 from ..problems import too_many_requests
 from ..state import CONFIG, LISTINGS, REPORT_LIMITS
-from ..store import ReporterLimitReached
 from .bodies import (
     identifier_field,
     json_response,
@@ -43,14 +42,7 @@ async def create_report(request: web.Request) -> web.Response:
         description=optional_text_field(data, "description", MAX_DESCRIPTION_LENGTH),
         occurred_at=timestamp_field(data, "occurred_at", listings.clock()),
     )
-    try:
-        report_id, answer = await listings.report(report, api_key.id)
-    except ReporterLimitReached as err:
-        limit = request.app[CONFIG].reports_per_reporter_per_day
-        raise too_many_requests(
-            f"This reporter has sent {limit} reports in the last 24 hours, the most allowed.",
-            (err.retry_at - listings.clock()).total_seconds(),
-        ) from err
+    report_id, answer = await listings.report(report, api_key.id)
     return json_response(
         {
             "report_id": report_id,
