@@ -10,9 +10,12 @@ import functools
 from http import HTTPStatus
 from typing import Any
 
+from aiohttp import web
+
 from . import e164 as number_parsing
 from . import import_parsing as import_formats
 from .api import allowlist, appeals, imports, numbers, reports
+from .auth import Role, role_needed
 from .categories import CATEGORIES
 from .config import Config
 from .reputation import Verdict
@@ -215,6 +218,11 @@ def _schemas() -> Schema:
                 },
                 "retry_after": _int(1, description="429: seconds to wait, as in Retry-After."),
                 "limit": _int(1, description="413 batch-too-large: the most numbers a call."),
+                "appeal_id": _int(1, description="409 appeal-open: the appeal still open."),
+                "source": {
+                    "type": "string",
+                    "description": "403 source-forbidden: the source the key may not use.",
+                },
             },
             "required": ["type", "title", "status", "detail"],
             "additionalProperties": False,
@@ -463,13 +471,12 @@ def _operation(
     description: str,
     responses: Schema,
     *,
-    role: str | None = "client",
     parameters: list[Schema] | None = None,
     body: Schema | None = None,
     json_body: bool = True,
 ) -> Schema:
-    """An operation; /v1 ones (with a role) also answer 401, 503 and, above client, 403; one
-    with a JSON body also 408, 413 and 415 (`responses` may describe any of them better)."""
+    """An operation; one with a JSON body also answers 408, 413 and 415 (`responses` may
+    describe any of them better). Who may call it is added from its handler (_with_role)."""
     operation: Schema = {
         "operationId": operation_id,
         "tags": [tag],
@@ -487,22 +494,57 @@ def _operation(
                 "415": _use("UnsupportedMediaType"),
                 **responses,
             }
-    if role is None:
-        operation["security"] = PUBLIC
+    operation["responses"] = responses
+    return operation
+
+
+def _with_role(operation: Schema, handler: object) -> Schema:
+    """The operation with who may call it, as its handler is marked (auth.role_needed): a
+    keyed one also answers 401, 429 (too many refused keys) and 503, and 403 above client."""
+    needed = role_needed(handler)
+    responses = operation["responses"]
+    if needed is None:
+        operation = {**operation, "security": PUBLIC}
     else:
-        operation["x-role"] = role
-        needs = "`metrics` or `admin`" if role == "metrics" else f"`{role}` or above"
-        operation["description"] += f"\n\nNeeds a key of role {needs}."
+        if isinstance(needed, frozenset):
+            names = sorted(role.name.lower() for role in needed)
+            role, needs = " or ".join(names), " or ".join(f"`{name}`" for name in names)
+        else:
+            role = needed.name.lower()
+            needs = f"`{role}` or above"
+        operation = {
+            **operation,
+            "x-role": role,
+            "description": f"{operation['description']}\n\nNeeds a key of role {needs}.",
+        }
         responses = {
             "401": _use("Unauthorized"),
             "429": _use("TooManyRefusals"),
             "503": _use("Unavailable"),
             **responses,
         }
-        if role != "client":
+        if needed is not Role.CLIENT:
             responses["403"] = _use("Forbidden")
-    operation["responses"] = dict(sorted(responses.items()))
-    return operation
+    return {**operation, "responses": dict(sorted(responses.items()))}
+
+
+def _routed_paths() -> Schema:
+    """The paths of the routes table (routes.ROUTES), each operation with its handler's
+    role; a route with no operation described here is a mistake, and fails at once."""
+    from .routes import ROUTES  # here: the routes name api/docs.py, which serves this module
+
+    described = _paths()
+    paths: Schema = {}
+    for route in ROUTES:
+        assert isinstance(route, web.RouteDef)
+        item = described[route.path]
+        operation = item[route.method.lower()]
+        paths.setdefault(route.path, {k: v for k, v in item.items() if k not in _METHODS})
+        paths[route.path][route.method.lower()] = _with_role(operation, route.handler)
+    return paths
+
+
+_METHODS = ("get", "put", "post", "delete", "patch")
 
 
 def _path(name: str, schema: Schema, description: str, example: Any) -> Schema:
@@ -571,7 +613,6 @@ def _paths() -> Schema:
                 "Liveness",
                 "200 while the process is alive.",
                 {"200": _json(_obj({"status": {"const": "ok"}}), "The event loop answers.")},
-                role=None,
             )
         },
         "/readyz": {
@@ -590,7 +631,6 @@ def _paths() -> Schema:
                         "The filter is still loading, or Postgres does not answer.",
                     ),
                 },
-                role=None,
             )
         },
         "/metrics": {
@@ -609,7 +649,6 @@ def _paths() -> Schema:
                         },
                     }
                 },
-                role="metrics",
             )
         },
         "/openapi.json": {
@@ -619,7 +658,6 @@ def _paths() -> Schema:
                 "This description",
                 "The OpenAPI 3.1 description of the API.",
                 {"200": _json({"type": "object"}, "The OpenAPI document.")},
-                role=None,
             )
         },
         "/docs": {
@@ -634,7 +672,6 @@ def _paths() -> Schema:
                         "content": {"text/html": {"schema": {"type": "string"}}},
                     }
                 },
-                role=None,
             )
         },
         "/v1/categories": {
@@ -673,7 +710,6 @@ def _paths() -> Schema:
                     "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
                     "422": unknown_category,
                 },
-                role="admin",
                 parameters=[ACCEPT_LANGUAGE],
                 body=_body(
                     _obj(
@@ -697,7 +733,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_number),
                     "404": _not_found("The number is not listed."),
                 },
-                role="admin",
                 parameters=[ACCEPT_LANGUAGE],
                 body=_body(
                     _obj({"reason": _text(numbers.MAX_NOTE_LENGTH, "Why it is delisted.")}),
@@ -728,7 +763,9 @@ def _paths() -> Schema:
                         {
                             "numbers": {
                                 "type": "array",
-                                "items": {"type": "string", "format": PHONE_NUMBER},
+                                # No phone-number format: text that is no number is
+                                # accepted, and answered with an error result.
+                                "items": {"type": "string", "examples": ["0912345678"]},
                                 "maxItems": _DEFAULTS.batch_limit,
                                 "description": "Numbers in any form, as strings (an item "
                                 "of another JSON type refuses the batch, 400); text that is "
@@ -793,7 +830,6 @@ def _paths() -> Schema:
                 "Verified numbers",
                 "Every verified number, with how many reports against it look like spoofing.",
                 {"200": _json(_ref("AllowlistEntries"), "The allowlist.")},
-                role="admin",
             )
         },
         "/v1/allowlist/{number}": {
@@ -808,7 +844,6 @@ def _paths() -> Schema:
                     "400": _bad("The number is not valid, or `limit` is out of range."),
                     "404": _not_found("The number is not on the allowlist."),
                 },
-                role="admin",
                 parameters=[_limit(50, 1000)],
             ),
             "put": _operation(
@@ -821,7 +856,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_number),
                     "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
                 },
-                role="admin",
                 body=_body(
                     _obj(
                         {
@@ -843,7 +877,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_number),
                     "404": _not_found("The number is not on the allowlist."),
                 },
-                role="admin",
                 body=_body(
                     _obj({"reason": _text(allowlist.MAX_NOTE_LENGTH, "Why.", nullable=True)}, []),
                     {"reason": "The hotline was retired"},
@@ -896,7 +929,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("Appeals"), "The appeals."),
                     "400": _bad("A query parameter is out of range."),
                 },
-                role="admin",
                 parameters=[
                     _query("status", _ref("AppealStatus"), "Only appeals of this status."),
                     _query("after", _int(0, QUERY_ID_MAX), "Only appeals with a higher id."),
@@ -916,7 +948,6 @@ def _paths() -> Schema:
                     "404": _not_found("There is no such appeal."),
                     "409": _problem(HTTPStatus.CONFLICT, "The appeal was already decided."),
                 },
-                role="admin",
                 parameters=[_path("appeal_id", _int(1, ID_MAX), "The appeal's id.", 1)],
                 body=_body(
                     _obj(
@@ -939,7 +970,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("AuditEntries"), "The entries."),
                     "400": _bad("A query parameter is out of range."),
                 },
-                role="admin",
                 parameters=[paging_before, _limit(100, 1000)],
             )
         },
@@ -988,7 +1018,6 @@ def _paths() -> Schema:
                         "or source.",
                     ),
                 },
-                role="operator",
                 parameters=[
                     _query(
                         "source",
@@ -1040,7 +1069,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("Imports"), "The imports."),
                     "400": _bad("A query parameter is out of range."),
                 },
-                role="operator",
                 parameters=[paging_before, _limit(100, 1000)],
             ),
         },
@@ -1054,7 +1082,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("ImportSummary"), "The import."),
                     "404": _not_found("No such import of the caller's."),
                 },
-                role="operator",
                 parameters=[import_id],
             )
         },
@@ -1069,7 +1096,6 @@ def _paths() -> Schema:
                     "400": _bad("A query parameter is out of range."),
                     "404": _not_found("No such import of the caller's."),
                 },
-                role="operator",
                 parameters=[
                     import_id,
                     _query("after", _int(0, QUERY_ID_MAX), "Only rows after this line."),
@@ -1119,7 +1145,7 @@ def spec() -> Schema:
             {"name": "docs", "description": "This description; no key."},
         ],
         "security": BEARER,
-        "paths": _paths(),
+        "paths": _routed_paths(),
         "components": {
             "securitySchemes": {
                 "bearer": {

@@ -142,6 +142,29 @@ def text_limits() -> Iterator[tuple[str, str, str, int]]:
                 yield method, path, field, schema["maxLength"]
 
 
+async def test_the_roles_the_spec_names_are_the_roles_enforced(
+    client: AppClient, keys: dict[str, dict[str, str]]
+) -> None:
+    """Whoever the spec says may call an operation gets past the key check, and a key of a
+    lower role gets 403 there: the handlers' marks are what both read."""
+    names = {"{number}": NUMBER, "{appeal_id}": "1", "{import_id}": "1"}
+    below = {"operator": "client", "admin": "operator", "admin or metrics": "operator"}
+    for template, method, operation in operations():
+        path = template
+        for name, value in names.items():
+            path = path.replace(name, value)
+        role = operation.get("x-role")
+        if role is None:
+            response = await client.request(method, path)
+            assert response.status not in (401, 403), (method, template)
+            continue
+        allowed = await client.request(method, path, headers=keys["admin"])
+        assert allowed.status not in (401, 403), (method, template)
+        if role in below:
+            refused = await client.request(method, path, headers=keys[below[role]])
+            assert refused.status == 403, (method, template, role)
+
+
 @pytest.mark.parametrize(("method", "path", "field", "max_length"), list(text_limits()))
 async def test_the_spec_has_the_handlers_text_limits(
     client: AppClient,
