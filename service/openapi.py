@@ -18,6 +18,7 @@ from .api import allowlist, appeals, imports, numbers, reports
 from .auth import Role, role_needed
 from .categories import CATEGORIES
 from .config import Config
+from .problems import DOMAIN_ERRORS, answered_by
 from .reputation import Verdict
 from .store import STORED_ERRORS
 
@@ -476,7 +477,8 @@ def _operation(
     json_body: bool = True,
 ) -> Schema:
     """An operation; one with a JSON body also answers 408, 413 and 415 (`responses` may
-    describe any of them better). Who may call it is added from its handler (_with_role)."""
+    describe any of them better). Who may call it, and the domain errors it may end in, are
+    added from its handler (_from_handler)."""
     operation: Schema = {
         "operationId": operation_id,
         "tags": [tag],
@@ -498,11 +500,17 @@ def _operation(
     return operation
 
 
-def _with_role(operation: Schema, handler: object) -> Schema:
-    """The operation with who may call it, as its handler is marked (auth.role_needed): a
-    keyed one also answers 401, 429 (too many refused keys) and 503, and 403 above client."""
+def _from_handler(operation: Schema, handler: object) -> Schema:
+    """The operation with the answers its handler is marked with: the domain errors it may
+    end in (problems.answers, answered as problems.DOMAIN_ERRORS say), and who may call it
+    (auth.role_needed): a keyed one also answers 401, 429 (too many refused keys) and 503,
+    and 403 above client."""
+    responses = dict(operation["responses"])
+    for error in answered_by(handler):
+        answer = DOMAIN_ERRORS[error]
+        assert answer.description, f"{error.__name__} has no description in DOMAIN_ERRORS"
+        responses[str(int(answer.status))] = _problem(answer.status, answer.description)
     needed = role_needed(handler)
-    responses = operation["responses"]
     if needed is None:
         operation = {**operation, "security": PUBLIC}
     else:
@@ -529,8 +537,8 @@ def _with_role(operation: Schema, handler: object) -> Schema:
 
 
 def _routed_paths() -> Schema:
-    """The paths of the routes table (routes.ROUTES), each operation with its handler's
-    role; a route with no operation described here is a mistake, and fails at once."""
+    """The paths of the routes table (routes.ROUTES), each operation with what its handler
+    is marked with; a route with no operation described here is a mistake, and fails at once."""
     from .routes import ROUTES  # here: the routes name api/docs.py, which serves this module
 
     described = _paths()
@@ -540,7 +548,7 @@ def _routed_paths() -> Schema:
         item = described[route.path]
         operation = item[route.method.lower()]
         paths.setdefault(route.path, {k: v for k, v in item.items() if k not in _METHODS})
-        paths[route.path][route.method.lower()] = _with_role(operation, route.handler)
+        paths[route.path][route.method.lower()] = _from_handler(operation, route.handler)
     return paths
 
 
@@ -598,9 +606,6 @@ def _limit(default: int, maximum: int) -> Schema:
 def _paths() -> Schema:
     bad_number = "The number is not a valid phone number, or the body is malformed."
     bad_body = "The body is not a JSON object of the known fields, or a field is invalid."
-    unknown_category = _problem(
-        HTTPStatus.UNPROCESSABLE_ENTITY, "Unknown category; `categories` lists the known ones."
-    )
     import_id = _path(
         "import_id", _int(1, ID_MAX), "The import's id; ids of other keys' imports get 404.", 1
     )
@@ -708,7 +713,6 @@ def _paths() -> Schema:
                     "200": _lookup("The verdict now."),
                     "400": _bad(bad_number),
                     "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
-                    "422": unknown_category,
                 },
                 parameters=[ACCEPT_LANGUAGE],
                 body=_body(
@@ -787,7 +791,6 @@ def _paths() -> Schema:
                 {
                     "201": _json(_ref("ReportCreated"), "Stored; the number's verdict now."),
                     "400": _bad(bad_body),
-                    "422": unknown_category,
                     "429": _use("TooManyReports"),
                 },
                 body=_body(
@@ -894,10 +897,6 @@ def _paths() -> Schema:
                 {
                     "201": _json(_ref("Appeal"), "Filed, open."),
                     "400": _bad(bad_body),
-                    "409": _problem(
-                        HTTPStatus.CONFLICT,
-                        "This key's appeal against the number is still open (`appeal_id`).",
-                    ),
                     "429": _problem(
                         HTTPStatus.TOO_MANY_REQUESTS,
                         f"Too many appeals: over {_DEFAULTS.appeals_per_key_per_second:g} a "
@@ -946,7 +945,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("Appeal"), "Decided."),
                     "400": _bad(bad_body),
                     "404": _not_found("There is no such appeal."),
-                    "409": _problem(HTTPStatus.CONFLICT, "The appeal was already decided."),
                 },
                 parameters=[_path("appeal_id", _int(1, ID_MAX), "The appeal's id.", 1)],
                 body=_body(
@@ -991,11 +989,6 @@ def _paths() -> Schema:
                         "Nothing imported: `source` is missing, the body is empty, not CSV or "
                         "NDJSON, has no `number` column, or its gzip stream is cut or corrupt."
                     ),
-                    "408": _problem(
-                        HTTPStatus.REQUEST_TIMEOUT,
-                        "Nothing imported: the upload stalled, sending nothing for a while, "
-                        "or kept sending more slowly than the minimum pace.",
-                    ),
                     "429": _problem(
                         HTTPStatus.TOO_MANY_REQUESTS,
                         "Nothing read or imported: as many imports as allowed are running for "
@@ -1006,11 +999,6 @@ def _paths() -> Schema:
                         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                         "The body is not text/csv or application/x-ndjson, or its "
                         "Content-Encoding is not identity or gzip.",
-                    ),
-                    "413": _problem(
-                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                        "Nothing imported: the list holds more bytes (after decompression) or "
-                        "lines than one import may.",
                     ),
                     "422": _problem(
                         HTTPStatus.UNPROCESSABLE_ENTITY,

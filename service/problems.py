@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.http_exceptions import (
@@ -137,6 +137,8 @@ class DomainAnswer:
     status: HTTPStatus
     kind: str | None
     detail: Callable[[Any], str]
+    description: str = ""
+    """When it is answered, for the OpenAPI document of the handlers marked with it."""
     retry_after: Callable[[Any, web.Request], float] | None = None
     extensions: Callable[[Any], dict[str, Any]] | None = None
     logged: bool = False
@@ -159,7 +161,7 @@ DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
         HTTPStatus.TOO_MANY_REQUESTS,
         "rate-limited",
         lambda err: f"{err}; send it again when one is answered.",
-        lambda err, request: err.retry_after,
+        retry_after=lambda err, request: err.retry_after,
     ),
     ReporterLimitReached: DomainAnswer(
         HTTPStatus.TOO_MANY_REQUESTS,
@@ -167,7 +169,7 @@ DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
         lambda err: (
             f"This reporter has sent {err.limit} reports in the last 24 hours, the most allowed."
         ),
-        lambda err, request: (err.retry_at - _now(request)).total_seconds(),
+        retry_after=lambda err, request: (err.retry_at - _now(request)).total_seconds(),
     ),
     AppealOpen: DomainAnswer(
         HTTPStatus.CONFLICT,
@@ -176,17 +178,20 @@ DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
             f"This key's appeal {err.appeal.id} against {to_e164(err.appeal.number)} "
             "is still open; it is decided before another is taken."
         ),
+        "This key's appeal against the number is still open (`appeal_id`).",
         extensions=lambda err: {"appeal_id": err.appeal.id},
     ),
     AppealNotOpen: DomainAnswer(
         HTTPStatus.CONFLICT,
         "appeal-decided",
         lambda err: f"Appeal {err.appeal.id} was already decided: {err.appeal.status}.",
+        "The appeal was already decided.",
     ),
     UnknownCategory: DomainAnswer(
         HTTPStatus.UNPROCESSABLE_ENTITY,
         "unknown-category",
         lambda err: f"{err} GET /v1/categories lists them.",
+        "Unknown category; `categories` lists the known ones.",
         extensions=lambda err: {"categories": sorted(CATEGORY_IDS)},
     ),
     TextError: DomainAnswer(HTTPStatus.BAD_REQUEST, "bad-request", str),
@@ -194,12 +199,18 @@ DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
         HTTPStatus.BAD_REQUEST, "bad-request", lambda err: f"Nothing was imported: {err}."
     ),
     UploadStalled: DomainAnswer(
-        HTTPStatus.REQUEST_TIMEOUT, "request-timeout", lambda err: f"Nothing was imported: {err}."
+        HTTPStatus.REQUEST_TIMEOUT,
+        "request-timeout",
+        lambda err: f"Nothing was imported: {err}.",
+        "Nothing imported: the upload stalled, sending nothing for a while, or kept sending "
+        "more slowly than the minimum pace.",
     ),
     ImportTooLarge: DomainAnswer(
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         "import-too-large",
         lambda err: f"Nothing was imported: {err}, more than one import may; split it.",
+        "Nothing imported: the list holds more bytes (after decompression) or lines than one "
+        "import may.",
     ),
     ServiceStopping: DomainAnswer(
         HTTPStatus.SERVICE_UNAVAILABLE,
@@ -222,6 +233,27 @@ DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
 """Every domain exception a request may end in, by type, and how it is answered: handlers
 raise these and never build their problems. A subclass not listed is answered as the nearest
 listed base class (PoolExhausted is a TimeoutError, a database failure, but answered apart)."""
+
+
+_ANSWERS_ATTRIBUTE = "__callguard_answers__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def answers(*errors: type[Exception]) -> Callable[[F], F]:
+    """Mark a handler with the domain exceptions of DOMAIN_ERRORS it may end in, each with a
+    status of its own there: its OpenAPI operation documents those answers (openapi.py)."""
+
+    def mark(handler: F) -> F:
+        setattr(handler, _ANSWERS_ATTRIBUTE, errors)
+        return handler
+
+    return mark
+
+
+def answered_by(handler: object) -> tuple[type[Exception], ...]:
+    """The domain exceptions a handler is marked with (answers)."""
+    errors: tuple[type[Exception], ...] = getattr(handler, _ANSWERS_ATTRIBUTE, ())
+    return errors
 
 
 def domain_answer(err: Exception) -> DomainAnswer | None:

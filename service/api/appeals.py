@@ -10,9 +10,9 @@ from aiohttp import web
 
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
-from ..problems import bad_request, not_found, too_many_requests
+from ..problems import answers, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CONFIG, LISTINGS, POOL
-from ..store import Appeal
+from ..store import Appeal, AppealNotOpen, AppealOpen
 from ..store import create_appeal as store_appeal
 from ..store import list_appeals as store_list
 from .bodies import digits, iso, json_response, query_int, read_object, text_field
@@ -38,6 +38,7 @@ def appeal_body(appeal: Appeal) -> dict[str, Any]:
     }
 
 
+@answers(AppealOpen)
 async def create_appeal(request: web.Request) -> web.Response:
     """File an appeal against a number's listing: one open appeal per number per key."""
     api_key = request[API_KEY]
@@ -71,6 +72,7 @@ async def list_appeals(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@answers(AppealNotOpen)
 async def resolve_appeal(request: web.Request) -> web.Response:
     """Decide an open appeal: delist its number at once, or reject it."""
     text = request.match_info["appeal_id"]

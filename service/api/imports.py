@@ -18,6 +18,8 @@ from .. import store
 from ..auth import API_KEY, Role, check_import_source, requires
 from ..import_parsing import (
     FORMATS,
+    ImportTooLarge,
+    UploadStalled,
     digested,
     drain,
     gunzip,
@@ -25,7 +27,7 @@ from ..import_parsing import (
     parse_stream,
     size_bounded,
 )
-from ..problems import Problem, bad_request, not_found
+from ..problems import Problem, answers, bad_request, not_found
 from ..state import CONFIG, IMPORT_POOL, IMPORT_SLOTS, LISTINGS, PARSERS, POOL, UPLOADS
 from ..store import ImportReplayed, ImportSummary
 from .bodies import content_encoding, identifier_text, json_response, query_int
@@ -61,6 +63,7 @@ def errors_body(errors: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
 
 
 @requires(Role.OPERATOR)
+@answers(UploadStalled, ImportTooLarge)
 async def create_import(request: web.Request) -> web.Response:
     """Stream a CSV or NDJSON list into trusted listings, all rows or none."""
     source = identifier_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)

@@ -12,11 +12,11 @@ from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
 from ..e164 import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from ..listings import Answer
-from ..problems import bad_request, encode_json, not_found, too_many_requests
+from ..problems import answers, bad_request, encode_json, not_found, too_many_requests
 from ..reputation import UNKNOWN, Evidence, Verdict
 from ..state import CONFIG, LISTINGS, LOOKUP_LIMITS
 from ..store import Actor, ApiKey
-from ..text import category
+from ..text import UnknownCategory, category
 from .bodies import optional_text_field, read_object, text_field
 
 MAX_NOTE_LENGTH = 2000
@@ -170,6 +170,7 @@ async def get_number(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@answers(UnknownCategory)
 async def list_number(request: web.Request) -> web.Response:
     """List the number as a scam on an admin's word, until it is delisted."""
     number = parse_number(request.match_info["number"])

@@ -9,8 +9,9 @@ from aiohttp import web
 from ..auth import API_KEY
 from ..e164 import to_e164
 from ..listings import Report
-from ..problems import too_many_requests
+from ..problems import answers, too_many_requests
 from ..state import CONFIG, LISTINGS, REPORT_LIMITS
+from ..text import UnknownCategory
 from .bodies import (
     identifier_field,
     json_response,
@@ -26,6 +27,7 @@ MAX_REPORTER_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
 
 
+@answers(UnknownCategory)
 async def create_report(request: web.Request) -> web.Response:
     """Store the report; answer its id and the number's verdict now."""
     api_key = request[API_KEY]
