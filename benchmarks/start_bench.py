@@ -39,9 +39,8 @@ from callguard.app import create_app
 from callguard.auth import hash_key, new_key
 from callguard.config import Config
 from callguard.embedded import database_url as embedded_database_url
-from callguard.listings import build_filter, load_snapshot
-from callguard.state import LISTINGS
-from callguard.store import Actor
+from callguard.feed import FEED
+from callguard.live_filter import LIVE_FILTER, build_filter, load_snapshot
 from filter_bench import MOBILE_LEADING_DIGITS, STRIDE, SUBSCRIBER_SPAN, mobile_number
 from machine import cpu_model
 
@@ -64,7 +63,7 @@ async def fill(url: str, numbers: int) -> float:
     started = time.perf_counter()
     conn = await asyncpg.connect(url)
     try:
-        await store.apply_schema(conn)
+        await store.database.apply_schema(conn)
         have = await conn.fetchval("SELECT count(*) FROM trusted_listings")
         if have != numbers:
             await conn.execute("TRUNCATE trusted_listings, changes, filter_snapshots")
@@ -85,14 +84,14 @@ async def app_start(config: Config) -> tuple[float, str, int]:
     started = time.perf_counter()
     await runner.setup()
     seconds = time.perf_counter() - started
-    listings = app[LISTINGS]
+    live = app[LIVE_FILTER]
     metrics = (await _metrics(app)).splitlines()
     source = next(
         line.split('"')[1]
         for line in metrics
         if line.startswith("callguard_filter_builds_total{") and not line.endswith(" 0.0")
     )
-    cursor = listings.cursor
+    cursor = live.cursor
     await runner.cleanup()
     return seconds, source, cursor
 
@@ -106,7 +105,7 @@ async def _metrics(app: web.Application) -> str:
 
 async def run(url: str, numbers: int, changes: int) -> None:
     config = Config(database_url=url)
-    pool = await store.create_pool(url, 1, 4)
+    pool = await store.database.create_pool(url, 1, 4)
     try:
         now = datetime.now(UTC)
         built = await build_filter(pool, config, now)
@@ -126,18 +125,18 @@ async def run(url: str, numbers: int, changes: int) -> None:
         print(f"false positives:   {hits / len(probes):.4%} of {len(probes):,} unlisted numbers")
         snapshot = bloom.to_bytes()
         assert snapshot is not None
-        await store.save_filter_snapshot(
+        await store.snapshots.save(
             pool,
-            store.FilterSnapshot(
+            store.snapshots.FilterSnapshot(
                 built.cursor, now, bloom.capacity, bloom.error_rate, bloom.entries, snapshot
             ),
         )
         print(f"snapshot:          {len(snapshot) / 1e6:.1f} MB saved at cursor {built.cursor}")
-        actor = Actor(None, "bench")
+        actor = store.audit.Actor(None, "bench")
         started = time.perf_counter()
         for k in range(changes):  # changes after the snapshot, for the start to catch up
             number = mobile_number((numbers + FALSE_POSITIVE_PROBES + k) * STRIDE % SPACE)
-            await store.list_trusted(pool, number, "bench", "other", None, actor, now)
+            await store.trusted.list_number(pool, number, "bench", "other", None, actor, now)
         made = time.perf_counter() - started
         print(f"changes:           {changes:,} listings after the snapshot ({made:.1f} s to make)")
         loaded = await load_snapshot(pool, config)
@@ -161,15 +160,15 @@ async def run_from_imports(url: str, numbers: int, import_rows: int) -> None:
     """List `numbers` numbers through imports of `import_rows` rows into one app, then time
     another app's start while the first still runs."""
     config = Config(database_url=url)
-    pool = await store.create_pool(url, 1, 2)
+    pool = await store.database.create_pool(url, 1, 2)
     try:
         async with pool.acquire() as conn:
-            await store.apply_schema(conn)
+            await store.database.apply_schema(conn)
         await pool.execute(
             "TRUNCATE trusted_listings, imports, import_errors, changes, filter_snapshots"
         )
         key = new_key()
-        await store.create_key(pool, "start bench", "operator", hash_key(key), ["bench"])
+        await store.keys.create(pool, "start bench", "operator", hash_key(key), ["bench"])
     finally:
         await pool.close()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "text/csv"}
@@ -188,12 +187,12 @@ async def run_from_imports(url: str, numbers: int, import_rows: int) -> None:
             f"imported:          {numbers:,} numbers in imports of {import_rows:,} rows "
             f"({time.perf_counter() - started:.0f} s)"
         )
-        listings = first.app[LISTINGS]
-        await listings.catch_up()
-        snapshot_pool = await store.create_pool(url, 1, 1)
+        await first.app[FEED].catch_up()
+        live = first.app[LIVE_FILTER]
+        snapshot_pool = await store.database.create_pool(url, 1, 1)
         try:
             deadline = time.monotonic() + 120
-            while (saved := await store.snapshot_cursor(snapshot_pool)) != listings.cursor:
+            while (saved := await store.snapshots.newest_cursor(snapshot_pool)) != live.cursor:
                 assert time.monotonic() < deadline, "no snapshot after the imports"
                 await asyncio.sleep(0.1)
         finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +12,7 @@ from typing import TextIO
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from . import feed, store
+from . import store
 from .auth import (
     KEY_CACHE,
     MAX_REFUSED_ADDRESSES,
@@ -22,21 +21,20 @@ from .auth import (
     RefusalLimits,
     authorize,
 )
+from .cache import positive_cache
+from .clock import Clock, utc_now
 from .config import Config
 from .embedded import shown_url
+from .feed import change_feed
 from .import_parsing import Parsers, Uploads
 from .limits import InFlight, TokenBuckets
-from .listings import (
-    Clock,
-    Listings,
-    build_filter,
-    load_snapshot,
-    utc_now,
-)
+from .live_filter import live_filter
 from .logs import RequestLog, withhold_library_details
 from .metrics import Metrics, outcome_of
+from .moderation import moderation
 from .problems import answer_protocol_errors_as_problems, problem_for
-from .reporters import reporter_key
+from .reporting import reporting
+from .retention import retention
 from .routes import ROUTES
 from .state import (
     APPEAL_LIMITS,
@@ -44,7 +42,6 @@ from .state import (
     CONFIG,
     IMPORT_POOL,
     IMPORT_SLOTS,
-    LISTINGS,
     LOOKUP_BATCHES,
     LOOKUP_LIMITS,
     METRICS,
@@ -54,6 +51,7 @@ from .state import (
     REQUEST_LOG,
     UPLOADS,
 )
+from .verdicts import verdicts
 
 
 def create_app(
@@ -109,7 +107,21 @@ def create_app(
     # About the time a 1,000,000-row import takes, for Retry-After.
     app[IMPORT_SLOTS] = InFlight("imports", 10.0, config.imports_per_key, config.imports_at_once)
     app.on_shutdown.append(end_uploads)
-    app.cleanup_ctx.extend([request_log, database, listings, change_feed, import_parsers])
+    # Resources in start order, each owned by its module; torn down in reverse.
+    app.cleanup_ctx.extend(
+        [
+            request_log,
+            database,
+            live_filter,
+            positive_cache,
+            change_feed,
+            verdicts,
+            moderation,
+            reporting,
+            retention,
+            import_parsers,
+        ]
+    )
     app.router.add_routes(ROUTES)
     return app
 
@@ -161,9 +173,6 @@ def ready_message(served_on: str, config: Config) -> str:
         f"callguard keys create --role client --name NAME{flag}"
     )
 
-
-FEED_START_SECONDS = 10.0
-"""How long start-up waits for the change feed before serving anyway."""
 
 CLIENT_CLOSED_REQUEST = 499
 """The status counted and logged for a request whose client left before its answer (nginx's
@@ -225,63 +234,17 @@ async def database(app: web.Application) -> AsyncIterator[None]:
     assert config.database_url is not None
     url, timeout = config.database_url, config.pool_acquire_timeout
     async with (
-        await store.create_pool(url, config.pool_min_size, config.pool_max_size, timeout) as pool,
-        await store.create_pool(url, 0, config.imports_at_once, timeout) as import_pool,
+        await store.database.create_pool(
+            url, config.pool_min_size, config.pool_max_size, timeout
+        ) as pool,
+        await store.database.create_pool(url, 0, config.imports_at_once, timeout) as import_pool,
     ):
         async with pool.acquire() as conn:
-            await store.apply_schema(conn)
+            await store.database.apply_schema(conn)
         app[POOL] = pool
         app[IMPORT_POOL] = import_pool
         app[METRICS].track_pool(pool.get_size, pool.get_idle_size)
         yield
-
-
-async def listings(app: web.Application) -> AsyncIterator[None]:
-    """The Bloom filter (from the newest snapshot and the change log, or from the tables),
-    the lookup/report paths, and the filter's upkeep in the background."""
-    config, pool = app[CONFIG], app[POOL]
-    built = await load_snapshot(pool, config) if config.filter_snapshots else None
-    if built is None:
-        built = await build_filter(pool, config, app[CLOCK]())
-    key = await reporter_key(pool, config)
-    listings = Listings(pool, built, app[METRICS], key, config, app[CLOCK])
-    app[LISTINGS] = listings
-    snapshot = listings.snapshot_of(built)  # so the next process to start need not read it all
-    if snapshot is not None:
-        listings.save_snapshot_later(snapshot)
-    await listings.catch_up()  # the changes after the snapshot
-    upkeep = asyncio.create_task(listings.maintain())
-    yield
-    upkeep.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await upkeep
-    await listings.close()
-
-
-async def change_feed(app: web.Application) -> AsyncIterator[None]:
-    """The change feed from other processes to the key cache, filter and positive cache;
-    cancelled at shutdown. The process serves once the feed listens and has caught up (so it
-    starts ready), or after FEED_START_SECONDS without, not ready until it has."""
-    config, listings = app[CONFIG], app[LISTINGS]
-    assert config.database_url is not None
-    live = asyncio.Event()
-
-    def set_live(is_live: bool) -> None:
-        listings.feed_live = is_live
-        if is_live:
-            live.set()
-
-    subscribers = feed.Subscribers(
-        keys=app[KEY_CACHE], catch_up=listings.catch_up, set_live=set_live
-    )
-    task = asyncio.create_task(feed.follow_changes(config.database_url, subscribers))
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(FEED_START_SECONDS):
-            await live.wait()
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 async def end_uploads(app: web.Application) -> None:

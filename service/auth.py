@@ -31,7 +31,6 @@ from . import store
 from .limits import TokenBuckets
 from .problems import Problem, too_many_requests
 from .state import CONFIG, POOL
-from .store import ApiKey
 
 KEY_PREFIX = "cg_"
 _BEARER = "bearer "
@@ -79,7 +78,7 @@ def shown_sources(sources: Sequence[str]) -> list[str]:
     )
 
 
-def check_import_source(api_key: ApiKey, source: str) -> None:
+def check_import_source(api_key: store.keys.ApiKey, source: str) -> None:
     """Raise the 403 problem unless the key may import under the source: an operator key
     under its own sources, an admin key under any but the reserved ones."""
     if reserved_source(source):
@@ -106,7 +105,7 @@ def hash_key(key: str) -> bytes:
 class Caller(NamedTuple):
     """An active key and its role, as the cache holds them."""
 
-    key: ApiKey
+    key: store.keys.ApiKey
     role: Role
 
 
@@ -126,7 +125,7 @@ class KeyCache:
         self._keys: dict[bytes, Caller] = {}
         self._memo: dict[str, Caller] = {}
 
-    def load(self, keys: dict[bytes, ApiKey]) -> None:
+    def load(self, keys: dict[bytes, store.keys.ApiKey]) -> None:
         """Hold exactly these active keys (from the feed's connection, once it listens)."""
         self._keys = {key_hash: _caller(key) for key_hash, key in keys.items()}
         self._memo.clear()
@@ -173,11 +172,11 @@ class KeyCache:
         self.generation += 1
 
     def key_changed(self, change: str) -> bool:
-        """Apply one key change from the feed (store.KEYS_CHANNEL's payload); True when the
+        """Apply one key change from the feed (store.keys.CHANNEL's payload); True when the
         keys are to be loaded again (a new key, or new sources: the payload has the key's id,
         not its hash). A revocation takes effect here, at once."""
         action, _, key_id = change.partition(" ")
-        if action == store.KEY_REVOKED:
+        if action == store.keys.REVOKED:
             revoked = int(key_id)
             self._forget(lambda caller: caller.key.id == revoked)
             return False
@@ -192,7 +191,7 @@ class KeyCache:
         self.generation += 1  # an answer being read now may predate the change
 
 
-def _caller(key: ApiKey) -> Caller:
+def _caller(key: store.keys.ApiKey) -> Caller:
     return Caller(key, Role.named(key.role))
 
 
@@ -216,8 +215,8 @@ async def authenticate(pool: asyncpg.Pool, keys: KeyCache, header: str) -> Calle
         return None
     generation = keys.generation
     try:
-        api_key = await store.find_active_key(pool, key_hash)
-    except store.DATABASE_UNAVAILABLE:
+        api_key = await store.keys.find_active(pool, key_hash)
+    except store.database.DATABASE_UNAVAILABLE:
         if caller is not None:
             return caller
         raise
@@ -313,7 +312,7 @@ def role_needed(handler: object) -> Role | frozenset[Role] | None:
 
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
 REFUSAL_LIMITS = web.AppKey("refusal_limits", RefusalLimits)
-API_KEY = web.RequestKey("api_key", ApiKey)
+API_KEY = web.RequestKey("api_key", store.keys.ApiKey)
 """The caller's key, set by authorize() on every request to a route that needs one."""
 
 
@@ -343,7 +342,7 @@ def _unauthorized(detail: str) -> Problem:
     )
 
 
-async def authorize(request: web.Request) -> ApiKey | None:
+async def authorize(request: web.Request) -> store.keys.ApiKey | None:
     """Check the caller's `Authorization: Bearer <key>` against the route's role (public, or
     CLIENT unless marked); sets request[API_KEY] and returns the key (None on a public route
     or one that does not exist), or raises the 401 or 403 problem."""

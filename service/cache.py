@@ -11,9 +11,13 @@ cached (the generation check), so a change is never hidden behind an older read.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
+from aiohttp import web
+
 from .reputation import Evidence
+from .state import CONFIG, METRICS
 
 
 class EvidenceCache:
@@ -68,3 +72,15 @@ class EvidenceCache:
         """Anything may have changed (an import, a gap in the feed)."""
         self.generation += 1
         self._entries.clear()
+
+
+CACHE = web.AppKey("cache", EvidenceCache)
+
+
+async def positive_cache(app: web.Application) -> AsyncIterator[None]:
+    """The positive cache, sized by the config, with its figures in the app's metrics."""
+    config, metrics = app[CONFIG], app[METRICS]
+    cache = EvidenceCache(config.cache_size, config.cache_max_age, metrics.cache_lookups.counts)
+    metrics.cache_entries.set_function(lambda: len(cache))
+    app[CACHE] = cache
+    yield

@@ -18,18 +18,17 @@ from .api.allowlist import MAX_OWNER_LENGTH
 from .api.imports import MAX_SOURCE_LENGTH
 from .app import create_app, ready_message, run
 from .auth import RESERVED_SOURCE_PREFIX, Role, hash_key, new_key, reserved_source
+from .clock import utc_now
 from .config import Config
 from .e164 import InvalidNumber, normalize
 from .embedded import DatabaseUnavailable, check_database, database_url
 from .filter import BACKENDS
-from .listings import utc_now
 from .reporters import ReporterKeyError
-from .store import Actor
 from .text import TextError, identifier
 
 log = logging.getLogger(__name__)
 
-CLI_ACTOR = Actor(None, "cli")
+CLI_ACTOR = store.audit.Actor(None, "cli")
 MAX_KEY_NAME_LENGTH = 200
 """Moderation done on the command line; the audit log names it so."""
 
@@ -232,9 +231,9 @@ def _with_pool(
     def command(config: Config, args: argparse.Namespace) -> int:
         async def run(url: str) -> int:
             await check_database(url, need_tables=True)
-            async with await store.create_pool(url, 1, 1) as pool:
+            async with await store.database.create_pool(url, 1, 1) as pool:
                 async with pool.acquire() as conn:
-                    await store.apply_schema(conn)
+                    await store.database.apply_schema(conn)
                 return await action(pool, args)
 
         with database_url(config.database_url, config.data_dir, create=False) as url:
@@ -257,7 +256,7 @@ def _keys_create_command(config: Config, args: argparse.Namespace) -> int:
 async def _keys_create(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     sources = list(dict.fromkeys(args.sources or ()))
     key = new_key()
-    api_key = await store.create_key(pool, args.name, args.role, hash_key(key), sources)
+    api_key = await store.keys.create(pool, args.name, args.role, hash_key(key), sources)
     print(f"created key {api_key.id} ({api_key.role}) for {api_key.name}; it is shown only once:")
     print(key)
     return 0
@@ -265,7 +264,7 @@ async def _keys_create(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
 
 async def _keys_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     print(f"{'id':>6}  {'role':<8}  {'created':<20}  {'revoked':<20}  name")
-    for key in await store.list_keys(pool):
+    for key in await store.keys.list_keys(pool):
         created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
         sources = f"  [sources: {', '.join(key.sources)}]" if key.sources else ""
@@ -275,7 +274,7 @@ async def _keys_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
 
 async def _keys_sources(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     sources = list(dict.fromkeys(args.sources))
-    changed = await store.set_key_sources(pool, args.key_id, sources, CLI_ACTOR, utc_now())
+    changed = await store.keys.set_sources(pool, args.key_id, sources, CLI_ACTOR, utc_now())
     if changed is None:
         print(f"no active operator key has id {args.key_id}", file=sys.stderr)
         return 1
@@ -287,7 +286,7 @@ async def _keys_revoke(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     # An id is a positive bigint written in ASCII digits; anything else can only be a key.
     is_id = args.key.isascii() and args.key.isdigit() and len(args.key) <= 18
     key_id = int(args.key) if is_id else None
-    revoked = await store.revoke_key(pool, key_id, hash_key(args.key), CLI_ACTOR, utc_now())
+    revoked = await store.keys.revoke(pool, key_id, hash_key(args.key), CLI_ACTOR, utc_now())
     if revoked is None:
         print(f"no active key matches {args.key!r}", file=sys.stderr)
         return 1
@@ -304,7 +303,7 @@ async def _allowlist_load(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     if errors:
         print(*errors, f"nothing loaded: {len(errors)} bad row(s)", sep="\n", file=sys.stderr)
         return 1
-    await store.allowlist_load(pool, entries, CLI_ACTOR, utc_now())
+    await store.allowlist.load(pool, entries, CLI_ACTOR, utc_now())
     print(f"verified {len(entries)} number(s) from {args.file}")
     return 0
 

@@ -287,7 +287,7 @@ async def check_database(url: str, *, need_tables: bool) -> None:
     try:
         conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
         try:
-            applied = await store.schema_applied(conn)
+            applied = await store.database.schema_applied(conn)
         finally:
             await conn.close()
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:

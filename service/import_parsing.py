@@ -35,9 +35,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from . import store
 from .e164 import InvalidNumber, parse
 from .lifetime import exit_with
-from .store import staging_copy_data
 from .text import TextError, category, loads, timestamp
 
 CSV = "text/csv"
@@ -176,7 +176,7 @@ class Block:
 
 @dataclass(slots=True)
 class Parsed:
-    """A block's outcome: valid rows encoded for import_staging (store.staging_copy_data),
+    """A block's outcome: valid rows encoded for import_staging (store.imports.staging_copy_data),
     the refused rows, legacy numbers mapped, and any record left open."""
 
     rows: int
@@ -420,7 +420,7 @@ async def parse_stream(
     if open_record is not None:
         value = open_record.texts[0][:MAX_ERROR_VALUE]
         error = RowError(open_record.line, value, "a quoted field is not closed")
-        yield Parsed(0, staging_copy_data([]), [error], 0, None)
+        yield Parsed(0, store.imports.staging_copy_data([]), [error], 0, None)
 
 
 async def _settled(
@@ -579,7 +579,7 @@ def parse_block(block: Block) -> Parsed:
         _parse_ndjson(lines, block.first_line, batch)
     return Parsed(
         rows=len(batch.rows),
-        copy_data=staging_copy_data(batch.rows),
+        copy_data=store.imports.staging_copy_data(batch.rows),
         errors=batch.errors,
         mapped_legacy=batch.mapped_legacy,
         open_record=open_record,

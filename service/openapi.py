@@ -14,13 +14,13 @@ from aiohttp import web
 
 from . import e164 as number_parsing
 from . import import_parsing as import_formats
+from . import store
 from .api import allowlist, appeals, imports, numbers, reports
 from .auth import Role, role_needed
 from .categories import CATEGORIES
 from .config import Config
 from .problems import DOMAIN_ERRORS, answered_by
 from .reputation import Verdict
-from .store import STORED_ERRORS
 
 Schema = dict[str, Any]
 
@@ -154,7 +154,7 @@ def _schemas() -> Schema:
         "errors_stored": _int(
             0,
             description="Refused rows whose details are kept for the errors call: all, up "
-            f"to the first {STORED_ERRORS} of an import.",
+            f"to the first {store.imports.STORED_ERRORS} of an import.",
         ),
     }
     appeal = {

@@ -33,13 +33,9 @@ from .import_parsing import (
 from .limits import Busy
 from .metrics import route_label
 from .state import CLOCK
-from .store import (
-    DATABASE_UNAVAILABLE,
-    AppealNotOpen,
-    AppealOpen,
-    PoolExhausted,
-    ReporterLimitReached,
-)
+from .store.appeals import AppealNotOpen, AppealOpen
+from .store.database import DATABASE_UNAVAILABLE, PoolExhausted
+from .store.reports import ReporterLimitReached
 from .text import TextError, UnknownCategory
 
 log = logging.getLogger(__name__)

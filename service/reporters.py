@@ -51,8 +51,8 @@ async def reporter_key(pool: asyncpg.Pool, config: Config) -> bytes:
     With neither (DATABASE_URL and no key file named), the database's key stays put.
     Raises ReporterKeyError if the key is not the one the stored hashes were made with.
     """
-    legacy = await store.setting(pool, LEGACY_KEY_SETTING)
-    check = await store.setting(pool, KEY_CHECK_SETTING)
+    legacy = await store.settings.get(pool, LEGACY_KEY_SETTING)
+    check = await store.settings.get(pool, KEY_CHECK_SETTING)
     key = config.reporter_key
     if key is None:
         if config.reporter_key_file is None:
@@ -73,7 +73,7 @@ async def reporter_key(pool: asyncpg.Pool, config: Config) -> bytes:
         raise ReporterKeyError(_WRONG_KEY)
     own_check = hmac.digest(key, KEY_CHECK_MESSAGE, hashlib.sha256)
     # Only now, with the key safe outside, is the database's copy deleted.
-    settled = await store.settle_setting(pool, KEY_CHECK_SETTING, own_check, LEGACY_KEY_SETTING)
+    settled = await store.settings.settle(pool, KEY_CHECK_SETTING, own_check, LEGACY_KEY_SETTING)
     if not hmac.compare_digest(settled, own_check):
         raise ReporterKeyError(_WRONG_KEY)
     return key

@@ -1,14 +1,15 @@
-"""Typed keys for the state an app carries (auth.py keeps the keys of its own state)."""
+"""Typed keys for the state every part of an app shares; each resource's owner keeps the key
+of its own (auth.py, live_filter.py, cache.py, verdicts.py, feed.py, ...)."""
 
 from __future__ import annotations
 
 import asyncpg
 from aiohttp import web
 
+from .clock import Clock
 from .config import Config
 from .import_parsing import Parsers, Uploads
 from .limits import InFlight, TokenBuckets
-from .listings import Clock, Listings
 from .logs import RequestLog
 from .metrics import Metrics
 
@@ -22,7 +23,6 @@ its connection for as long as its upload lasts, and must never take one from the
 of everyone else."""
 IMPORT_SLOTS = web.AppKey("import_slots", InFlight)
 """Imports running, per key and in all (429 past the limits)."""
-LISTINGS = web.AppKey("listings", Listings)
 REPORT_LIMITS = web.AppKey("report_limits", TokenBuckets)
 """Per-key token buckets for POST /v1/reports."""
 LOOKUP_LIMITS = web.AppKey("lookup_limits", TokenBuckets)

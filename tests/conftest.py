@@ -65,10 +65,10 @@ async def own_postgres(data_dir: Path) -> AsyncIterator[tuple[str, str]]:
     starts it again at the same URL."""
     key = new_key()
     with resolve_database_url(None, data_dir) as url:
-        async with await store.create_pool(url, 1, 1) as pool:
+        async with await store.database.create_pool(url, 1, 1) as pool:
             async with pool.acquire() as conn:
-                await store.apply_schema(conn)
-            await store.create_key(pool, "admin", "admin", hash_key(key))
+                await store.database.apply_schema(conn)
+            await store.keys.create(pool, "admin", "admin", hash_key(key))
         yield url, key
 
 
@@ -82,9 +82,9 @@ def pg_data_dir() -> Iterator[Path]:
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test database, schema applied and every table emptied."""
-    async with await store.create_pool(database_url, 1, 2) as pool:
+    async with await store.database.create_pool(database_url, 1, 2) as pool:
         async with pool.acquire() as conn:
-            await store.apply_schema(conn)
+            await store.database.apply_schema(conn)
             await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
         yield pool
 
@@ -151,7 +151,7 @@ def make_key(pool: asyncpg.Pool) -> MakeKey:
     async def make(role: str) -> str:
         key = new_key()
         sources = TEST_SOURCES if role == "operator" else ()
-        await store.create_key(pool, f"test {role}", role, hash_key(key), sources)
+        await store.keys.create(pool, f"test {role}", role, hash_key(key), sources)
         return key
 
     return make

@@ -265,7 +265,7 @@ async def apply_schema(url: str) -> None:
     """The service's tables in the database at url, as `callguard serve` applies them."""
     conn = await asyncpg.connect(url)
     try:
-        await store.apply_schema(conn)
+        await store.database.apply_schema(conn)
     finally:
         await conn.close()
 

@@ -22,14 +22,13 @@ import pytest
 from callguard import store
 from callguard.app import create_app
 from callguard.auth import hash_key, new_key
+from callguard.clock import utc_now
 from callguard.config import Config
-from callguard.listings import utc_now
 from callguard.state import PARSERS
-from callguard.store import Actor
 
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
 
-ACTOR = Actor(None, "test")
+ACTOR = store.audit.Actor(None, "test")
 
 CSV_TYPE = {"Content-Type": "text/csv"}
 NDJSON_TYPE = {"Content-Type": "application/x-ndjson"}
@@ -351,7 +350,7 @@ async def test_clients_may_not_import(
 async def operator_key(pool: asyncpg.Pool, name: str, *sources: str) -> dict[str, str]:
     """Authorization and CSV headers of a new operator key with these sources."""
     key = new_key()
-    await store.create_key(pool, name, "operator", hash_key(key), sources)
+    await store.keys.create(pool, name, "operator", hash_key(key), sources)
     return {"Authorization": f"Bearer {key}", **CSV_TYPE}
 
 
@@ -380,7 +379,7 @@ async def test_an_import_under_a_source_not_the_keys_is_forbidden(
     role: str,
 ) -> None:
     key = new_key()
-    await store.create_key(pool, "telco", role, hash_key(key), sources)
+    await store.keys.create(pool, "telco", role, hash_key(key), sources)
     headers = {"Authorization": f"Bearer {key}", **CSV_TYPE}
     await eventually(lambda: known(client, headers), what="the key accepted")
     response = await client.post(
@@ -403,7 +402,7 @@ async def test_new_sources_for_a_key_apply_at_once_in_a_running_service(
     body = "number\n0912345678\n"
     await post_import(client, headers, body, source="mobifone", status=403)
     key_id = await pool.fetchval("SELECT id FROM api_keys WHERE name = 'telco'")
-    changed = await store.set_key_sources(pool, key_id, ["mobifone"], ACTOR, utc_now())
+    changed = await store.keys.set_sources(pool, key_id, ["mobifone"], ACTOR, utc_now())
     assert changed is not None and changed.sources == ("mobifone",)
 
     async def imported() -> bool:
@@ -441,7 +440,7 @@ async def test_an_import_never_overwrites_rows_another_active_key_owns(
         "SELECT id FROM api_keys WHERE name = 'viettel north'"
     )
     # A rotation: the first key is revoked, and its rows pass to the next import.
-    await store.revoke_key(pool, None, hash_key(first["Authorization"][7:]), ACTOR, utc_now())
+    await store.keys.revoke(pool, None, hash_key(first["Authorization"][7:]), ACTOR, utc_now())
     await post_import(client, second, listing("investment"))
 
     async def relisted() -> bool:  # once the change feed has cleared the lookup cache

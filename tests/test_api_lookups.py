@@ -13,8 +13,8 @@ from aiohttp import ClientResponse
 from callguard.api.numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body
 from callguard.app import create_app
 from callguard.config import Config
-from callguard.listings import Answer
 from callguard.reputation import UNKNOWN, Evidence
+from callguard.verdicts import Answer
 
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually
 

@@ -491,7 +491,7 @@ async def test_the_schema_closes_duplicate_open_appeals_made_before_the_rule(
                 number,
             )
         for _ in range(2):  # idempotent: the second start changes nothing
-            await store.apply_schema(conn)
+            await store.database.apply_schema(conn)
             rows = await conn.fetch("SELECT id, status, resolution_note FROM appeals ORDER BY id")
             assert [tuple(row) for row in rows] == [
                 (1, "open", None),

@@ -13,10 +13,9 @@ from aiohttp import web
 from callguard import store
 from callguard.app import create_app
 from callguard.auth import KEY_CACHE, Role, hash_key, new_key, requires
+from callguard.clock import utc_now
 from callguard.config import Config
 from callguard.feed import APPLICATION_NAME
-from callguard.listings import utc_now
-from callguard.store import Actor
 
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually, own_postgres
 
@@ -89,7 +88,9 @@ async def test_a_revoked_key_fails_at_once_even_when_cached(
     for _ in range(3):  # served from the key cache after the first
         assert (await client.get("/v1/categories", headers=headers)).status == 200
     assert (
-        await store.revoke_key(pool, None, hash_key(key), Actor(None, "test"), utc_now())
+        await store.keys.revoke(
+            pool, None, hash_key(key), store.audit.Actor(None, "test"), utc_now()
+        )
         is not None
     )
     assert await wait_for_status(client, headers, 401) < 0.5
@@ -117,7 +118,9 @@ async def test_revocation_holds_while_the_change_feed_reconnects(
     )
     assert cut == 1
     assert (
-        await store.revoke_key(pool, None, hash_key(key), Actor(None, "test"), utc_now())
+        await store.keys.revoke(
+            pool, None, hash_key(key), store.audit.Actor(None, "test"), utc_now()
+        )
         is not None
     )
     assert await wait_for_status(client, headers, 401) < 0.5
@@ -131,7 +134,7 @@ async def test_a_key_created_after_a_refusal_works_at_once(
     key = "cg_made-after-a-refusal"
     headers = {"Authorization": f"Bearer {key}"}
     assert (await client.get("/v1/categories", headers=headers)).status == 401  # cached as unknown
-    await store.create_key(pool, "late", "client", hash_key(key))
+    await store.keys.create(pool, "late", "client", hash_key(key))
     assert await wait_for_status(client, headers, 200) < 0.5
 
 
@@ -148,8 +151,8 @@ async def test_a_new_key_leaves_the_served_keys_cached_through_an_outage(
         made = new_key()
         later = {"Authorization": f"Bearer {made}"}
         assert (await client.get("/v1/categories", headers=later)).status == 401
-        async with await store.create_pool(url, 1, 1) as pool:
-            await store.create_key(pool, "made later", "client", hash_key(made))
+        async with await store.database.create_pool(url, 1, 1) as pool:
+            await store.keys.create(pool, "made later", "client", hash_key(made))
 
         async def accepted() -> bool:
             return (await client.get("/v1/categories", headers=later)).status == 200

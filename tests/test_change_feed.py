@@ -16,12 +16,12 @@ import pytest
 from aiohttp.web import Application
 from callguard import store
 from callguard.app import create_app
+from callguard.clock import utc_now
 from callguard.config import Config
 from callguard.embedded import database_url as embedded_database_url
-from callguard.feed import APPLICATION_NAME
-from callguard.listings import Listings, utc_now
-from callguard.state import LISTINGS
-from callguard.store import Actor
+from callguard.feed import APPLICATION_NAME, FEED, Feed
+from callguard.live_filter import LIVE_FILTER, LiveFilter
+from callguard.retention import apply_retention
 
 from tests.conftest import (
     AppClient,
@@ -32,7 +32,7 @@ from tests.conftest import (
     own_postgres,
 )
 
-ADMIN = Actor(None, "test")
+ADMIN = store.audit.Actor(None, "test")
 SECOND = 1.0
 
 
@@ -41,9 +41,14 @@ async def admin(make_key: MakeKey) -> dict[str, str]:
     return {"Authorization": f"Bearer {await make_key('admin')}"}
 
 
-def listings_of(client: AppClient) -> Listings:
+def live_filter_of(client: AppClient) -> LiveFilter:
     app: Application = client.app
-    return app[LISTINGS]
+    return app[LIVE_FILTER]
+
+
+def feed_of(client: AppClient) -> Feed:
+    app: Application = client.app
+    return app[FEED]
 
 
 async def verdict(client: AppClient, headers: dict[str, str], number: str) -> str:
@@ -86,7 +91,7 @@ async def test_a_change_through_one_replica_reaches_another_within_a_second(
     assert delisted.status == 200
     assert await wait_for_verdict(second, admin, "0912345678", "unknown", SECOND) < SECOND
     deadline = time.monotonic() + SECOND  # both have applied the 4 changes: 3 reports, 1 delisting
-    while {listings_of(first).cursor, listings_of(second).cursor} != {4}:
+    while {live_filter_of(first).cursor, live_filter_of(second).cursor} != {4}:
         assert time.monotonic() < deadline
         await asyncio.sleep(0.01)
 
@@ -96,8 +101,8 @@ async def test_changes_made_while_the_feed_was_down_are_caught_up(
 ) -> None:
     await list_number(client, admin, "0912345678")
     assert await verdict(client, admin, "0912345678") == "scam"  # now cached here
-    listings = listings_of(client)
-    while not listings.feed_live:
+    feed = feed_of(client)
+    while not feed.live:
         await asyncio.sleep(0.01)
     # Cut the feed's connection, then change two numbers behind the process's back: the
     # notifications go to nobody.
@@ -107,14 +112,46 @@ async def test_changes_made_while_the_feed_was_down_are_caught_up(
     )
     assert cut == 1
     now = utc_now()
-    await store.delist(pool, 84912345678, "mistake", ADMIN, now)
-    await store.list_trusted(pool, 84987654321, "viettel", "other", None, ADMIN, now)
+    await store.trusted.delist(pool, 84912345678, "mistake", ADMIN, now)
+    await store.trusted.list_number(pool, 84987654321, "viettel", "other", None, ADMIN, now)
     # Until the feed is back the cache is bypassed, so the delisting holds at once ...
     assert await verdict(client, admin, "0912345678") == "unknown"
     # ... and the listing made meanwhile reaches the filter once it has caught up.
     assert await wait_for_verdict(client, admin, "0987654321", "scam", 5 * SECOND) < 5 * SECOND
-    assert listings.cursor == await pool.fetchval("SELECT max(seq) FROM changes")
-    assert listings.feed_live
+    assert live_filter_of(client).cursor == await pool.fetchval("SELECT max(seq) FROM changes")
+    assert feed.live
+
+
+async def test_writers_see_their_own_writes_at_once_without_the_feed(
+    client: AppClient, pool: asyncpg.Pool, admin: dict[str, str]
+) -> None:
+    feed = feed_of(client)
+    await eventually(lambda: feed.live, what="the feed listening")
+    await pool.fetchval(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        APPLICATION_NAME,
+    )
+    await eventually(lambda: not feed.live, what="the feed noticing")
+    # No notification reaches this process now: each writer catches up itself before it
+    # answers, and writers at once share the catch-ups.
+    numbers = [f"09123456{n:02d}" for n in range(10)]
+    reports = [
+        client.post(
+            "/v1/reports",
+            json={"number": number, "category": "online_loan", "reporter": "r"},
+            headers=admin,
+        )
+        for number in numbers
+    ]
+    listing = list_number(client, admin, "0933333333")
+    answers, _ = await asyncio.gather(asyncio.gather(*reports), listing)
+    assert [answer.status for answer in answers] == [201] * len(numbers)
+    assert [await verdict(client, admin, number) for number in numbers] == ["suspicious"] * 10
+    assert await verdict(client, admin, "0933333333") == "scam"
+    delisted = await client.delete(
+        "/v1/numbers/0933333333", json={"reason": "owner appealed"}, headers=admin
+    )
+    assert (await delisted.json())["verdict"] == "unknown"
 
 
 async def test_a_replica_started_later_sees_everything(
@@ -127,10 +164,10 @@ async def test_a_replica_started_later_sees_everything(
     later = await aiohttp_client(create_app(config))
     assert await verdict(later, admin, "0912345678") == "scam"
     assert await verdict(later, admin, "0987654321") == "suspicious"
-    assert listings_of(later).cursor == 2
+    assert live_filter_of(later).cursor == 2
 
     # With a snapshot saved by a rebuild, a replica starts from it and the changes after it.
-    built = await listings_of(first).rebuild()
+    built = await live_filter_of(first).rebuild()
     assert built.source == "tables" and built.cursor == 2
     await list_number(first, admin, "0933333333")
     from_snapshot = await aiohttp_client(create_app(config))
@@ -142,7 +179,7 @@ async def test_a_replica_started_later_sees_everything(
         ("0933333333", "scam"),
     ):
         assert await verdict(from_snapshot, admin, number) == expected, number
-    assert listings_of(from_snapshot).cursor == 3
+    assert live_filter_of(from_snapshot).cursor == 3
 
 
 def import_body(count: int) -> str:
@@ -200,7 +237,7 @@ async def test_a_big_import_and_a_clean_stop_save_the_filter_for_the_next_start(
     later = await aiohttp_client(create_app(config))
     metrics = await (await later.get("/metrics", headers=metrics_auth)).text()
     assert 'callguard_filter_builds_total{source="snapshot"} 1.0' in metrics
-    assert listings_of(later).cursor == 2
+    assert live_filter_of(later).cursor == 2
     assert await verdict(later, operator, "0900001499") == "scam"
     assert await verdict(later, operator, "0387654321") == "suspicious"
 
@@ -209,7 +246,7 @@ async def test_a_snapshot_older_than_the_pruned_log_is_not_used(
     aiohttp_client: ClientFactory, config: Config, admin: dict[str, str], pool: asyncpg.Pool
 ) -> None:
     first = await aiohttp_client(create_app(config))
-    await listings_of(first).rebuild()  # a snapshot at cursor 0
+    await live_filter_of(first).rebuild()  # a snapshot at cursor 0
     await list_number(first, admin, "0912345678")
     await list_number(first, admin, "0933333333")
     await pool.execute("DELETE FROM changes WHERE seq = 1")  # as pruning would
@@ -222,26 +259,26 @@ async def test_a_snapshot_older_than_the_pruned_log_is_not_used(
 async def test_a_rebuild_forgets_delisted_numbers_and_keeps_what_came_meanwhile(
     client: AppClient, admin: dict[str, str]
 ) -> None:
-    listings = listings_of(client)
+    live = live_filter_of(client)
     for number in ("0912345678", "0933333333"):
         await list_number(client, admin, number)
     response = await client.delete(
         "/v1/numbers/0912345678", json={"reason": "owner appealed"}, headers=admin
     )
     assert response.status == 200
-    assert 84912345678 in listings.filter  # a Bloom filter cannot forget ...
-    rebuilding = asyncio.create_task(listings.rebuild())
-    while listings._recording is None:  # the build has started reading Postgres
+    assert 84912345678 in live.filter  # a Bloom filter cannot forget ...
+    rebuilding = asyncio.create_task(live.rebuild())
+    while live._recording is None:  # the build has started reading Postgres
         await asyncio.sleep(0)
-    old_filter = listings.filter
+    old_filter = live.filter
     body = {"number": "0944444444", "category": "other", "reporter": "r"}
     assert (await client.post("/v1/reports", json=body, headers=admin)).status == 201
     assert await verdict(client, admin, "0933333333") == "scam"  # answered during the build
     await rebuilding
-    assert listings.filter is not old_filter
-    assert 84912345678 not in listings.filter  # ... a rebuilt one has
-    assert 84933333333 in listings.filter
-    assert 84944444444 in listings.filter  # reported while the build was reading
+    assert live.filter is not old_filter
+    assert 84912345678 not in live.filter  # ... a rebuilt one has
+    assert 84933333333 in live.filter
+    assert 84944444444 in live.filter  # reported while the build was reading
     assert await verdict(client, admin, "0944444444") == "suspicious"
 
 
@@ -249,13 +286,13 @@ async def test_hot_numbers_come_from_the_cache_and_a_change_clears_them(
     client: AppClient, admin: dict[str, str]
 ) -> None:
     await list_number(client, admin, "0912345678")
-    listings = listings_of(client)
-    while not listings.feed_live:
+    feed = feed_of(client)
+    while not feed.live:
         await asyncio.sleep(0.01)
-    hits = listings.cache.hits
+    hits = feed.cache.hits
     for _ in range(5):
         assert await verdict(client, admin, "0912345678") == "scam"
-    assert listings.cache.hits >= hits + 4  # the first read fills it
+    assert feed.cache.hits >= hits + 4  # the first read fills it
     response = await client.delete(
         "/v1/numbers/0912345678", json={"reason": "owner appealed"}, headers=admin
     )
@@ -281,15 +318,15 @@ async def test_when_postgres_is_gone_lookups_answer_degraded_and_writes_503(
         client = await aiohttp_client(create_app(config))
         await list_number(client, headers, "0912345678")
         await list_number(client, headers, "0933333333")
-        listings = listings_of(client)
+        feed = feed_of(client)
         # The feed has applied both listings: applying one later would drop its cache entry.
-        await eventually(lambda: listings.feed_live and listings.cursor == 2, what="caught up")
+        await eventually(lambda: feed.live and feed.live_filter.cursor == 2, what="caught up")
         assert await verdict(client, headers, "0912345678") == "scam"  # now cached
-        listings.cache.invalidate(84933333333)  # a listed number the cache does not hold
+        feed.cache.invalidate(84933333333)  # a listed number the cache does not hold
     # Leaving the block stopped that Postgres under the running app. Once the feed has
     # noticed, the cache is bypassed, and what needs Postgres is answered degraded.
     deadline = time.monotonic() + 10
-    while listings.feed_live:
+    while feed.live:
         assert time.monotonic() < deadline, "the feed did not notice"
         await asyncio.sleep(0.01)
     assert await lookup(client, headers, "0912345678") == ("scam", True)
@@ -316,7 +353,7 @@ async def test_when_postgres_is_gone_lookups_answer_degraded_and_writes_503(
         assert await lookup(client, headers, "0933333333") == ("scam", False)
         assert (await client.post("/v1/reports", json=report, headers=headers)).status == 201
         assert await verdict(client, headers, "0944444444") == "suspicious"
-        while not listings.feed_live:  # the feed is back and has caught up
+        while not feed.live:  # the feed is back and has caught up
             assert time.monotonic() < deadline, "the feed did not come back"
             await asyncio.sleep(0.05)
 
@@ -330,29 +367,35 @@ async def test_upkeep_rebuilds_a_full_or_stale_filter_and_prunes_the_log(
 ) -> None:
     small = replace(config, filter_min_capacity=2, filter_stale_share=0.5)
     client = await aiohttp_client(create_app(small, clock))
-    listings = listings_of(client)
-    assert await listings.upkeep() is None
+    live = live_filter_of(client)
+
+    async def upkeep() -> str | None:
+        """What the upkeep every filter_check_interval does: retention, the filter's check."""
+        await apply_retention(pool, small, clock())
+        return await live.upkeep()
+
+    assert await upkeep() is None
     numbers = ["0912345678", "0933333333", "0944444444", "0955555555"]
     for number in numbers:
         await list_number(client, admin, number)
-    reason = await listings.upkeep()
+    reason = await upkeep()
     assert reason is not None and "exceed its capacity 2" in reason
-    assert listings.filter.capacity == 5  # 4 listed x 1.25
-    assert await listings.upkeep() is None
+    assert live.filter.capacity == 5  # 4 listed x 1.25
+    assert await upkeep() is None
     for number in numbers[:3]:
         response = await client.delete(
             f"/v1/numbers/{number}", json={"reason": "owner appealed"}, headers=admin
         )
         assert response.status == 200
-    reason = await listings.upkeep()
+    reason = await upkeep()
     assert reason is not None and "75% of its entries are stale" in reason
-    assert [n in listings.filter for n in (84912345678, 84955555555)] == [False, True]
+    assert [n in live.filter for n in (84912345678, 84955555555)] == [False, True]
     assert await pool.fetchval("SELECT count(*) FROM changes") == 7
     # The log's age is Postgres' to tell (it stamps the rows), whatever this process's clock
     # says: moving the service's clock prunes nothing, ageing the rows does.
     clock.advance(days=8)
-    await listings.upkeep()
+    await upkeep()
     assert await pool.fetchval("SELECT count(*) FROM changes") == 7
     await pool.execute("UPDATE changes SET at = at - $1::interval", timedelta(days=8))
-    await listings.upkeep()
+    await upkeep()
     assert await pool.fetchval("SELECT array_agg(seq) FROM changes") == [7]  # the newest stays

@@ -25,7 +25,8 @@ from callguard import openapi, store
 from callguard.app import create_app
 from callguard.auth import hash_key, new_key
 from callguard.config import Config
-from callguard.state import LISTINGS, POOL
+from callguard.feed import FEED
+from callguard.state import POOL
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, ValidationError
 from openapi_spec_validator import validate as validate_openapi
@@ -454,17 +455,17 @@ async def test_answers_while_postgres_is_gone_match_the_spec(
             "/v1/numbers/{number}",
             200,
         )
-        listings = client.app[LISTINGS]
-        while not listings.feed_live:
+        feed = client.app[FEED]
+        while not feed.live:
             await asyncio.sleep(0.01)
         await conforms(
             await client.get(f"/v1/numbers/{NUMBER}", headers=headers), "/v1/numbers/{number}", 200
         )
     deadline = time.monotonic() + 10
-    while listings.feed_live:
+    while feed.live:
         assert time.monotonic() < deadline, "the feed did not notice"
         await asyncio.sleep(0.01)
-    listings.cache.invalidate(84912345678)
+    feed.cache.invalidate(84912345678)
     degraded = await conforms(
         await client.get(f"/v1/numbers/{NUMBER}", headers=headers), "/v1/numbers/{number}", 200
     )
@@ -517,7 +518,7 @@ class ServedApp:
         self.run(web.TCPSite(runner, "127.0.0.1", 0).start())
         host, port = runner.addresses[0][:2]
         key = new_key()
-        self.run(store.create_key(app[POOL], "schemathesis", "admin", hash_key(key)))
+        self.run(store.keys.create(app[POOL], "schemathesis", "admin", hash_key(key)))
         headers = {"Authorization": f"Bearer {key}"}
         return LiveApi(f"http://{host}:{port}", headers, requests.Session())
 
@@ -526,7 +527,7 @@ class ServedApp:
         assert self.config.database_url is not None
         conn = await asyncpg.connect(self.config.database_url)
         try:
-            await store.apply_schema(conn)
+            await store.database.apply_schema(conn)
             await conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
         finally:
             await conn.close()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp.web import Application
 from callguard.app import create_app
 from callguard.config import Config
 from callguard.reporters import (
@@ -22,7 +21,7 @@ from callguard.reporters import (
     ReporterKeyError,
     reporter_key,
 )
-from callguard.state import LISTINGS
+from callguard.retention import apply_retention
 
 from tests.conftest import ClientFactory, FakeClock, MakeKey
 
@@ -212,8 +211,6 @@ async def test_report_details_are_erased_after_retention_and_verdicts_stay(
 ) -> None:
     retention = replace(config, report_retention=timedelta(days=retention_days))
     client = await aiohttp_client(create_app(retention, clock))
-    app: Application = client.app
-    listings = app[LISTINGS]
     auth = {"Authorization": f"Bearer {await make_key('client')}"}
     start = clock.now
 
@@ -237,14 +234,14 @@ async def test_report_details_are_erased_after_retention_and_verdicts_stay(
     await send("r1", "0987654321")  # r1's hash is still needed for this number
     clock.now = start + timedelta(days=kept_until_day - 1)
     before = await verdicts()
-    await listings.upkeep()  # may rebuild the filter too: every listing has expired
+    await apply_retention(pool, retention, clock())
     assert [hashed for _, hashed, _, _ in await details(pool)] == [True] * 4
     assert await pool.fetchval("SELECT count(*) FROM number_reporters") == 4
     assert await verdicts() == before
 
     clock.now = start + timedelta(days=kept_until_day, seconds=1)
     during = await verdicts()
-    await listings.upkeep()
+    await apply_retention(pool, retention, clock())
     assert await details(pool) == [
         (1, False, None, False),
         (2, False, None, False),

@@ -7,11 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import store
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
+from ..moderation import MODERATION
 from ..problems import not_found
-from ..state import LISTINGS, POOL
-from ..store import AllowlistEntry, allowlist_entries, spoofing_reports
+from ..state import POOL
 from .bodies import (
     identifier_field,
     iso,
@@ -26,7 +27,7 @@ MAX_OWNER_LENGTH = 200
 MAX_NOTE_LENGTH = 2000
 
 
-def entry_body(entry: AllowlistEntry) -> dict[str, Any]:
+def entry_body(entry: store.allowlist.AllowlistEntry) -> dict[str, Any]:
     """The JSON for one allowlist entry."""
     return {
         "number": to_e164(entry.number),
@@ -40,7 +41,7 @@ def entry_body(entry: AllowlistEntry) -> dict[str, Any]:
 @requires(Role.ADMIN)
 async def list_entries(request: web.Request) -> web.Response:
     """Every verified number, with how many reports against it look like spoofing."""
-    entries = await allowlist_entries(request.app[POOL])
+    entries = await store.allowlist.entries(request.app[POOL])
     return json_response({"entries": [entry_body(entry) for entry in entries]})
 
 
@@ -48,11 +49,11 @@ async def list_entries(request: web.Request) -> web.Response:
 async def get_entry(request: web.Request) -> web.Response:
     """One verified number and the newest reports flagged as possible spoofing of it."""
     number = parse_number(request.match_info["number"])
-    entries = await allowlist_entries(request.app[POOL], number)
+    entries = await store.allowlist.entries(request.app[POOL], number)
     if not entries:
         raise not_found(f"{to_e164(number)} is not on the allowlist.")
     limit = query_int(request, "limit", 50, 1, 1000)
-    reports = await spoofing_reports(request.app[POOL], number, limit)
+    reports = await store.allowlist.spoofing_reports(request.app[POOL], number, limit)
     return json_response(
         {
             **entry_body(entries[0]),
@@ -77,7 +78,9 @@ async def put_entry(request: web.Request) -> web.Response:
     data = await read_object(request, ("owner", "note"))
     owner = identifier_field(data, "owner", MAX_OWNER_LENGTH)
     note = optional_text_field(data, "note", MAX_NOTE_LENGTH)
-    answer = await request.app[LISTINGS].allowlist_add(number, owner, note, actor(request[API_KEY]))
+    answer = await request.app[MODERATION].allowlist_add(
+        number, owner, note, actor(request[API_KEY])
+    )
     return json_response(
         {
             "number": to_e164(number),
@@ -94,6 +97,6 @@ async def delete_entry(request: web.Request) -> web.Response:
     number = parse_number(request.match_info["number"])
     data = await read_object(request, ("reason",), optional=True)
     reason = optional_text_field(data, "reason", MAX_NOTE_LENGTH)
-    if not await request.app[LISTINGS].allowlist_remove(number, reason, actor(request[API_KEY])):
+    if not await request.app[MODERATION].allowlist_remove(number, reason, actor(request[API_KEY])):
         raise not_found(f"{to_e164(number)} is not on the allowlist.")
     return web.Response(status=HTTPStatus.NO_CONTENT)

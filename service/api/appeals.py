@@ -8,13 +8,12 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import store
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
+from ..moderation import MODERATION
 from ..problems import answers, bad_request, not_found, too_many_requests
-from ..state import APPEAL_LIMITS, CONFIG, LISTINGS, POOL
-from ..store import Appeal, AppealNotOpen, AppealOpen
-from ..store import create_appeal as store_appeal
-from ..store import list_appeals as store_list
+from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
 from .bodies import digits, iso, json_response, query_int, read_object, text_field
 from .numbers import actor, parse_number
 
@@ -24,7 +23,7 @@ MAX_CONTACT_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
 
 
-def appeal_body(appeal: Appeal) -> dict[str, Any]:
+def appeal_body(appeal: store.appeals.Appeal) -> dict[str, Any]:
     """The JSON for one appeal."""
     return {
         "appeal_id": appeal.id,
@@ -38,7 +37,7 @@ def appeal_body(appeal: Appeal) -> dict[str, Any]:
     }
 
 
-@answers(AppealOpen)
+@answers(store.appeals.AppealOpen)
 async def create_appeal(request: web.Request) -> web.Response:
     """File an appeal against a number's listing: one open appeal per number per key."""
     api_key = request[API_KEY]
@@ -48,13 +47,13 @@ async def create_appeal(request: web.Request) -> web.Response:
         raise too_many_requests(f"This key may file {rate:g} appeals a second.", wait)
     data = await read_object(request, ("number", "contact", "message"))
     number = parse_number(text_field(data, "number", 64))
-    appeal = await store_appeal(
+    appeal = await store.appeals.create(
         request.app[POOL],
         number,
         text_field(data, "contact", MAX_CONTACT_LENGTH),
         text_field(data, "message", MAX_MESSAGE_LENGTH),
         api_key.id,
-        request.app[LISTINGS].clock(),
+        request.app[CLOCK](),
     )
     return json_response(appeal_body(appeal), status=HTTPStatus.CREATED)
 
@@ -67,12 +66,12 @@ async def list_appeals(request: web.Request) -> web.Response:
         raise bad_request(f"'status' must be one of {', '.join(STATUSES)}.")
     after = query_int(request, "after", 0, 0, 2**62)
     limit = query_int(request, "limit", 100, 1, 1000)
-    appeals = await store_list(request.app[POOL], status, after, limit)
+    appeals = await store.appeals.list_appeals(request.app[POOL], status, after, limit)
     return json_response({"appeals": [appeal_body(appeal) for appeal in appeals]})
 
 
 @requires(Role.ADMIN)
-@answers(AppealNotOpen)
+@answers(store.appeals.AppealNotOpen)
 async def resolve_appeal(request: web.Request) -> web.Response:
     """Decide an open appeal: delist its number at once, or reject it."""
     text = request.match_info["appeal_id"]
@@ -84,7 +83,7 @@ async def resolve_appeal(request: web.Request) -> web.Response:
     if decision not in DECISIONS:
         raise bad_request("'decision' must be 'delist' or 'reject'.")
     note = text_field(data, "note", MAX_MESSAGE_LENGTH)
-    appeal = await request.app[LISTINGS].resolve_appeal(
+    appeal = await request.app[MODERATION].resolve_appeal(
         appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
     )
     if appeal is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import store
 from ..auth import Role, requires
 from ..e164 import to_e164
 from ..state import POOL
-from ..store import audit_entries
 from .bodies import json_response, query_int
 
 
@@ -16,7 +16,7 @@ async def list_entries(request: web.Request) -> web.Response:
     """Moderation actions newest first; page with ?before=<last id>."""
     before = query_int(request, "before", 2**62, 1, 2**62)
     limit = query_int(request, "limit", 100, 1, 1000)
-    entries = await audit_entries(request.app[POOL], before, limit)
+    entries = await store.audit.entries(request.app[POOL], before, limit)
     return json_response(
         {
             "entries": [

@@ -10,10 +10,12 @@ from http import HTTPStatus
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
 
+from .. import store
 from ..auth import Role, public, requires_one_of
+from ..feed import FEED
+from ..live_filter import LIVE_FILTER
 from ..problems import Problem
-from ..state import LISTINGS, METRICS, POOL
-from ..store import DATABASE_UNAVAILABLE
+from ..state import METRICS, POOL
 from .bodies import json_response
 
 log = logging.getLogger(__name__)
@@ -32,19 +34,18 @@ async def readyz(request: web.Request) -> web.Response:
     """Ready: the database answers, and the filter holds every listed number: it is loaded,
     and the change feed listens and has caught up with the log."""
     app = request.app
-    if LISTINGS not in app:
+    if FEED not in app:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The filter is still loading.")
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
-            await app[POOL].fetchval("SELECT 1")
-    except DATABASE_UNAVAILABLE as err:
+            await store.database.ping(app[POOL])
+    except store.database.DATABASE_UNAVAILABLE as err:
         # The error names the socket path, or the host and port: for the log, not the caller.
         log.warning("not ready: the database does not answer: %r", err)
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The database does not answer.") from err
-    listings = app[LISTINGS]
-    if not listings.feed_live:
+    if not app[FEED].live:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "Catching up with the change log.")
-    return json_response({"status": "ready", "filter_entries": listings.filter.entries})
+    return json_response({"status": "ready", "filter_entries": app[LIVE_FILTER].filter.entries})
 
 
 @requires_one_of(Role.METRICS, Role.ADMIN)

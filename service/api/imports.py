@@ -16,6 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import store
 from ..auth import API_KEY, Role, check_import_source, requires
+from ..feed import FEED
 from ..import_parsing import (
     FORMATS,
     ImportTooLarge,
@@ -28,8 +29,7 @@ from ..import_parsing import (
     size_bounded,
 )
 from ..problems import Problem, answers, bad_request, not_found
-from ..state import CONFIG, IMPORT_POOL, IMPORT_SLOTS, LISTINGS, PARSERS, POOL, UPLOADS
-from ..store import ImportReplayed, ImportSummary
+from ..state import CLOCK, CONFIG, IMPORT_POOL, IMPORT_SLOTS, PARSERS, POOL, UPLOADS
 from .bodies import content_encoding, identifier_text, json_response, query_int
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ MAX_ERRORS_PAGE = 5000
 """Refused rows in one page of GET /v1/imports/{id}/errors (400 past it): about 1.5 MB."""
 
 
-def summary_body(summary: ImportSummary) -> dict[str, Any]:
+def summary_body(summary: store.imports.ImportSummary) -> dict[str, Any]:
     """The JSON for one import's counts."""
     return {
         "import_id": summary.id,
@@ -101,7 +101,7 @@ async def create_import(request: web.Request) -> web.Response:
     # Only now that it has committed do the import's numbers go into this process's filter,
     # read back from Postgres as every replica reads them: an import that fails or is cut
     # leaves the filter as it was. The client hears "accepted" once they answer here.
-    await request.app[LISTINGS].catch_up()
+    await request.app[FEED].catch_up()
     return json_response(
         {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
     )
@@ -109,17 +109,17 @@ async def create_import(request: web.Request) -> web.Response:
 
 async def _import(
     request: web.Request, source: str, idempotency_key: str | None, chunks: AsyncIterator[bytes]
-) -> tuple[ImportSummary, list[tuple[int, str, str]]]:
+) -> tuple[store.imports.ImportSummary, list[tuple[int, str, str]]]:
     """Import the list, or replay the import made before with the same idempotency key if
     the list is the same: its summary and its first errors."""
-    config, listings, pool = request.app[CONFIG], request.app[LISTINGS], request.app[IMPORT_POOL]
+    config, clock, pool = request.app[CONFIG], request.app[CLOCK], request.app[IMPORT_POOL]
     digest = hashlib.sha256()
     chunks = digested(chunks, digest)
     errors: list[tuple[int, str, str]] = []
     started = time.perf_counter()
     try:
-        async with store.import_writer(
-            pool, source, request[API_KEY].id, idempotency_key, listings.clock()
+        async with store.imports.begin(
+            pool, source, request[API_KEY].id, idempotency_key, clock()
         ) as writer:
             parse = parse_stream(
                 chunks,
@@ -127,7 +127,7 @@ async def _import(
                 request.app[PARSERS],
                 config.import_block_bytes,
                 config.import_max_lines,
-                listings.clock(),
+                clock(),
             )
             async with aclosing(parse) as blocks:  # a failed import stops its blocks at once
                 async for parsed in blocks:
@@ -138,7 +138,7 @@ async def _import(
             _check_connected(request)
             streamed = time.perf_counter()
             summary = await writer.merge(digest.digest())
-    except ImportReplayed as replay:
+    except store.imports.ImportReplayed as replay:
         # The list is read to its end for its digest: a different list under the same key
         # is refused, never answered with the first import's counts.
         await drain(chunks)
@@ -149,7 +149,7 @@ async def _import(
                 "Idempotency-Key from another list or source. Use a new key for a new list.",
                 kind="idempotency-key-reused",
             ) from replay
-        errors = await store.import_errors(pool, replay.summary.id, 0, INLINE_ERRORS)
+        errors = await store.imports.errors(pool, replay.summary.id, 0, INLINE_ERRORS)
         return replay.summary, errors
     log.info(
         "import %d from %s: %d rows read and staged in %.2f s, merged in %.2f s",
@@ -185,12 +185,12 @@ def _check_connected(request: web.Request) -> None:
         raise ConnectionResetError("the client closed the connection")
 
 
-async def _summary(request: web.Request) -> ImportSummary:
+async def _summary(request: web.Request) -> store.imports.ImportSummary:
     """The import named in the path, if the caller may see it."""
     text = request.match_info["import_id"]
     summary = None
     if text.isascii() and text.isdigit() and len(text) <= 18:
-        summary = await store.get_import(request.app[POOL], int(text))
+        summary = await store.imports.get(request.app[POOL], int(text))
     api_key = request[API_KEY]
     sees_all = Role.named(api_key.role) >= Role.ADMIN
     if summary is None or (not sees_all and summary.api_key_id != api_key.id):
@@ -207,11 +207,11 @@ async def get_import(request: web.Request) -> web.Response:
 @requires(Role.OPERATOR)
 async def get_errors(request: web.Request) -> web.Response:
     """The rows the import refused, in line order (the details of the first
-    store.STORED_ERRORS are kept); page with ?after=<line>&limit=."""
+    store.imports.STORED_ERRORS are kept); page with ?after=<line>&limit=."""
     summary = await _summary(request)
     after = query_int(request, "after", 0, 0, 2**62)
     limit = query_int(request, "limit", MAX_ERRORS_PAGE, 1, MAX_ERRORS_PAGE)
-    errors = await store.import_errors(request.app[POOL], summary.id, after, limit)
+    errors = await store.imports.errors(request.app[POOL], summary.id, after, limit)
     return json_response({"import_id": summary.id, "errors": errors_body(errors)})
 
 
@@ -221,7 +221,7 @@ async def list_imports(request: web.Request) -> web.Response:
     api_key = request[API_KEY]
     before = query_int(request, "before", 2**62, 1, 2**62)
     limit = query_int(request, "limit", 100, 1, 1000)
-    imports = await store.list_imports(
+    imports = await store.imports.list_imports(
         request.app[POOL],
         None if Role.named(api_key.role) >= Role.ADMIN else api_key.id,
         before,

@@ -13,7 +13,8 @@ from aiohttp import web
 from ..auth import API_KEY
 from ..e164 import InvalidNumber, normalize_fast, parse_slow
 from ..problems import Problem, bad_request, encode_json
-from ..state import CONFIG, LISTINGS, LOOKUP_BATCHES, LOOKUP_LIMITS
+from ..state import CONFIG, LOOKUP_BATCHES, LOOKUP_LIMITS
+from ..verdicts import VERDICTS
 from .bodies import read_object
 from .numbers import (
     UNKNOWN_RESULT_TEXT,
@@ -64,12 +65,12 @@ async def _lookup_batch(request: web.Request, key: int) -> web.Response:
     # local names and plain text, encoded once at the end; a maybe's place holds its index
     # among the maybes until they are answered. What the fast path leaves waits its turn.
     limit_lookups(request, len(items))
-    listings = request.app[LISTINGS]
+    verdicts = request.app[VERDICTS]
     lang = language(request)
     parts: list[str | int] = []
     maybes: list[tuple[str, int]] = []
     left: list[int] = []  # the places of items the fast path did not read
-    in_filter = listings.filter.__contains__
+    in_filter = verdicts.batch_check()
     unknown = UNKNOWN_RESULT_TEXT
     for item in items:
         number = normalize_fast(item) if type(item) is str else None
@@ -84,7 +85,7 @@ async def _lookup_batch(request: web.Request, key: int) -> web.Response:
         else:
             parts.append(_json({"input": item, **unknown_body(number)}))
     invalid = await _answer_the_rest(request, key, items, left, parts, maybes) if left else 0
-    listings.count_ruled_out(len(parts) - len(maybes) - invalid)  # no verdict for an error
+    verdicts.count_ruled_out(len(parts) - len(maybes) - invalid)  # no verdict for an error
     if maybes:
         limit_lookups(request, len(maybes) * config.lookup_listed_cost)
         answered: list[str] = []
@@ -92,7 +93,7 @@ async def _lookup_batch(request: web.Request, key: int) -> web.Response:
             if start:
                 await asyncio.sleep(0)
             turn = maybes[start : start + MAYBES_PER_TURN]
-            answers = await listings.lookup_many([number for _, number in turn])
+            answers = await verdicts.answer_maybes([number for _, number in turn])
             answered.extend(
                 _json({"input": item, **answer_body(answer, lang)})
                 for (item, _), answer in zip(turn, answers, strict=True)
@@ -138,7 +139,7 @@ async def _answer_the_rest(
     if not slow:
         return refused
     limit_lookups(request, len(slow) * (config.lookup_slow_cost - 1))
-    listings = request.app[LISTINGS]
+    in_filter = request.app[VERDICTS].batch_check()
     for parsed, place in enumerate(slow, start=1):
         item = items[place]
         try:
@@ -147,7 +148,7 @@ async def _answer_the_rest(
             parts[place] = _error(item, str(err))
             refused += 1
         else:
-            if number in listings.filter:
+            if in_filter(number):
                 parts[place] = len(maybes)
                 maybes.append((item, number))
             else:

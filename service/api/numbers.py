@@ -8,15 +8,16 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .. import store
 from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
 from ..e164 import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
-from ..listings import Answer
+from ..moderation import MODERATION
 from ..problems import answers, bad_request, encode_json, not_found, too_many_requests
 from ..reputation import UNKNOWN, Evidence, Verdict
-from ..state import CONFIG, LISTINGS, LOOKUP_LIMITS
-from ..store import Actor, ApiKey
+from ..state import CONFIG, LOOKUP_LIMITS
 from ..text import UnknownCategory, category
+from ..verdicts import VERDICTS, Answer
 from .bodies import optional_text_field, read_object, text_field
 
 MAX_NOTE_LENGTH = 2000
@@ -62,9 +63,9 @@ def category_field(data: dict[str, Any]) -> str:
     return category(text_field(data, "category", 64))
 
 
-def actor(api_key: ApiKey) -> Actor:
+def actor(api_key: store.keys.ApiKey) -> store.audit.Actor:
     """The key doing a moderation action, for the audit log."""
-    return Actor(api_key.id, f"key:{api_key.id}:{api_key.name}")
+    return store.audit.Actor(api_key.id, f"key:{api_key.id}:{api_key.name}")
 
 
 def language(request: web.Request) -> str:
@@ -160,12 +161,12 @@ async def get_number(request: web.Request) -> web.Response:
         number = parse_number(text)
     else:
         limit_lookups(request, 1)
-    listings = request.app[LISTINGS]
+    verdicts = request.app[VERDICTS]
     lang = language(request)
-    if listings.ruled_out(number):  # the common case: nothing to read, nothing to build
+    if verdicts.ruled_out(number):  # the common case: nothing to read, nothing to build
         return lookup_bytes(UNKNOWN_ANSWER % number, lang)
     limit_lookups(request, config.lookup_listed_cost)
-    answer = await listings.lookup(number)
+    answer = await verdicts.answer_maybe(number)
     return lookup_response(answer_body(answer, lang), lang)
 
 
@@ -176,7 +177,7 @@ async def list_number(request: web.Request) -> web.Response:
     number = parse_number(request.match_info["number"])
     data = await read_object(request, ("category", "note"))
     api_key = request[API_KEY]
-    answer = await request.app[LISTINGS].list_trusted(
+    answer = await request.app[MODERATION].list_trusted(
         number,
         f"{RESERVED_SOURCE_PREFIX}{api_key.name}",  # shown to clients as MODERATOR_LABEL
         category_field(data),
@@ -193,8 +194,8 @@ async def delist_number(request: web.Request) -> web.Response:
     number = parse_number(request.match_info["number"])
     data = await read_object(request, ("reason",))
     reason = text_field(data, "reason", MAX_NOTE_LENGTH)
-    if not await request.app[LISTINGS].delist(number, reason, actor(request[API_KEY])):
+    if not await request.app[MODERATION].delist(number, reason, actor(request[API_KEY])):
         raise not_found(f"{to_e164(number)} is not listed.")
-    answer = await request.app[LISTINGS].lookup(number)
+    answer = await request.app[VERDICTS].lookup(number)
     lang = language(request)
     return lookup_response(answer_body(answer, lang), lang)

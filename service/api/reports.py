@@ -8,9 +8,9 @@ from aiohttp import web
 
 from ..auth import API_KEY
 from ..e164 import to_e164
-from ..listings import Report
 from ..problems import answers, too_many_requests
-from ..state import CONFIG, LISTINGS, REPORT_LIMITS
+from ..reporting import REPORTING, Report
+from ..state import CLOCK, CONFIG, REPORT_LIMITS
 from ..text import UnknownCategory
 from .bodies import (
     identifier_field,
@@ -36,15 +36,15 @@ async def create_report(request: web.Request) -> web.Response:
         rate = request.app[CONFIG].reports_per_key_per_second
         raise too_many_requests(f"This key may send {rate:g} reports a second.", wait)
     data = await read_object(request, FIELDS)
-    listings = request.app[LISTINGS]
+    reporting = request.app[REPORTING]
     report = Report(
         number=parse_number(text_field(data, "number", 64)),
         category=category_field(data),
         reporter=identifier_field(data, "reporter", MAX_REPORTER_LENGTH),
         description=optional_text_field(data, "description", MAX_DESCRIPTION_LENGTH),
-        occurred_at=timestamp_field(data, "occurred_at", listings.clock()),
+        occurred_at=timestamp_field(data, "occurred_at", request.app[CLOCK]()),
     )
-    report_id, answer = await listings.report(report, api_key.id)
+    report_id, answer = await reporting.report(report, api_key.id)
     return json_response(
         {
             "report_id": report_id,

@@ -1,0 +1,30 @@
+"""Every SQL statement callguard runs, on asyncpg, one module per resource; functions return
+plain dataclasses. Callers name the resource: `store.appeals.create(pool, ...)`."""
+
+from . import (
+    allowlist,
+    appeals,
+    audit,
+    changes,
+    database,
+    imports,
+    keys,
+    reports,
+    settings,
+    snapshots,
+    trusted,
+)
+
+__all__ = [
+    "allowlist",
+    "appeals",
+    "audit",
+    "changes",
+    "database",
+    "imports",
+    "keys",
+    "reports",
+    "settings",
+    "snapshots",
+    "trusted",
+]

@@ -1,0 +1,133 @@
+"""API keys: their hashes, roles and sources, and the notifications that keep every
+process's key cache current."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from . import audit
+
+CHANNEL = "callguard_keys"
+"""NOTIFY channel: a key was created, changed (its sources) or revoked; the payload is
+CREATED, CHANGED or REVOKED, a space, and the key's id. Processes update their key caches."""
+CREATED = "created"
+CHANGED = "changed"
+REVOKED = "revoked"
+
+_KEY_COLUMNS = "id, name, role, created_at, revoked_at, sources"
+_INSERT_KEY = f"""
+INSERT INTO api_keys (name, role, key_hash, sources) VALUES ($1, $2, $3, $4)
+RETURNING {_KEY_COLUMNS}
+"""
+_SET_KEY_SOURCES = f"""
+UPDATE api_keys SET sources = $2 WHERE id = $1 AND role = 'operator' AND revoked_at IS NULL
+RETURNING {_KEY_COLUMNS}
+"""
+_SELECT_ACTIVE_KEY = (
+    f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+)
+_SELECT_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id"
+_SELECT_ACTIVE_KEYS = f"SELECT key_hash, {_KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+_REVOKE_KEY = f"""
+UPDATE api_keys SET revoked_at = now()
+WHERE (id = $1 OR key_hash = $2) AND revoked_at IS NULL
+RETURNING {_KEY_COLUMNS}
+"""
+_NOTIFY_KEYS = "SELECT pg_notify($1, $2)"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key's identity; the key itself is known only to its holder."""
+
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+    sources: tuple[str, ...] = ()
+    """The sources an operator key may import under."""
+
+
+def _api_key(record: asyncpg.Record) -> ApiKey:
+    return ApiKey(
+        id=record["id"],
+        name=record["name"],
+        role=record["role"],
+        created_at=record["created_at"],
+        revoked_at=record["revoked_at"],
+        sources=tuple(record["sources"]),
+    )
+
+
+async def create(
+    pool: asyncpg.Pool, name: str, role: str, key_hash: bytes, sources: Sequence[str] = ()
+) -> ApiKey:
+    """Store a new key's hash (and, for an operator key, the sources it may import under)."""
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(_INSERT_KEY, name, role, key_hash, list(sources))
+        await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CREATED} {record['id']}")
+    return _api_key(record)
+
+
+async def find_active(pool: asyncpg.Pool, key_hash: bytes) -> ApiKey | None:
+    """The unrevoked key with this hash, if any."""
+    record = await pool.fetchrow(_SELECT_ACTIVE_KEY, key_hash)
+    return None if record is None else _api_key(record)
+
+
+async def active(conn: asyncpg.Connection) -> dict[bytes, ApiKey]:
+    """Every unrevoked key, by its hash."""
+    return {
+        record["key_hash"]: _api_key(record) for record in await conn.fetch(_SELECT_ACTIVE_KEYS)
+    }
+
+
+async def list_keys(pool: asyncpg.Pool) -> list[ApiKey]:
+    """Every key ever made, revoked ones included."""
+    return [_api_key(record) for record in await pool.fetch(_SELECT_KEYS)]
+
+
+async def set_sources(
+    pool: asyncpg.Pool, key_id: int, sources: Sequence[str], actor: audit.Actor, at: datetime
+) -> ApiKey | None:
+    """Set the sources an active operator key may import under (None if there is no such
+    key); tell every process at commit."""
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(_SET_KEY_SOURCES, key_id, list(sources))
+        if record is None:
+            return None
+        await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CHANGED} {key_id}")
+        changed = _api_key(record)
+        await audit.record(
+            conn,
+            at,
+            actor,
+            "key_sources",
+            None,
+            None,
+            key_id=changed.id,
+            key_name=changed.name,
+            sources=list(changed.sources),
+        )
+    return changed
+
+
+async def revoke(
+    pool: asyncpg.Pool, key_id: int | None, key_hash: bytes, actor: audit.Actor, at: datetime
+) -> ApiKey | None:
+    """Revoke the active key with this id or hash; tell every process at commit."""
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(_REVOKE_KEY, key_id, key_hash)
+        if record is None:
+            return None
+        await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{REVOKED} {record['id']}")
+        revoked = _api_key(record)
+        await audit.record(
+            conn, at, actor, "key_revoke", None, None, key_id=revoked.id, key_name=revoked.name
+        )
+    return revoked
