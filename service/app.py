@@ -11,30 +11,15 @@ from typing import TextIO
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from prometheus_client.aiohttp import make_aiohttp_handler
 
 from . import store
-from .api import (
-    allowlist,
-    appeals,
-    audit,
-    categories,
-    docs,
-    health,
-    imports,
-    lookups,
-    numbers,
-    reports,
-)
 from .auth import (
     KEY_CACHE,
     MAX_REFUSED_ADDRESSES,
     REFUSAL_LIMITS,
     KeyCache,
     RefusalLimits,
-    Role,
     authorize,
-    requires_one_of,
 )
 from .cache import positive_cache
 from .clock import Clock, utc_now
@@ -50,6 +35,7 @@ from .moderation import moderation
 from .problems import answer_protocol_errors_as_problems, problem_for
 from .reporting import reporting
 from .retention import retention
+from .routes import ROUTES
 from .state import (
     APPEAL_LIMITS,
     CLOCK,
@@ -136,36 +122,7 @@ def create_app(
             import_parsers,
         ]
     )
-    app.router.add_routes(
-        [
-            web.get("/healthz", health.healthz),
-            web.get("/readyz", health.readyz),
-            web.get(
-                "/metrics",
-                requires_one_of(Role.METRICS, Role.ADMIN)(make_aiohttp_handler(metrics.registry)),
-            ),
-            web.get("/openapi.json", docs.openapi_json),
-            web.get("/docs", docs.docs_page),
-            web.get("/v1/categories", categories.list_categories),
-            web.get("/v1/numbers/{number}", numbers.get_number),
-            web.put("/v1/numbers/{number}", numbers.list_number),
-            web.delete("/v1/numbers/{number}", numbers.delist_number),
-            web.post("/v1/lookups", lookups.lookup_batch),
-            web.post("/v1/reports", reports.create_report),
-            web.get("/v1/allowlist", allowlist.list_entries),
-            web.get("/v1/allowlist/{number}", allowlist.get_entry),
-            web.put("/v1/allowlist/{number}", allowlist.put_entry),
-            web.delete("/v1/allowlist/{number}", allowlist.delete_entry),
-            web.post("/v1/appeals", appeals.create_appeal),
-            web.get("/v1/appeals", appeals.list_appeals),
-            web.post("/v1/appeals/{appeal_id}/resolve", appeals.resolve_appeal),
-            web.get("/v1/audit", audit.list_entries),
-            web.post("/v1/imports", imports.create_import),
-            web.get("/v1/imports", imports.list_imports),
-            web.get("/v1/imports/{import_id}", imports.get_import),
-            web.get("/v1/imports/{import_id}/errors", imports.get_errors),
-        ]
-    )
+    app.router.add_routes(ROUTES)
     return app
 
 

@@ -10,12 +10,16 @@ import functools
 from http import HTTPStatus
 from typing import Any
 
+from aiohttp import web
+
 from . import e164 as number_parsing
 from . import import_parsing as import_formats
 from . import store
 from .api import allowlist, appeals, imports, numbers, reports
+from .auth import Role, role_needed
 from .categories import CATEGORIES
 from .config import Config
+from .problems import DOMAIN_ERRORS, answered_by
 from .reputation import Verdict
 
 Schema = dict[str, Any]
@@ -215,6 +219,11 @@ def _schemas() -> Schema:
                 },
                 "retry_after": _int(1, description="429: seconds to wait, as in Retry-After."),
                 "limit": _int(1, description="413 batch-too-large: the most numbers a call."),
+                "appeal_id": _int(1, description="409 appeal-open: the appeal still open."),
+                "source": {
+                    "type": "string",
+                    "description": "403 source-forbidden: the source the key may not use.",
+                },
             },
             "required": ["type", "title", "status", "detail"],
             "additionalProperties": False,
@@ -231,7 +240,7 @@ def _schemas() -> Schema:
         ),
         "LookupError": _obj(
             {
-                "input": {"description": "The item as sent, whatever its JSON type."},
+                "input": {"type": "string", "description": "The item as sent."},
                 "error": {"type": "string", "description": "Why it is not a number."},
             },
             description="An invalid item of a batch; it does not fail the batch.",
@@ -463,13 +472,13 @@ def _operation(
     description: str,
     responses: Schema,
     *,
-    role: str | None = "client",
     parameters: list[Schema] | None = None,
     body: Schema | None = None,
     json_body: bool = True,
 ) -> Schema:
-    """An operation; /v1 ones (with a role) also answer 401, 503 and, above client, 403; one
-    with a JSON body also 408, 413 and 415 (`responses` may describe any of them better)."""
+    """An operation; one with a JSON body also answers 408, 413 and 415 (`responses` may
+    describe any of them better). Who may call it, and the domain errors it may end in, are
+    added from its handler (_from_handler)."""
     operation: Schema = {
         "operationId": operation_id,
         "tags": [tag],
@@ -487,22 +496,63 @@ def _operation(
                 "415": _use("UnsupportedMediaType"),
                 **responses,
             }
-    if role is None:
-        operation["security"] = PUBLIC
+    operation["responses"] = responses
+    return operation
+
+
+def _from_handler(operation: Schema, handler: object) -> Schema:
+    """The operation with the answers its handler is marked with: the domain errors it may
+    end in (problems.answers, answered as problems.DOMAIN_ERRORS say), and who may call it
+    (auth.role_needed): a keyed one also answers 401, 429 (too many refused keys) and 503,
+    and 403 above client."""
+    responses = dict(operation["responses"])
+    for error in answered_by(handler):
+        answer = DOMAIN_ERRORS[error]
+        assert answer.description, f"{error.__name__} has no description in DOMAIN_ERRORS"
+        responses[str(int(answer.status))] = _problem(answer.status, answer.description)
+    needed = role_needed(handler)
+    if needed is None:
+        operation = {**operation, "security": PUBLIC}
     else:
-        operation["x-role"] = role
-        needs = "`metrics` or `admin`" if role == "metrics" else f"`{role}` or above"
-        operation["description"] += f"\n\nNeeds a key of role {needs}."
+        if isinstance(needed, frozenset):
+            names = sorted(role.name.lower() for role in needed)
+            role, needs = " or ".join(names), " or ".join(f"`{name}`" for name in names)
+        else:
+            role = needed.name.lower()
+            needs = f"`{role}` or above"
+        operation = {
+            **operation,
+            "x-role": role,
+            "description": f"{operation['description']}\n\nNeeds a key of role {needs}.",
+        }
         responses = {
             "401": _use("Unauthorized"),
             "429": _use("TooManyRefusals"),
             "503": _use("Unavailable"),
             **responses,
         }
-        if role != "client":
+        if needed is not Role.CLIENT:
             responses["403"] = _use("Forbidden")
-    operation["responses"] = dict(sorted(responses.items()))
-    return operation
+    return {**operation, "responses": dict(sorted(responses.items()))}
+
+
+def _routed_paths() -> Schema:
+    """The paths of the routes table (routes.ROUTES), each operation with what its handler
+    is marked with; a route with no operation described here is a mistake, and fails at once."""
+    from .routes import ROUTES  # here: the routes name api/docs.py, which serves this module
+
+    described = _paths()
+    paths: Schema = {}
+    for route in ROUTES:
+        assert isinstance(route, web.RouteDef)
+        item = described[route.path]
+        operation = item[route.method.lower()]
+        paths.setdefault(route.path, {k: v for k, v in item.items() if k not in _METHODS})
+        paths[route.path][route.method.lower()] = _from_handler(operation, route.handler)
+    return paths
+
+
+_METHODS = ("get", "put", "post", "delete", "patch")
 
 
 def _path(name: str, schema: Schema, description: str, example: Any) -> Schema:
@@ -556,9 +606,6 @@ def _limit(default: int, maximum: int) -> Schema:
 def _paths() -> Schema:
     bad_number = "The number is not a valid phone number, or the body is malformed."
     bad_body = "The body is not a JSON object of the known fields, or a field is invalid."
-    unknown_category = _problem(
-        HTTPStatus.UNPROCESSABLE_ENTITY, "Unknown category; `categories` lists the known ones."
-    )
     import_id = _path(
         "import_id", _int(1, ID_MAX), "The import's id; ids of other keys' imports get 404.", 1
     )
@@ -571,7 +618,6 @@ def _paths() -> Schema:
                 "Liveness",
                 "200 while the process is alive.",
                 {"200": _json(_obj({"status": {"const": "ok"}}), "The event loop answers.")},
-                role=None,
             )
         },
         "/readyz": {
@@ -590,7 +636,6 @@ def _paths() -> Schema:
                         "The filter is still loading, or Postgres does not answer.",
                     ),
                 },
-                role=None,
             )
         },
         "/metrics": {
@@ -609,7 +654,6 @@ def _paths() -> Schema:
                         },
                     }
                 },
-                role="metrics",
             )
         },
         "/openapi.json": {
@@ -619,7 +663,6 @@ def _paths() -> Schema:
                 "This description",
                 "The OpenAPI 3.1 description of the API.",
                 {"200": _json({"type": "object"}, "The OpenAPI document.")},
-                role=None,
             )
         },
         "/docs": {
@@ -634,7 +677,6 @@ def _paths() -> Schema:
                         "content": {"text/html": {"schema": {"type": "string"}}},
                     }
                 },
-                role=None,
             )
         },
         "/v1/categories": {
@@ -671,9 +713,7 @@ def _paths() -> Schema:
                     "200": _lookup("The verdict now."),
                     "400": _bad(bad_number),
                     "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
-                    "422": unknown_category,
                 },
-                role="admin",
                 parameters=[ACCEPT_LANGUAGE],
                 body=_body(
                     _obj(
@@ -697,7 +737,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_number),
                     "404": _not_found("The number is not listed."),
                 },
-                role="admin",
                 parameters=[ACCEPT_LANGUAGE],
                 body=_body(
                     _obj({"reason": _text(numbers.MAX_NOTE_LENGTH, "Why it is delisted.")}),
@@ -714,7 +753,7 @@ def _paths() -> Schema:
                 "not fail the batch.",
                 {
                     "200": _json(_ref("LookupResults"), "One result per number.", _LOOKUP_HEADERS),
-                    "400": _bad('The body is not {"numbers": [...]}.'),
+                    "400": _bad('The body is not {"numbers": [...]} of strings.'),
                     "413": _problem(
                         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                         f"More than {_DEFAULTS.batch_limit} numbers, or the body is larger "
@@ -728,10 +767,13 @@ def _paths() -> Schema:
                         {
                             "numbers": {
                                 "type": "array",
-                                "items": {"type": "string", "format": PHONE_NUMBER},
+                                # No phone-number format: text that is no number is
+                                # accepted, and answered with an error result.
+                                "items": {"type": "string", "examples": ["0912345678"]},
                                 "maxItems": _DEFAULTS.batch_limit,
-                                "description": "Numbers in any form; an item that is not a "
-                                "string or not a number gets an error result.",
+                                "description": "Numbers in any form, as strings (an item "
+                                "of another JSON type refuses the batch, 400); text that is "
+                                "not a number gets an error result.",
                             }
                         }
                     ),
@@ -749,7 +791,6 @@ def _paths() -> Schema:
                 {
                     "201": _json(_ref("ReportCreated"), "Stored; the number's verdict now."),
                     "400": _bad(bad_body),
-                    "422": unknown_category,
                     "429": _use("TooManyReports"),
                 },
                 body=_body(
@@ -792,7 +833,6 @@ def _paths() -> Schema:
                 "Verified numbers",
                 "Every verified number, with how many reports against it look like spoofing.",
                 {"200": _json(_ref("AllowlistEntries"), "The allowlist.")},
-                role="admin",
             )
         },
         "/v1/allowlist/{number}": {
@@ -807,7 +847,6 @@ def _paths() -> Schema:
                     "400": _bad("The number is not valid, or `limit` is out of range."),
                     "404": _not_found("The number is not on the allowlist."),
                 },
-                role="admin",
                 parameters=[_limit(50, 1000)],
             ),
             "put": _operation(
@@ -820,7 +859,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_number),
                     "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
                 },
-                role="admin",
                 body=_body(
                     _obj(
                         {
@@ -842,7 +880,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_number),
                     "404": _not_found("The number is not on the allowlist."),
                 },
-                role="admin",
                 body=_body(
                     _obj({"reason": _text(allowlist.MAX_NOTE_LENGTH, "Why.", nullable=True)}, []),
                     {"reason": "The hotline was retired"},
@@ -860,10 +897,6 @@ def _paths() -> Schema:
                 {
                     "201": _json(_ref("Appeal"), "Filed, open."),
                     "400": _bad(bad_body),
-                    "409": _problem(
-                        HTTPStatus.CONFLICT,
-                        "This key's appeal against the number is still open (`appeal_id`).",
-                    ),
                     "429": _problem(
                         HTTPStatus.TOO_MANY_REQUESTS,
                         f"Too many appeals: over {_DEFAULTS.appeals_per_key_per_second:g} a "
@@ -895,7 +928,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("Appeals"), "The appeals."),
                     "400": _bad("A query parameter is out of range."),
                 },
-                role="admin",
                 parameters=[
                     _query("status", _ref("AppealStatus"), "Only appeals of this status."),
                     _query("after", _int(0, QUERY_ID_MAX), "Only appeals with a higher id."),
@@ -913,9 +945,7 @@ def _paths() -> Schema:
                     "200": _json(_ref("Appeal"), "Decided."),
                     "400": _bad(bad_body),
                     "404": _not_found("There is no such appeal."),
-                    "409": _problem(HTTPStatus.CONFLICT, "The appeal was already decided."),
                 },
-                role="admin",
                 parameters=[_path("appeal_id", _int(1, ID_MAX), "The appeal's id.", 1)],
                 body=_body(
                     _obj(
@@ -938,7 +968,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("AuditEntries"), "The entries."),
                     "400": _bad("A query parameter is out of range."),
                 },
-                role="admin",
                 parameters=[paging_before, _limit(100, 1000)],
             )
         },
@@ -960,11 +989,6 @@ def _paths() -> Schema:
                         "Nothing imported: `source` is missing, the body is empty, not CSV or "
                         "NDJSON, has no `number` column, or its gzip stream is cut or corrupt."
                     ),
-                    "408": _problem(
-                        HTTPStatus.REQUEST_TIMEOUT,
-                        "Nothing imported: the upload stalled, sending nothing for a while, "
-                        "or kept sending more slowly than the minimum pace.",
-                    ),
                     "429": _problem(
                         HTTPStatus.TOO_MANY_REQUESTS,
                         "Nothing read or imported: as many imports as allowed are running for "
@@ -976,18 +1000,12 @@ def _paths() -> Schema:
                         "The body is not text/csv or application/x-ndjson, or its "
                         "Content-Encoding is not identity or gzip.",
                     ),
-                    "413": _problem(
-                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                        "Nothing imported: the list holds more bytes (after decompression) or "
-                        "lines than one import may.",
-                    ),
                     "422": _problem(
                         HTTPStatus.UNPROCESSABLE_ENTITY,
                         "Nothing imported: the Idempotency-Key was used for another list "
                         "or source.",
                     ),
                 },
-                role="operator",
                 parameters=[
                     _query(
                         "source",
@@ -1039,7 +1057,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("Imports"), "The imports."),
                     "400": _bad("A query parameter is out of range."),
                 },
-                role="operator",
                 parameters=[paging_before, _limit(100, 1000)],
             ),
         },
@@ -1053,7 +1070,6 @@ def _paths() -> Schema:
                     "200": _json(_ref("ImportSummary"), "The import."),
                     "404": _not_found("No such import of the caller's."),
                 },
-                role="operator",
                 parameters=[import_id],
             )
         },
@@ -1068,7 +1084,6 @@ def _paths() -> Schema:
                     "400": _bad("A query parameter is out of range."),
                     "404": _not_found("No such import of the caller's."),
                 },
-                role="operator",
                 parameters=[
                     import_id,
                     _query("after", _int(0, QUERY_ID_MAX), "Only rows after this line."),
@@ -1118,7 +1133,7 @@ def spec() -> Schema:
             {"name": "docs", "description": "This description; no key."},
         ],
         "security": BEARER,
-        "paths": _paths(),
+        "paths": _routed_paths(),
         "components": {
             "securitySchemes": {
                 "bearer": {

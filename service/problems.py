@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.http_exceptions import (
@@ -19,9 +21,22 @@ from aiohttp.http_exceptions import (
 )
 from aiohttp.web_protocol import RequestHandler
 
-from . import store
+from .categories import CATEGORY_IDS
+from .e164 import to_e164
+from .import_parsing import (
+    ImportFormatError,
+    ImportTooLarge,
+    ParserLost,
+    ServiceStopping,
+    UploadStalled,
+)
 from .limits import Busy
 from .metrics import route_label
+from .state import CLOCK
+from .store.appeals import AppealNotOpen, AppealOpen
+from .store.database import DATABASE_UNAVAILABLE, PoolExhausted
+from .store.reports import ReporterLimitReached
+from .text import TextError, UnknownCategory
 
 log = logging.getLogger(__name__)
 
@@ -98,16 +113,6 @@ def too_many_requests(detail: str, retry_after_seconds: float) -> Problem:
     )
 
 
-def service_unavailable(detail: str, kind: str | None = None) -> Problem:
-    """503 with a Retry-After: something the service needs is gone for now."""
-    return Problem(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        detail,
-        kind=kind,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
-
-
 def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Problem:
     status = HTTPStatus(exc.status)
     if status == HTTPStatus.NOT_FOUND:
@@ -120,6 +125,142 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Proble
     return Problem(status, detail, headers=headers)
 
 
+@dataclass(frozen=True)
+class DomainAnswer:
+    """How a domain exception is answered: its status and problem kind, the detail made from
+    the exception, and for a 429 the seconds to wait (a 503 always says RETRY_AFTER_SECONDS)."""
+
+    status: HTTPStatus
+    kind: str | None
+    detail: Callable[[Any], str]
+    description: str = ""
+    """When it is answered, for the OpenAPI document of the handlers marked with it."""
+    retry_after: Callable[[Any, web.Request], float] | None = None
+    extensions: Callable[[Any], dict[str, Any]] | None = None
+    logged: bool = False
+    """A failure of the service's own (the database): logged by route, never by path."""
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app[CLOCK]()
+
+
+_DATABASE_UNAVAILABLE = DomainAnswer(
+    HTTPStatus.SERVICE_UNAVAILABLE,
+    "database-unavailable",
+    lambda err: "The database is unavailable; try again shortly.",
+    logged=True,
+)
+
+DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
+    Busy: DomainAnswer(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        "rate-limited",
+        lambda err: f"{err}; send it again when one is answered.",
+        retry_after=lambda err, request: err.retry_after,
+    ),
+    ReporterLimitReached: DomainAnswer(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        "rate-limited",
+        lambda err: (
+            f"This reporter has sent {err.limit} reports in the last 24 hours, the most allowed."
+        ),
+        retry_after=lambda err, request: (err.retry_at - _now(request)).total_seconds(),
+    ),
+    AppealOpen: DomainAnswer(
+        HTTPStatus.CONFLICT,
+        "appeal-open",
+        lambda err: (
+            f"This key's appeal {err.appeal.id} against {to_e164(err.appeal.number)} "
+            "is still open; it is decided before another is taken."
+        ),
+        "This key's appeal against the number is still open (`appeal_id`).",
+        extensions=lambda err: {"appeal_id": err.appeal.id},
+    ),
+    AppealNotOpen: DomainAnswer(
+        HTTPStatus.CONFLICT,
+        "appeal-decided",
+        lambda err: f"Appeal {err.appeal.id} was already decided: {err.appeal.status}.",
+        "The appeal was already decided.",
+    ),
+    UnknownCategory: DomainAnswer(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        "unknown-category",
+        lambda err: f"{err} GET /v1/categories lists them.",
+        "Unknown category; `categories` lists the known ones.",
+        extensions=lambda err: {"categories": sorted(CATEGORY_IDS)},
+    ),
+    TextError: DomainAnswer(HTTPStatus.BAD_REQUEST, "bad-request", str),
+    ImportFormatError: DomainAnswer(
+        HTTPStatus.BAD_REQUEST, "bad-request", lambda err: f"Nothing was imported: {err}."
+    ),
+    UploadStalled: DomainAnswer(
+        HTTPStatus.REQUEST_TIMEOUT,
+        "request-timeout",
+        lambda err: f"Nothing was imported: {err}.",
+        "Nothing imported: the upload stalled, sending nothing for a while, or kept sending "
+        "more slowly than the minimum pace.",
+    ),
+    ImportTooLarge: DomainAnswer(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        "import-too-large",
+        lambda err: f"Nothing was imported: {err}, more than one import may; split it.",
+        "Nothing imported: the list holds more bytes (after decompression) or lines than one "
+        "import may.",
+    ),
+    ServiceStopping: DomainAnswer(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "stopping",
+        lambda err: "Nothing was imported: the service is stopping. Send the list again.",
+    ),
+    ParserLost: DomainAnswer(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "parser-lost",
+        lambda err: "Nothing was imported: a parser process stopped. Send the list again.",
+    ),
+    PoolExhausted: DomainAnswer(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "database-busy",
+        lambda err: f"The service is busy: {err}; try again shortly.",
+        logged=True,
+    ),
+    **dict.fromkeys(DATABASE_UNAVAILABLE, _DATABASE_UNAVAILABLE),
+}
+"""Every domain exception a request may end in, by type, and how it is answered: handlers
+raise these and never build their problems. A subclass not listed is answered as the nearest
+listed base class (PoolExhausted is a TimeoutError, a database failure, but answered apart)."""
+
+
+_ANSWERS_ATTRIBUTE = "__callguard_answers__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def answers(*errors: type[Exception]) -> Callable[[F], F]:
+    """Mark a handler with the domain exceptions of DOMAIN_ERRORS it may end in, each with a
+    status of its own there: its OpenAPI operation documents those answers (openapi.py)."""
+
+    def mark(handler: F) -> F:
+        setattr(handler, _ANSWERS_ATTRIBUTE, errors)
+        return handler
+
+    return mark
+
+
+def answered_by(handler: object) -> tuple[type[Exception], ...]:
+    """The domain exceptions a handler is marked with (answers)."""
+    errors: tuple[type[Exception], ...] = getattr(handler, _ANSWERS_ATTRIBUTE, ())
+    return errors
+
+
+def domain_answer(err: Exception) -> DomainAnswer | None:
+    """The row of DOMAIN_ERRORS for this exception, by its class or the nearest base."""
+    for kind in type(err).__mro__:
+        answer = DOMAIN_ERRORS.get(kind)
+        if answer is not None:
+            return answer
+    return None
+
+
 def problem_for(request: web.Request, err: Exception) -> Problem | None:
     """The problem to answer a failure with, never a stack trace; None for an HTTP
     exception that is not a failure (a redirect), to be raised on."""
@@ -127,23 +268,22 @@ def problem_for(request: web.Request, err: Exception) -> Problem | None:
         return err
     if isinstance(err, web.HTTPException):
         return _from_http_exception(request, err) if err.status >= 400 else None
-    if isinstance(err, Busy):
-        return too_many_requests(f"{err}; send it again when one is answered.", err.retry_after)
-    if isinstance(
-        err, store.database.PoolExhausted
-    ):  # before DATABASE_UNAVAILABLE, which holds its base
-        log.warning("database pool busy on %s %s: %s", request.method, route_label(request), err)
-        return service_unavailable(
-            f"The service is busy: {err}; try again shortly.", kind="database-busy"
-        )
-    if isinstance(err, store.database.DATABASE_UNAVAILABLE):
+    answer = domain_answer(err)
+    if answer is None:
+        log.error("unhandled error on %s %s", request.method, route_label(request), exc_info=err)
+        return Problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The service failed; the error is logged.")
+    if answer.logged:
         # The route template, not the path: a path holds the phone number asked about.
-        log.warning("database unavailable on %s %s: %r", request.method, route_label(request), err)
-        return service_unavailable(
-            "The database is unavailable; try again shortly.", kind="database-unavailable"
-        )
-    log.error("unhandled error on %s %s", request.method, route_label(request), exc_info=err)
-    return Problem(HTTPStatus.INTERNAL_SERVER_ERROR, "The service failed; the error is logged.")
+        log.warning("%s on %s %s: %r", answer.kind, request.method, route_label(request), err)
+    if answer.retry_after is not None:
+        return too_many_requests(answer.detail(err), answer.retry_after(err, request))
+    extensions = answer.extensions(err) if answer.extensions else {}
+    headers = {}
+    if answer.status == HTTPStatus.SERVICE_UNAVAILABLE:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return Problem(
+        answer.status, answer.detail(err), kind=answer.kind, headers=headers, **extensions
+    )
 
 
 _PROTOCOL_DETAILS: tuple[tuple[type[BaseException], str], ...] = (

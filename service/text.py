@@ -45,6 +45,10 @@ class TextError(ValueError):
     """A field that breaks its rule; str(error) says which and why, for the client."""
 
 
+class UnknownCategory(TextError):
+    """A category that is none of the known ones (the API answers 422 with the list)."""
+
+
 def identifier(value: str, name: str, max_length: int) -> str:
     """An identifier as compared and stored: Unicode NFC, with characters that show as
     nothing dropped (format characters, category Cf: zero-width spaces, BOMs, bidi marks;
@@ -72,7 +76,7 @@ def category(value: str) -> str:
         return value
     text = value.strip().lower()
     if text not in CATEGORY_IDS:
-        raise TextError(f"Unknown category {value[:50]!r}.")
+        raise UnknownCategory(f"Unknown category {value[:50]!r}.")
     return text
 
 

@@ -199,7 +199,7 @@ async def test_the_filter_counts_each_number_once(
 async def test_an_invalid_batch_item_is_no_lookup_and_no_filter_check(
     client: AppClient, auth: dict[str, str], metrics_auth: dict[str, str]
 ) -> None:
-    batch = {"numbers": ["0911111111", "abc", 12, "", "+84 1"]}
+    batch = {"numbers": ["0911111111", "abc", "12", "", "+84 1"]}
     response = await client.post("/v1/lookups", json=batch, headers=auth)
     assert response.status == 200
     results = (await response.json())["results"]

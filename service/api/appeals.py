@@ -12,7 +12,7 @@ from .. import store
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
 from ..moderation import MODERATION
-from ..problems import Problem, bad_request, not_found, too_many_requests
+from ..problems import answers, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
 from .bodies import digits, iso, json_response, query_int, read_object, text_field
 from .numbers import actor, parse_number
@@ -37,6 +37,7 @@ def appeal_body(appeal: store.appeals.Appeal) -> dict[str, Any]:
     }
 
 
+@answers(store.appeals.AppealOpen)
 async def create_appeal(request: web.Request) -> web.Response:
     """File an appeal against a number's listing: one open appeal per number per key."""
     api_key = request[API_KEY]
@@ -46,23 +47,14 @@ async def create_appeal(request: web.Request) -> web.Response:
         raise too_many_requests(f"This key may file {rate:g} appeals a second.", wait)
     data = await read_object(request, ("number", "contact", "message"))
     number = parse_number(text_field(data, "number", 64))
-    try:
-        appeal = await store.appeals.create(
-            request.app[POOL],
-            number,
-            text_field(data, "contact", MAX_CONTACT_LENGTH),
-            text_field(data, "message", MAX_MESSAGE_LENGTH),
-            api_key.id,
-            request.app[CLOCK](),
-        )
-    except store.appeals.AppealOpen as err:
-        raise Problem(
-            HTTPStatus.CONFLICT,
-            f"This key's appeal {err.appeal.id} against {to_e164(number)} is still open; "
-            "it is decided before another is taken.",
-            kind="appeal-open",
-            appeal_id=err.appeal.id,
-        ) from err
+    appeal = await store.appeals.create(
+        request.app[POOL],
+        number,
+        text_field(data, "contact", MAX_CONTACT_LENGTH),
+        text_field(data, "message", MAX_MESSAGE_LENGTH),
+        api_key.id,
+        request.app[CLOCK](),
+    )
     return json_response(appeal_body(appeal), status=HTTPStatus.CREATED)
 
 
@@ -79,6 +71,7 @@ async def list_appeals(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@answers(store.appeals.AppealNotOpen)
 async def resolve_appeal(request: web.Request) -> web.Response:
     """Decide an open appeal: delist its number at once, or reject it."""
     text = request.match_info["appeal_id"]
@@ -90,16 +83,9 @@ async def resolve_appeal(request: web.Request) -> web.Response:
     if decision not in DECISIONS:
         raise bad_request("'decision' must be 'delist' or 'reject'.")
     note = text_field(data, "note", MAX_MESSAGE_LENGTH)
-    try:
-        appeal = await request.app[MODERATION].resolve_appeal(
-            appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
-        )
-    except store.appeals.AppealNotOpen as err:
-        raise Problem(
-            HTTPStatus.CONFLICT,
-            f"Appeal {err.appeal.id} was already decided: {err.appeal.status}.",
-            kind="appeal-decided",
-        ) from err
+    appeal = await request.app[MODERATION].resolve_appeal(
+        appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
+    )
     if appeal is None:
         raise not_found(f"There is no appeal {text}.")
     return json_response(appeal_body(appeal))

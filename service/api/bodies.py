@@ -168,11 +168,9 @@ def text_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
 
 
 def identifier_text(value: str, name: str, max_length: int) -> str:
-    """An identifier from a body, a header or the query, by service/text.py's one rule."""
-    try:
-        return identifier(value, name, max_length)
-    except TextError as err:
-        raise bad_request(str(err)) from err
+    """An identifier from a body, a header or the query, by service/text.py's one rule (its
+    TextError is answered 400, problems.DOMAIN_ERRORS)."""
+    return identifier(value, name, max_length)
 
 
 def identifier_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
@@ -188,12 +186,7 @@ def optional_text_field(data: Mapping[str, Any], name: str, max_length: int) -> 
 def timestamp_field(data: Mapping[str, Any], name: str, now: datetime) -> datetime | None:
     """An optional RFC 3339 time with an offset, in the range service/text.py allows."""
     text = optional_text_field(data, name, 64)
-    if text is None:
-        return None
-    try:
-        return timestamp(text, name, now)
-    except TextError as err:
-        raise bad_request(str(err)) from err
+    return None if text is None else timestamp(text, name, now)
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -1,4 +1,5 @@
-"""GET /healthz (the process is alive) and GET /readyz (it can answer lookups)."""
+"""GET /healthz (the process is alive), GET /readyz (it can answer lookups) and GET /metrics
+(Prometheus text, for a `metrics` or `admin` key)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import logging
 from http import HTTPStatus
 
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from .. import store
-from ..auth import public
+from ..auth import Role, public, requires_one_of
 from ..feed import FEED
 from ..live_filter import LIVE_FILTER
 from ..problems import Problem
-from ..state import POOL
+from ..state import METRICS, POOL
 from .bodies import json_response
 
 log = logging.getLogger(__name__)
@@ -44,3 +46,10 @@ async def readyz(request: web.Request) -> web.Response:
     if not app[FEED].live:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "Catching up with the change log.")
     return json_response({"status": "ready", "filter_entries": app[LIVE_FILTER].filter.entries})
+
+
+@requires_one_of(Role.METRICS, Role.ADMIN)
+async def metrics(request: web.Request) -> web.StreamResponse:
+    """The app's Prometheus metrics: a key that can read them learns nothing else, and an
+    outsider cannot use them to find the filter's false positives."""
+    return await make_aiohttp_handler(request.app[METRICS].registry)(request)

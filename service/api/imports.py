@@ -19,10 +19,7 @@ from ..auth import API_KEY, Role, check_import_source, requires
 from ..feed import FEED
 from ..import_parsing import (
     FORMATS,
-    ImportFormatError,
     ImportTooLarge,
-    ParserLost,
-    ServiceStopping,
     UploadStalled,
     digested,
     drain,
@@ -31,12 +28,7 @@ from ..import_parsing import (
     parse_stream,
     size_bounded,
 )
-from ..problems import (
-    Problem,
-    bad_request,
-    not_found,
-    service_unavailable,
-)
+from ..problems import Problem, answers, bad_request, not_found
 from ..state import CLOCK, CONFIG, IMPORT_POOL, IMPORT_SLOTS, PARSERS, POOL, UPLOADS
 from .bodies import content_encoding, identifier_text, json_response, query_int
 
@@ -71,6 +63,7 @@ def errors_body(errors: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
 
 
 @requires(Role.OPERATOR)
+@answers(UploadStalled, ImportTooLarge)
 async def create_import(request: web.Request) -> web.Response:
     """Stream a CSV or NDJSON list into trusted listings, all rows or none."""
     source = identifier_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
@@ -102,32 +95,9 @@ async def create_import(request: web.Request) -> web.Response:
             request.app[UPLOADS].arriving(request.content),
         ):
             summary, errors = await _import(request, source, idempotency_key, chunks)
-    except ImportFormatError as err:
-        raise bad_request(f"Nothing was imported: {err}.") from err
     except (HttpProcessingError, ConnectionError) as err:
+        # The client's connection, not the database's: never counted as an outage.
         raise bad_request(f"Nothing was imported: the upload was cut short ({err}).") from err
-    except UploadStalled as err:
-        raise Problem(
-            HTTPStatus.REQUEST_TIMEOUT,
-            f"Nothing was imported: {err}.",
-            kind="request-timeout",
-        ) from err
-    except ImportTooLarge as err:
-        raise Problem(
-            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-            f"Nothing was imported: {err}, more than one import may; split it.",
-            kind="import-too-large",
-        ) from err
-    except ServiceStopping as err:
-        raise service_unavailable(
-            "Nothing was imported: the service is stopping. Send the list again.",
-            kind="stopping",
-        ) from err
-    except ParserLost as err:
-        raise service_unavailable(
-            "Nothing was imported: a parser process stopped. Send the list again.",
-            kind="parser-lost",
-        ) from err
     # Only now that it has committed do the import's numbers go into this process's filter,
     # read back from Postgres as every replica reads them: an import that fails or is cut
     # leaves the filter as it was. The client hears "accepted" once they answer here.

@@ -121,7 +121,13 @@ async def _answer_the_rest(
     refused = 0
     for place in left:
         item = items[place]
-        reason = "must be a string" if type(item) is not str else shape_error(item)
+        if type(item) is not str:
+            # Found here, off the fast path's loop, after the batch's tokens are taken.
+            raise bad_request(
+                f"'numbers' must be a list of phone numbers as strings; item {place} is not "
+                "a string."
+            )
+        reason = shape_error(item)
         if reason is None:
             slow.append(place)
             continue
@@ -152,7 +158,7 @@ async def _answer_the_rest(
     return refused
 
 
-def _error(item: object, reason: str) -> str:
+def _error(item: str, reason: str) -> str:
     return _json({"input": item, "error": reason})
 
 

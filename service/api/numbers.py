@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -12,13 +11,12 @@ from multidict import CIMultiDict
 from .. import store
 from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
-from ..categories import CATEGORY_IDS
 from ..e164 import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from ..moderation import MODERATION
-from ..problems import Problem, bad_request, encode_json, not_found, too_many_requests
+from ..problems import answers, bad_request, encode_json, not_found, too_many_requests
 from ..reputation import UNKNOWN, Evidence, Verdict
 from ..state import CONFIG, LOOKUP_LIMITS
-from ..text import TextError, category
+from ..text import UnknownCategory, category
 from ..verdicts import VERDICTS, Answer
 from .bodies import optional_text_field, read_object, text_field
 
@@ -60,16 +58,9 @@ def shape_error(text: str) -> str | None:
 
 
 def category_field(data: dict[str, Any]) -> str:
-    """A required, known category id, by service/text.py's rule (any letter case)."""
-    try:
-        return category(text_field(data, "category", 64))
-    except TextError as err:
-        raise Problem(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
-            f"{err} GET /v1/categories lists them.",
-            kind="unknown-category",
-            categories=sorted(CATEGORY_IDS),
-        ) from err
+    """A required, known category id, by service/text.py's rule (any letter case); an
+    unknown one is answered 422 with the list (problems.DOMAIN_ERRORS)."""
+    return category(text_field(data, "category", 64))
 
 
 def actor(api_key: store.keys.ApiKey) -> store.audit.Actor:
@@ -180,6 +171,7 @@ async def get_number(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@answers(UnknownCategory)
 async def list_number(request: web.Request) -> web.Response:
     """List the number as a scam on an admin's word, until it is delisted."""
     number = parse_number(request.match_info["number"])

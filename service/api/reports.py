@@ -6,12 +6,12 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from .. import store
 from ..auth import API_KEY
 from ..e164 import to_e164
-from ..problems import too_many_requests
+from ..problems import answers, too_many_requests
 from ..reporting import REPORTING, Report
 from ..state import CLOCK, CONFIG, REPORT_LIMITS
+from ..text import UnknownCategory
 from .bodies import (
     identifier_field,
     json_response,
@@ -27,6 +27,7 @@ MAX_REPORTER_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
 
 
+@answers(UnknownCategory)
 async def create_report(request: web.Request) -> web.Response:
     """Store the report; answer its id and the number's verdict now."""
     api_key = request[API_KEY]
@@ -43,14 +44,7 @@ async def create_report(request: web.Request) -> web.Response:
         description=optional_text_field(data, "description", MAX_DESCRIPTION_LENGTH),
         occurred_at=timestamp_field(data, "occurred_at", request.app[CLOCK]()),
     )
-    try:
-        report_id, answer = await reporting.report(report, api_key.id)
-    except store.reports.ReporterLimitReached as err:
-        limit = request.app[CONFIG].reports_per_reporter_per_day
-        raise too_many_requests(
-            f"This reporter has sent {limit} reports in the last 24 hours, the most allowed.",
-            (err.retry_at - request.app[CLOCK]()).total_seconds(),
-        ) from err
+    report_id, answer = await reporting.report(report, api_key.id)
     return json_response(
         {
             "report_id": report_id,

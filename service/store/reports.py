@@ -97,9 +97,10 @@ ERASE_BATCH = 10_000
 class ReporterLimitReached(Exception):
     """The reporter has made as many reports as the limit allows in the last day."""
 
-    def __init__(self, retry_at: datetime) -> None:
+    def __init__(self, retry_at: datetime, limit: int) -> None:
         super().__init__(f"reporter limit reached until {retry_at.isoformat()}")
         self.retry_at = retry_at
+        self.limit = limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,7 @@ async def add(pool: asyncpg.Pool, report: NewReport, per_reporter_daily: int) ->
         await conn.execute(_LOCK_REPORTER, report.reporter_hash)
         count, oldest = await conn.fetchrow(_REPORTS_SINCE, report.reporter_hash, day_ago)
         if count >= per_reporter_daily:
-            raise ReporterLimitReached(oldest + timedelta(days=1))
+            raise ReporterLimitReached(oldest + timedelta(days=1), per_reporter_daily)
         report_id: int = await conn.fetchval(
             _INSERT_REPORT,
             report.number,

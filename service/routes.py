@@ -1,0 +1,45 @@
+"""Every route of the service, declared once: app.py adds them to the router, and the
+OpenAPI document (openapi.py) is built from the router."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .api import (
+    allowlist,
+    appeals,
+    audit,
+    categories,
+    docs,
+    health,
+    imports,
+    lookups,
+    numbers,
+    reports,
+)
+
+ROUTES = [
+    web.get("/healthz", health.healthz),
+    web.get("/readyz", health.readyz),
+    web.get("/metrics", health.metrics),
+    web.get("/openapi.json", docs.openapi_json),
+    web.get("/docs", docs.docs_page),
+    web.get("/v1/categories", categories.list_categories),
+    web.get("/v1/numbers/{number}", numbers.get_number),
+    web.put("/v1/numbers/{number}", numbers.list_number),
+    web.delete("/v1/numbers/{number}", numbers.delist_number),
+    web.post("/v1/lookups", lookups.lookup_batch),
+    web.post("/v1/reports", reports.create_report),
+    web.get("/v1/allowlist", allowlist.list_entries),
+    web.get("/v1/allowlist/{number}", allowlist.get_entry),
+    web.put("/v1/allowlist/{number}", allowlist.put_entry),
+    web.delete("/v1/allowlist/{number}", allowlist.delete_entry),
+    web.post("/v1/appeals", appeals.create_appeal),
+    web.get("/v1/appeals", appeals.list_appeals),
+    web.post("/v1/appeals/{appeal_id}/resolve", appeals.resolve_appeal),
+    web.get("/v1/audit", audit.list_entries),
+    web.post("/v1/imports", imports.create_import),
+    web.get("/v1/imports", imports.list_imports),
+    web.get("/v1/imports/{import_id}", imports.get_import),
+    web.get("/v1/imports/{import_id}/errors", imports.get_errors),
+]
