@@ -148,7 +148,8 @@ async def test_semicolon_csv_with_a_bom_and_crlf(
     assert await verdict(client, auth, "0987654321") == "scam"
 
 
-@pytest.mark.parametrize("rows", [3, 200_000])  # one block, and many (several MiB)
+# One block, and many (several MiB: seconds).
+@pytest.mark.parametrize("rows", [3, pytest.param(200_000, marks=pytest.mark.slow)])
 async def test_a_csv_with_bare_cr_line_ends_is_read_line_by_line(
     client: AppClient, operator: dict[str, str], pool: asyncpg.Pool, rows: int
 ) -> None:
