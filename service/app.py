@@ -12,7 +12,6 @@ from typing import TextIO
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from . import store
 from .auth import (
     KEY_CACHE,
     MAX_REFUSED_ADDRESSES,
@@ -32,6 +31,7 @@ from .live_filter import live_filter
 from .logs import RequestLog, withhold_library_details
 from .metrics import Metrics, outcome_of
 from .moderation import moderation
+from .pools import pools
 from .problems import answer_protocol_errors_as_problems, problem_for
 from .reporting import reporting
 from .retention import retention
@@ -40,13 +40,11 @@ from .state import (
     APPEAL_LIMITS,
     CLOCK,
     CONFIG,
-    IMPORT_POOL,
     IMPORT_SLOTS,
     LOOKUP_BATCHES,
     LOOKUP_LIMITS,
     METRICS,
     PARSERS,
-    POOL,
     REPORT_LIMITS,
     REQUEST_LOG,
     UPLOADS,
@@ -111,7 +109,7 @@ def create_app(
     app.cleanup_ctx.extend(
         [
             request_log,
-            database,
+            pools,
             live_filter,
             positive_cache,
             change_feed,
@@ -225,26 +223,6 @@ async def request_log(app: web.Application) -> AsyncIterator[None]:
     """The request log's buffer, written out at shutdown."""
     yield
     app[REQUEST_LOG].buffer.flush()
-
-
-async def database(app: web.Application) -> AsyncIterator[None]:
-    """The connection pools, the schema applied: one for requests and the filter's upkeep,
-    and one of the imports' own, opened as imports need it."""
-    config = app[CONFIG]
-    assert config.database_url is not None
-    url, timeout = config.database_url, config.pool_acquire_timeout
-    async with (
-        await store.database.create_pool(
-            url, config.pool_min_size, config.pool_max_size, timeout
-        ) as pool,
-        await store.database.create_pool(url, 0, config.imports_at_once, timeout) as import_pool,
-    ):
-        async with pool.acquire() as conn:
-            await store.database.apply_schema(conn)
-        app[POOL] = pool
-        app[IMPORT_POOL] = import_pool
-        app[METRICS].track_pool(pool.get_size, pool.get_idle_size)
-        yield
 
 
 async def end_uploads(app: web.Application) -> None:
