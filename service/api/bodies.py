@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -30,10 +31,44 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def json_response(body: Any, status: int = HTTPStatus.OK) -> web.Response:
-    """A JSON response, UTF-8, Vietnamese text left readable."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+_RESPONSES = "__callguard_responses__"
+_ENCODER = msgspec.json.Encoder()
+
+
+def responds(status: int, body_type: type, description: str = "") -> Callable[[F], F]:
+    """Mark a handler as answering `status` with a JSON `body_type` (a Struct the OpenAPI
+    document takes the schema from); stack one per status. A mark only: no wrapper."""
+
+    def mark(handler: F) -> F:
+        marks: dict[int, tuple[type, str]] = dict(getattr(handler, _RESPONSES, {}))
+        marks[int(status)] = (body_type, description)
+        setattr(handler, _RESPONSES, marks)
+        return handler
+
+    return mark
+
+
+def responses_of(handler: object) -> dict[int, tuple[type, str]]:
+    """The JSON bodies a handler is marked (`responds`) to answer, by status."""
+    return dict(getattr(handler, _RESPONSES, {}))
+
+
+def encode(value: Any) -> bytes:
+    """A declared body as UTF-8 JSON, Vietnamese text left readable. Echoed client text that
+    cannot be UTF-8 (a lone surrogate) falls back to ASCII escapes, as problems.encode_json
+    does: always valid JSON."""
+    try:
+        return _ENCODER.encode(value)
+    except UnicodeEncodeError:
+        return encode_json(msgspec.to_builtins(value))
+
+
+def json_answer(value: msgspec.Struct | list[Any], status: int = HTTPStatus.OK) -> web.Response:
+    """A declared body (see `responds`) as a JSON response."""
     return web.Response(
-        body=encode_json(body), status=status, content_type="application/json", charset="utf-8"
+        body=encode(value), status=status, content_type="application/json", charset="utf-8"
     )
 
 
