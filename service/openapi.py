@@ -22,7 +22,7 @@ from .api.bodies import responses_of
 from .auth import Role, role_needed
 from .categories import CATEGORIES
 from .config import Config
-from .problems import DOMAIN_ERRORS, answered_by
+from .problems import DOMAIN_ERRORS, ProblemBody, answered_by
 from .reputation import Verdict
 
 Schema = dict[str, Any]
@@ -114,35 +114,6 @@ def _schemas() -> Schema:
             "any letter case.",
         },
         "AppealStatus": {"type": "string", "enum": list(appeals.STATUSES)},
-        "Problem": {
-            "type": "object",
-            "description": "An RFC 9457 problem: every error is one.",
-            "properties": {
-                "type": {
-                    "type": "string",
-                    "pattern": r"^(about:blank|urn:callguard:problem:[a-z-]+)$",
-                    "description": "urn:callguard:problem:<kind>, or about:blank.",
-                },
-                "title": {"type": "string", "description": "The status's reason phrase."},
-                "status": _int(400, 599),
-                "detail": {"type": "string", "description": "What went wrong, for people."},
-                "number": {"type": "string", "description": "400: the text that is no number."},
-                "categories": {
-                    "type": "array",
-                    "items": _ref("CategoryId"),
-                    "description": "422 unknown-category: the known categories.",
-                },
-                "retry_after": _int(1, description="429: seconds to wait, as in Retry-After."),
-                "limit": _int(1, description="413 batch-too-large: the most numbers a call."),
-                "appeal_id": _int(1, description="409 appeal-open: the appeal still open."),
-                "source": {
-                    "type": "string",
-                    "description": "403 source-forbidden: the source the key may not use.",
-                },
-            },
-            "required": ["type", "title", "status", "detail"],
-            "additionalProperties": False,
-        },
     }
 
 
@@ -161,7 +132,10 @@ def _problem(status: HTTPStatus, description: str, headers: Schema | None = None
         "content": {
             PROBLEM: {
                 "schema": {
-                    "allOf": [_ref("Problem"), {"properties": {"status": {"const": int(status)}}}]
+                    "allOf": [
+                        _ref(ProblemBody.__name__),
+                        {"properties": {"status": {"const": int(status)}}},
+                    ]
                 }
             }
         },
@@ -339,8 +313,8 @@ def _components(types: Iterable[type]) -> Schema:
 
 
 def _response_types() -> list[type]:
-    """Every body a handler of the routes table is marked to answer (bodies.responds), and the
-    batch results LookupResults names by reference."""
+    """Every body a handler of the routes table is marked to answer (bodies.responds), the
+    batch results LookupResults names by reference, and the problem every error is."""
     from .routes import ROUTES
 
     types: dict[type, None] = {}
@@ -348,7 +322,7 @@ def _response_types() -> list[type]:
         assert isinstance(route, web.RouteDef)
         for body_type, _ in responses_of(route.handler).values():
             types[body_type] = None
-    return [*types, *BATCH_RESULT_TYPES]
+    return [*types, *BATCH_RESULT_TYPES, ProblemBody]
 
 
 def _routed_paths() -> Schema:

@@ -10,21 +10,16 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
-from ..categories import CATEGORIES
+from ..categories import CategoryId
 from ..reputation import Verdict
+
+__all__ = ["CategoryId"]
 
 E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
 
 E164 = Annotated[
     str,
     Meta(pattern=E164_PATTERN, description="A number in E.164 form.", examples=["+84912345678"]),
-]
-CategoryId = Annotated[
-    str,
-    Meta(
-        description="A scam category; GET /v1/categories lists them with labels.",
-        extra_json_schema={"enum": [category.id for category in CATEGORIES]},
-    ),
 ]
 Time = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 """A time as bodies.iso writes it: ISO 8601 with its UTC offset (RFC 3339)."""

@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..problems import Problem, bad_request, encode_json
+from ..problems import Problem, bad_request, encode_body
 from ..state import CONFIG
 from ..text import TextError, identifier, loads, timestamp
 
@@ -34,7 +34,6 @@ def iso(moment: datetime | None) -> str | None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 _RESPONSES = "__callguard_responses__"
-_ENCODER = msgspec.json.Encoder()
 
 
 def responds(status: int, body_type: type, description: str = "") -> Callable[[F], F]:
@@ -55,20 +54,11 @@ def responses_of(handler: object) -> dict[int, tuple[type, str]]:
     return dict(getattr(handler, _RESPONSES, {}))
 
 
-def encode(value: Any) -> bytes:
-    """A declared body as UTF-8 JSON, Vietnamese text left readable. Echoed client text that
-    cannot be UTF-8 (a lone surrogate) falls back to ASCII escapes, as problems.encode_json
-    does: always valid JSON."""
-    try:
-        return _ENCODER.encode(value)
-    except UnicodeEncodeError:
-        return encode_json(msgspec.to_builtins(value))
-
-
 def json_answer(value: msgspec.Struct | list[Any], status: int = HTTPStatus.OK) -> web.Response:
-    """A declared body (see `responds`) as a JSON response."""
+    """A declared body (see `responds`) as a JSON response, encoded by problems.encode_body
+    (one module-level msgspec encoder for every body, problems' too)."""
     return web.Response(
-        body=encode(value), status=status, content_type="application/json", charset="utf-8"
+        body=encode_body(value), status=status, content_type="application/json", charset="utf-8"
     )
 
 

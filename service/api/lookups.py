@@ -13,11 +13,11 @@ from msgspec import Struct
 
 from ..auth import API_KEY
 from ..e164 import InvalidNumber, normalize_fast, parse_slow
-from ..problems import Problem, bad_request
+from ..problems import Problem, bad_request, encode_body
 from ..state import CONFIG, LOOKUP_BATCHES, LOOKUP_LIMITS
 from ..verdicts import VERDICTS
 from .answers import LookupItemError, LookupResults
-from .bodies import encode, read_object, responds
+from .bodies import read_object, responds
 from .numbers import (
     UNKNOWN_RESULT_TEXT,
     language,
@@ -168,5 +168,5 @@ def _error(item: str, reason: str) -> str:
 
 def _json(body: Struct) -> str:
     """A declared result as JSON text that encodes to UTF-8 whatever the client sent
-    (bodies.encode's care)."""
-    return encode(body).decode()
+    (problems.encode_body's care)."""
+    return encode_body(body).decode()

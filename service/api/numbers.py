@@ -13,13 +13,13 @@ from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
 from ..e164 import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from ..moderation import MODERATION
-from ..problems import answers, bad_request, not_found, too_many_requests
+from ..problems import answers, bad_request, encode_body, not_found, too_many_requests
 from ..reputation import UNKNOWN, Evidence, Verdict
 from ..state import CONFIG, LOOKUP_LIMITS
 from ..text import UnknownCategory, category
 from ..verdicts import VERDICTS, Answer
 from .answers import LookupAnswer, NumberVerdict
-from .bodies import encode, optional_text_field, read_object, responds, text_field
+from .bodies import optional_text_field, read_object, responds, text_field
 
 MAX_NOTE_LENGTH = 2000
 REPORT_DAY_ZONE = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -115,7 +115,7 @@ def report_day(at: datetime | None) -> date | None:
 
 def lookup_response(body: NumberVerdict, lang: str) -> web.Response:
     """A lookup's JSON, marked with the language of its advice."""
-    return lookup_bytes(encode(body), lang)
+    return lookup_bytes(encode_body(body), lang)
 
 
 def lookup_bytes(data: bytes, lang: str) -> web.Response:
@@ -146,7 +146,7 @@ def _unknown_template(with_input: bool) -> str:
     encoded once, with %d for the number (and %s after it for the input)."""
     answer, lang = unknown_answer(0), "vi"
     body = result_body("INPUT", answer, lang) if with_input else answer_body(answer, lang)
-    text = encode(body).decode().replace('"INPUT"', '"%s"').replace('"+0"', '"+%d"')
+    text = encode_body(body).decode().replace('"INPUT"', '"%s"').replace('"+0"', '"+%d"')
     assert "%s" not in text or text.index("%d") < text.index("%s"), text
     return text
 
