@@ -23,7 +23,6 @@ from .auth import Role, role_needed
 from .categories import CATEGORIES
 from .config import Config
 from .problems import DOMAIN_ERRORS, ProblemBody, answered_by
-from .reputation import Verdict
 
 Schema = dict[str, Any]
 
@@ -33,7 +32,6 @@ ID_MAX = 10**18 - 1
 QUERY_ID_MAX = 2**62
 NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 """Text fields: not only whitespace, and no NUL (Postgres cannot store it)."""
-E164 = r"^\+[1-9][0-9]{1,14}$"
 NO_ROUTE = "a path parameter holding `{`, `}` or an unencoded `/` (aiohttp's routing)."
 PHONE_NUMBER = "phone-number"
 """Our format name for a phone number in any form a person types (PhoneNumberInput)."""
@@ -90,12 +88,6 @@ def _obj(properties: Schema, required: list[str] | None = None, description: str
 
 def _schemas() -> Schema:
     return {
-        "E164": {
-            "type": "string",
-            "pattern": E164,
-            "description": "A number in E.164 form.",
-            "examples": ["+84912345678"],
-        },
         "PhoneNumberInput": {
             **_text(
                 number_parsing.MAX_INPUT_LENGTH,
@@ -106,7 +98,6 @@ def _schemas() -> Schema:
             "format": PHONE_NUMBER,
             "examples": ["0912345678", "+84 912 345 678"],
         },
-        "Verdict": {"type": "string", "enum": [verdict.value for verdict in Verdict]},
         "CategoryId": {
             "type": "string",
             "enum": [category.id for category in CATEGORIES],
