@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from msgspec import Meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +53,12 @@ CATEGORIES: tuple[Category, ...] = (
 )
 
 CATEGORY_IDS: frozenset[str] = frozenset(category.id for category in CATEGORIES)
+
+CategoryId = Annotated[
+    str,
+    Meta(
+        description="A scam category; GET /v1/categories lists them with labels.",
+        extra_json_schema={"enum": [category.id for category in CATEGORIES]},
+    ),
+]
+"""A category id in a body: one of CATEGORIES (the schema lists them)."""

@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import (
     BadHttpMessage,
@@ -20,8 +21,9 @@ from aiohttp.http_exceptions import (
     PayloadEncodingError,
 )
 from aiohttp.web_protocol import RequestHandler
+from msgspec import UNSET, Meta, UnsetType
 
-from .categories import CATEGORY_IDS
+from .categories import CATEGORY_IDS, CategoryId
 from .e164 import to_e164
 from .import_parsing import (
     ImportFormatError,
@@ -54,6 +56,56 @@ def encode_json(body: Any) -> bytes:
         return json.dumps(body, allow_nan=False).encode("ascii")
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode_body(value: msgspec.Struct | list[Any]) -> bytes:
+    """A declared body (a msgspec Struct) as UTF-8 JSON, Vietnamese text readable; echoed
+    client text that cannot be UTF-8 (a lone surrogate) falls back to encode_json's ASCII
+    escapes."""
+    try:
+        return _ENCODER.encode(value)
+    except UnicodeEncodeError:
+        return encode_json(msgspec.to_builtins(value))
+
+
+class ProblemBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """An RFC 9457 problem: every error is one. Past the four standard fields, a problem
+    carries only the extensions declared here (a Problem raised with another one fails)."""
+
+    type: Annotated[
+        str,
+        Meta(
+            pattern=r"^(about:blank|urn:callguard:problem:[a-z-]+)$",
+            description="urn:callguard:problem:<kind>, or about:blank.",
+        ),
+    ]
+    title: Annotated[str, Meta(description="The status's reason phrase.")]
+    status: Annotated[int, Meta(ge=400, le=599)]
+    detail: Annotated[str, Meta(description="What went wrong, for people.")]
+    number: Annotated[str, Meta(description="400: the text that is no number.")] | UnsetType = UNSET
+    categories: (
+        Annotated[list[CategoryId], Meta(description="422 unknown-category: the known categories.")]
+        | UnsetType
+    ) = UNSET
+    retry_after: (
+        Annotated[int, Meta(ge=1, description="429: seconds to wait, as in Retry-After.")]
+        | UnsetType
+    ) = UNSET
+    limit: (
+        Annotated[int, Meta(ge=1, description="413 batch-too-large: the most numbers a call.")]
+        | UnsetType
+    ) = UNSET
+    appeal_id: (
+        Annotated[int, Meta(ge=1, description="409 appeal-open: the appeal still open.")]
+        | UnsetType
+    ) = UNSET
+    source: (
+        Annotated[str, Meta(description="403 source-forbidden: the source the key may not use.")]
+        | UnsetType
+    ) = UNSET
+
+
 class Problem(Exception):
     """A failure the client should hear about; handlers raise it, the middleware answers it."""
 
@@ -75,16 +127,16 @@ class Problem(Exception):
 
     def response(self) -> web.Response:
         """This problem as an application/problem+json response."""
-        body = {
-            "type": self.type,
-            "title": self.status.phrase,
-            "status": int(self.status),
-            "detail": self.detail,
+        body = ProblemBody(
+            type=self.type,
+            title=self.status.phrase,
+            status=int(self.status),
+            detail=self.detail,
             **self.extensions,
-        }
+        )
         return web.Response(
             status=self.status,
-            body=encode_json(body),
+            body=encode_body(body),
             content_type=PROBLEM_CONTENT_TYPE,
             charset="utf-8",
             headers=self.headers,

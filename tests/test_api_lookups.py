@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import quote
 
+import msgspec
 import pytest
 from aiohttp import ClientResponse
 from callguard.api.numbers import UNKNOWN_ANSWER, UNKNOWN_RESULT_TEXT, answer_body
@@ -118,9 +119,9 @@ async def test_a_batch_answers_each_number_as_a_single_lookup_does(
 
 @pytest.mark.parametrize("number", [84912345678, 84321234567, 12025550123, 8424123456])
 def test_the_pre_encoded_unknown_answers_are_answer_bodys(number: int) -> None:
-    body = answer_body(Answer(number, Evidence(number), UNKNOWN), "vi")
+    body = msgspec.to_builtins(answer_body(Answer(number, Evidence(number), UNKNOWN), "vi"))
     assert json.loads(UNKNOWN_ANSWER % number) == body
-    result = UNKNOWN_RESULT_TEXT % ("0912 345 678", number)
+    result = UNKNOWN_RESULT_TEXT % (number, "0912 345 678")
     assert json.loads(result) == {"input": "0912 345 678", **body}
 
 

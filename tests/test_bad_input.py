@@ -8,10 +8,12 @@ import gzip
 import io
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import replace
 
 import asyncpg
 import pytest
+from callguard import openapi
 from callguard.app import create_app
 from callguard.config import Config
 from callguard.problems import encode_json
@@ -318,6 +320,25 @@ async def test_import_rows_with_numbers_json_cannot_hold_are_refused(
 def test_nothing_the_service_writes_holds_nan_or_infinity(value: float) -> None:
     with pytest.raises(ValueError, match="JSON compliant"):
         encode_json({"results": [{"input": value}]})
+
+
+def test_no_declared_body_holds_a_float() -> None:
+    """Bodies are encoded by msgspec, which writes NaN and the infinities as null rather than
+    refusing them (encode_json's care above): so no response body declares a float at all."""
+
+    def types(schema: object) -> Iterator[str]:
+        if isinstance(schema, dict):
+            if isinstance(schema.get("type"), str):
+                yield schema["type"]
+            for value in schema.values():
+                yield from types(value)
+        elif isinstance(schema, list):
+            for value in schema:
+                yield from types(value)
+
+    found = set(types(openapi._components(openapi._response_types())))
+    assert "integer" in found
+    assert "number" not in found
 
 
 @pytest.mark.parametrize("how", ["half-close", "reset"])

@@ -16,15 +16,18 @@ from typing import Any
 
 import asyncpg
 import hypothesis
+import msgspec
 import pytest
 import requests
 import schemathesis
 from aiohttp import ClientResponse, web
 from callguard import openapi, store
+from callguard.api.bodies import responses_of
 from callguard.app import create_app
 from callguard.auth import hash_key, new_key
 from callguard.config import Config
 from callguard.feed import FEED
+from callguard.routes import ROUTES
 from callguard.state import POOL
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, ValidationError
@@ -36,6 +39,9 @@ from tests.waiting import eventually
 SPEC = openapi.spec()
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 NUMBER = "0912345678"
+HANDLERS = {
+    (route.method, route.path): route.handler for route in ROUTES if isinstance(route, web.RouteDef)
+}
 
 
 def operations() -> Iterator[tuple[str, str, Mapping[str, Any]]]:
@@ -120,6 +126,24 @@ def test_every_operation_documents_its_errors() -> None:
             assert {"400", "415"} <= statuses, (method, path)
         if "{" in path:
             assert "404" in statuses, (method, path)
+
+
+def test_every_json_answer_is_declared_by_its_handler() -> None:
+    """A JSON success body in the spec comes from its handler's declaration (responds), so the
+    spec cannot describe a body the handler does not build."""
+    for path, method, operation in operations():
+        handler = HANDLERS[(method.upper(), path)]
+        for status, response in operation["responses"].items():
+            if status.startswith("2") and "application/json" in response.get("content", {}):
+                declared = responses_of(handler).get(int(status))
+                if path == "/openapi.json":
+                    assert declared is None  # the document itself: any object
+                    continue
+                assert declared is not None, (method, path, status)
+                body_type, _description = declared
+                assert issubclass(body_type, msgspec.Struct), (method, path)
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": f"#/components/schemas/{body_type.__name__}"}
 
 
 # --- real responses against it ------------------------------------------------------

@@ -4,9 +4,10 @@ decide."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Literal, cast, get_args
 
 from aiohttp import web
+from msgspec import Meta
 
 from .. import store
 from ..auth import API_KEY, Role, requires
@@ -14,30 +15,52 @@ from ..e164 import to_e164
 from ..moderation import MODERATION
 from ..problems import answers, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
-from .bodies import digits, iso, json_response, query_int, read_object, text_field
+from .answers import E164, Body, Id, Time
+from .bodies import digits, iso, json_answer, query_int, read_object, responds, text_field
 from .numbers import actor, parse_number
 
-STATUSES = ("open", "delisted", "rejected")
+AppealStatus = Literal["open", "delisted", "rejected"]
+STATUSES: tuple[str, ...] = get_args(AppealStatus)
 DECISIONS = {"delist": True, "reject": False}
 MAX_CONTACT_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
 
 
-def appeal_body(appeal: store.appeals.Appeal) -> dict[str, Any]:
-    """The JSON for one appeal."""
-    return {
-        "appeal_id": appeal.id,
-        "number": to_e164(appeal.number),
-        "contact": appeal.contact,
-        "message": appeal.message,
-        "status": appeal.status,
-        "created_at": appeal.created_at.isoformat(),
-        "resolved_at": iso(appeal.resolved_at),
-        "resolution_note": appeal.resolution_note,
-    }
+class Appeal(Body):
+    """An owner's appeal against a number's listing."""
+
+    appeal_id: Id
+    number: E164
+    contact: str
+    message: str
+    status: AppealStatus
+    created_at: Annotated[Time, Meta(description="When it was filed.")]
+    resolved_at: Annotated[Time, Meta(description="When an admin decided it.")] | None
+    resolution_note: str | None
+
+
+class Appeals(Body):
+    """Appeals, oldest first."""
+
+    appeals: list[Appeal]
+
+
+def appeal_body(appeal: store.appeals.Appeal) -> Appeal:
+    """The body for one appeal."""
+    return Appeal(
+        appeal_id=appeal.id,
+        number=to_e164(appeal.number),
+        contact=appeal.contact,
+        message=appeal.message,
+        status=cast(AppealStatus, appeal.status),
+        created_at=appeal.created_at.isoformat(),
+        resolved_at=iso(appeal.resolved_at),
+        resolution_note=appeal.resolution_note,
+    )
 
 
 @answers(store.appeals.AppealOpen)
+@responds(201, Appeal, "Filed, open.")
 async def create_appeal(request: web.Request) -> web.Response:
     """File an appeal against a number's listing: one open appeal per number per key."""
     api_key = request[API_KEY]
@@ -55,10 +78,11 @@ async def create_appeal(request: web.Request) -> web.Response:
         api_key.id,
         request.app[CLOCK](),
     )
-    return json_response(appeal_body(appeal), status=HTTPStatus.CREATED)
+    return json_answer(appeal_body(appeal), status=HTTPStatus.CREATED)
 
 
 @requires(Role.ADMIN)
+@responds(200, Appeals, "The appeals.")
 async def list_appeals(request: web.Request) -> web.Response:
     """Appeals oldest first, optionally of one status; page with ?after=<last appeal_id>."""
     status = request.query.get("status")
@@ -67,11 +91,12 @@ async def list_appeals(request: web.Request) -> web.Response:
     after = query_int(request, "after", 0, 0, 2**62)
     limit = query_int(request, "limit", 100, 1, 1000)
     appeals = await store.appeals.list_appeals(request.app[POOL], status, after, limit)
-    return json_response({"appeals": [appeal_body(appeal) for appeal in appeals]})
+    return json_answer(Appeals([appeal_body(appeal) for appeal in appeals]))
 
 
 @requires(Role.ADMIN)
 @answers(store.appeals.AppealNotOpen)
+@responds(200, Appeal, "Decided.")
 async def resolve_appeal(request: web.Request) -> web.Response:
     """Decide an open appeal: delist its number at once, or reject it."""
     text = request.match_info["appeal_id"]
@@ -88,4 +113,4 @@ async def resolve_appeal(request: web.Request) -> web.Response:
     )
     if appeal is None:
         raise not_found(f"There is no appeal {text}.")
-    return json_response(appeal_body(appeal))
+    return json_answer(appeal_body(appeal))

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import zlib
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..problems import Problem, bad_request, encode_json
+from ..problems import Problem, bad_request, encode_body
 from ..state import CONFIG
 from ..text import TextError, identifier, loads, timestamp
 
@@ -30,10 +31,34 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def json_response(body: Any, status: int = HTTPStatus.OK) -> web.Response:
-    """A JSON response, UTF-8, Vietnamese text left readable."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+_RESPONSES = "__callguard_responses__"
+
+
+def responds(status: int, body_type: type, description: str = "") -> Callable[[F], F]:
+    """Mark a handler as answering `status` with a JSON `body_type` (a Struct the OpenAPI
+    document takes the schema from); stack one per status. A mark only: no wrapper."""
+
+    def mark(handler: F) -> F:
+        marks: dict[int, tuple[type, str]] = dict(getattr(handler, _RESPONSES, {}))
+        marks[int(status)] = (body_type, description)
+        setattr(handler, _RESPONSES, marks)
+        return handler
+
+    return mark
+
+
+def responses_of(handler: object) -> dict[int, tuple[type, str]]:
+    """The JSON bodies a handler is marked (`responds`) to answer, by status."""
+    return dict(getattr(handler, _RESPONSES, {}))
+
+
+def json_answer(value: msgspec.Struct | list[Any], status: int = HTTPStatus.OK) -> web.Response:
+    """A declared body (see `responds`) as a JSON response, encoded by problems.encode_body
+    (one module-level msgspec encoder for every body, problems' too)."""
     return web.Response(
-        body=encode_json(body), status=status, content_type="application/json", charset="utf-8"
+        body=encode_body(value), status=status, content_type="application/json", charset="utf-8"
     )
 
 

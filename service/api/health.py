@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from http import HTTPStatus
+from typing import Annotated, Literal
 
 from aiohttp import web
+from msgspec import Meta
 from prometheus_client.aiohttp import make_aiohttp_handler
 
 from .. import store
@@ -16,20 +18,36 @@ from ..feed import FEED
 from ..live_filter import LIVE_FILTER
 from ..problems import Problem
 from ..state import METRICS, POOL
-from .bodies import json_response
+from .answers import Body
+from .bodies import json_answer, responds
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 1.0
 
 
+class Alive(Body):
+    """The event loop answers."""
+
+    status: Literal["ok"]
+
+
+class Ready(Body):
+    """Ready to answer lookups."""
+
+    status: Literal["ready"]
+    filter_entries: Annotated[int, Meta(ge=0, description="Numbers in the Bloom filter.")]
+
+
 @public
+@responds(200, Alive, "The event loop answers.")
 async def healthz(request: web.Request) -> web.Response:
     """Alive: the event loop answers."""
-    return json_response({"status": "ok"})
+    return json_answer(Alive("ok"))
 
 
 @public
+@responds(200, Ready, "Ready to answer lookups.")
 async def readyz(request: web.Request) -> web.Response:
     """Ready: the database answers, and the filter holds every listed number: it is loaded,
     and the change feed listens and has caught up with the log."""
@@ -45,7 +63,7 @@ async def readyz(request: web.Request) -> web.Response:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The database does not answer.") from err
     if not app[FEED].live:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "Catching up with the change log.")
-    return json_response({"status": "ready", "filter_entries": app[LIVE_FILTER].filter.entries})
+    return json_answer(Ready("ready", app[LIVE_FILTER].filter.entries))
 
 
 @requires_one_of(Role.METRICS, Role.ADMIN)

@@ -9,10 +9,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from msgspec import Meta
 
 from .. import store
 from ..auth import API_KEY, Role, check_import_source, requires
@@ -30,7 +31,8 @@ from ..import_parsing import (
 )
 from ..problems import Problem, answers, bad_request, not_found
 from ..state import CLOCK, CONFIG, IMPORT_POOL, IMPORT_SLOTS, PARSERS, POOL, UPLOADS
-from .bodies import content_encoding, identifier_text, json_response, query_int
+from .answers import Body, Count, Id, Time
+from .bodies import content_encoding, identifier_text, json_answer, query_int, responds
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +44,61 @@ MAX_ERRORS_PAGE = 5000
 """Refused rows in one page of GET /v1/imports/{id}/errors (400 past it): about 1.5 MB."""
 
 
-def summary_body(summary: store.imports.ImportSummary) -> dict[str, Any]:
-    """The JSON for one import's counts."""
+class ImportSummary(Body, kw_only=True):
+    """What an import did."""
+
+    import_id: Id
+    source: str
+    created_at: Annotated[Time, Meta(description="When the import started.")]
+    rows: Annotated[Count, Meta(description="Data rows read: accepted + duplicates + rejected.")]
+    accepted: Count
+    duplicates: Annotated[
+        Count, Meta(description="Valid rows whose number came earlier in the file.")
+    ]
+    rejected: Count
+    mapped_legacy: Annotated[
+        Count, Meta(description="Pre-2018 11-digit mobiles mapped to today's.")
+    ]
+    errors_stored: Annotated[
+        Count,
+        Meta(
+            description="Refused rows whose details are kept for the errors call: all, up to "
+            f"the first {store.imports.STORED_ERRORS} of an import."
+        ),
+    ]
+
+
+class RefusedRow(Body):
+    """A row an import refused, and why."""
+
+    line: Annotated[int, Meta(ge=1, description="The refused row's line; a CSV header is line 1.")]
+    value: Annotated[str, Meta(description="The offending value, shortened.")]
+    reason: str
+
+
+class ImportCreated(ImportSummary, kw_only=True):
+    """What an import did, with its first refused rows."""
+
+    errors: Annotated[
+        list[RefusedRow],
+        Meta(max_length=INLINE_ERRORS, description=f"The first {INLINE_ERRORS} refused rows."),
+    ]
+
+
+class Imports(Body):
+    """Imports, newest first."""
+
+    imports: list[ImportSummary]
+
+
+class ImportErrors(Body):
+    """One import's refused rows, in line order."""
+
+    import_id: Id
+    errors: list[RefusedRow]
+
+
+def _summary_fields(summary: store.imports.ImportSummary) -> dict[str, Any]:
     return {
         "import_id": summary.id,
         "source": summary.source,
@@ -57,13 +112,14 @@ def summary_body(summary: store.imports.ImportSummary) -> dict[str, Any]:
     }
 
 
-def errors_body(errors: list[tuple[int, str, str]]) -> list[dict[str, Any]]:
-    """Refused rows as JSON."""
-    return [{"line": line, "value": value, "reason": reason} for line, value, reason in errors]
+def errors_body(errors: list[tuple[int, str, str]]) -> list[RefusedRow]:
+    """Refused rows as declared bodies."""
+    return [RefusedRow(line, value, reason) for line, value, reason in errors]
 
 
 @requires(Role.OPERATOR)
 @answers(UploadStalled, ImportTooLarge)
+@responds(201, ImportCreated, "Imported (or replayed by Idempotency-Key).")
 async def create_import(request: web.Request) -> web.Response:
     """Stream a CSV or NDJSON list into trusted listings, all rows or none."""
     source = identifier_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
@@ -102,8 +158,9 @@ async def create_import(request: web.Request) -> web.Response:
     # read back from Postgres as every replica reads them: an import that fails or is cut
     # leaves the filter as it was. The client hears "accepted" once they answer here.
     await request.app[FEED].catch_up()
-    return json_response(
-        {**summary_body(summary), "errors": errors_body(errors)}, status=HTTPStatus.CREATED
+    return json_answer(
+        ImportCreated(**_summary_fields(summary), errors=errors_body(errors)),
+        status=HTTPStatus.CREATED,
     )
 
 
@@ -199,12 +256,14 @@ async def _summary(request: web.Request) -> store.imports.ImportSummary:
 
 
 @requires(Role.OPERATOR)
+@responds(200, ImportSummary, "The import.")
 async def get_import(request: web.Request) -> web.Response:
     """One import's counts."""
-    return json_response(summary_body(await _summary(request)))
+    return json_answer(ImportSummary(**_summary_fields(await _summary(request))))
 
 
 @requires(Role.OPERATOR)
+@responds(200, ImportErrors, "The refused rows.")
 async def get_errors(request: web.Request) -> web.Response:
     """The rows the import refused, in line order (the details of the first
     store.imports.STORED_ERRORS are kept); page with ?after=<line>&limit=."""
@@ -212,10 +271,11 @@ async def get_errors(request: web.Request) -> web.Response:
     after = query_int(request, "after", 0, 0, 2**62)
     limit = query_int(request, "limit", MAX_ERRORS_PAGE, 1, MAX_ERRORS_PAGE)
     errors = await store.imports.errors(request.app[POOL], summary.id, after, limit)
-    return json_response({"import_id": summary.id, "errors": errors_body(errors)})
+    return json_answer(ImportErrors(summary.id, errors_body(errors)))
 
 
 @requires(Role.OPERATOR)
+@responds(200, Imports, "The imports.")
 async def list_imports(request: web.Request) -> web.Response:
     """Imports newest first: an operator's own, or everyone's for an admin key."""
     api_key = request[API_KEY]
@@ -227,4 +287,4 @@ async def list_imports(request: web.Request) -> web.Response:
         before,
         limit,
     )
-    return json_response({"imports": [summary_body(summary) for summary in imports]})
+    return json_answer(Imports([ImportSummary(**_summary_fields(summary)) for summary in imports]))

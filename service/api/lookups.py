@@ -9,21 +9,23 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from msgspec import Struct
 
 from ..auth import API_KEY
 from ..e164 import InvalidNumber, normalize_fast, parse_slow
-from ..problems import Problem, bad_request, encode_json
+from ..problems import Problem, bad_request, encode_body
 from ..state import CONFIG, LOOKUP_BATCHES, LOOKUP_LIMITS
 from ..verdicts import VERDICTS
-from .bodies import read_object
+from .answers import LookupItemError, LookupResults
+from .bodies import read_object, responds
 from .numbers import (
     UNKNOWN_RESULT_TEXT,
-    answer_body,
     language,
     limit_lookups,
     lookup_bytes,
+    result_body,
     shape_error,
-    unknown_body,
+    unknown_answer,
 )
 
 _PLAIN = re.compile(r"[0-9+ .()-]{1,64}")
@@ -38,6 +40,7 @@ MAYBES_PER_TURN = 200
 """Listed numbers read and judged at a time, for the same reason (one query each)."""
 
 
+@responds(200, LookupResults, "One result per number.")
 async def lookup_batch(request: web.Request) -> web.Response:
     """Answer each number in input order; an invalid item is reported, not fatal. A key has
     at most lookup_batches_per_key batches in progress (429 past it)."""
@@ -81,9 +84,9 @@ async def _lookup_batch(request: web.Request, key: int) -> web.Response:
             parts.append(len(maybes))
             maybes.append((item, number))
         elif (item[0] == "+" and item[1:].isdigit() and item.isascii()) or _PLAIN.fullmatch(item):
-            parts.append(unknown % (item, number))  # needs no JSON escaping
+            parts.append(unknown % (number, item))  # needs no JSON escaping
         else:
-            parts.append(_json({"input": item, **unknown_body(number)}))
+            parts.append(_json(result_body(item, unknown_answer(number), lang)))
     invalid = await _answer_the_rest(request, key, items, left, parts, maybes) if left else 0
     verdicts.count_ruled_out(len(parts) - len(maybes) - invalid)  # no verdict for an error
     if maybes:
@@ -95,11 +98,12 @@ async def _lookup_batch(request: web.Request, key: int) -> web.Response:
             turn = maybes[start : start + MAYBES_PER_TURN]
             answers = await verdicts.answer_maybes([number for _, number in turn])
             answered.extend(
-                _json({"input": item, **answer_body(answer, lang)})
+                _json(result_body(item, answer, lang))
                 for (item, _), answer in zip(turn, answers, strict=True)
             )
         parts = [answered[part] if type(part) is int else part for part in parts]
-    text = '{"results": [' + ", ".join(parts) + "]}"  # type: ignore[arg-type]
+    # LookupResults, written as text: its results are the parts, encoded already.
+    text = '{"results":[' + ",".join(parts) + "]}"  # type: ignore[arg-type]
     return lookup_bytes(text.encode(), lang)
 
 
@@ -152,16 +156,17 @@ async def _answer_the_rest(
                 parts[place] = len(maybes)
                 maybes.append((item, number))
             else:
-                parts[place] = _json({"input": item, **unknown_body(number)})
+                parts[place] = _json(result_body(item, unknown_answer(number), language(request)))
         if parsed % SLOW_PARSES_PER_TURN == 0:
             await asyncio.sleep(0)
     return refused
 
 
 def _error(item: str, reason: str) -> str:
-    return _json({"input": item, "error": reason})
+    return _json(LookupItemError(input=item, error=reason))
 
 
-def _json(body: dict[str, Any]) -> str:
-    """JSON text that encodes to UTF-8 whatever the client sent (encode_json's care)."""
-    return encode_json(body).decode()
+def _json(body: Struct) -> str:
+    """A declared result as JSON text that encodes to UTF-8 whatever the client sent
+    (problems.encode_body's care)."""
+    return encode_body(body).decode()

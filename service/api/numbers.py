@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
@@ -13,12 +13,13 @@ from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
 from ..e164 import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from ..moderation import MODERATION
-from ..problems import answers, bad_request, encode_json, not_found, too_many_requests
+from ..problems import answers, bad_request, encode_body, not_found, too_many_requests
 from ..reputation import UNKNOWN, Evidence, Verdict
 from ..state import CONFIG, LOOKUP_LIMITS
 from ..text import UnknownCategory, category
 from ..verdicts import VERDICTS, Answer
-from .bodies import optional_text_field, read_object, text_field
+from .answers import LookupAnswer, NumberVerdict
+from .bodies import optional_text_field, read_object, responds, text_field
 
 MAX_NOTE_LENGTH = 2000
 REPORT_DAY_ZONE = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
@@ -73,12 +74,21 @@ def language(request: web.Request) -> str:
     return pick_language(request.headers.get("Accept-Language"))
 
 
-def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
-    """The JSON a lookup returns for one number."""
+def answer_body(answer: Answer, lang: str) -> NumberVerdict:
+    """The verdict a lookup returns for one number."""
+    return NumberVerdict(**_verdict_fields(answer, lang))
+
+
+def result_body(item: str, answer: Answer, lang: str) -> LookupAnswer:
+    """A batch's result for one item that is a number: its verdict and its input."""
+    return LookupAnswer(**_verdict_fields(answer, lang), input=item)
+
+
+def _verdict_fields(answer: Answer, lang: str) -> dict[str, Any]:
     evidence, verdict = answer.evidence, answer.judgement.verdict
-    body: dict[str, Any] = {
+    fields: dict[str, Any] = {
         "number": to_e164(answer.number),
-        "verdict": verdict.value,
+        "verdict": verdict,
         "score": answer.judgement.score,
         "report_count": evidence.report_count,
         "reporter_count": evidence.recent_reporters,
@@ -87,25 +97,25 @@ def answer_body(answer: Answer, lang: str) -> dict[str, Any]:
         "last_reported_at": report_day(evidence.last_reported_at),
     }
     if verdict is Verdict.VERIFIED:
-        body["owner"] = evidence.allowlisted_owner
+        fields["owner"] = evidence.allowlisted_owner
     if evidence.trusted_sources and verdict is Verdict.SCAM:
-        body["sources"] = shown_sources(evidence.trusted_sources)
+        fields["sources"] = shown_sources(evidence.trusted_sources)
     if verdict in (Verdict.SUSPICIOUS, Verdict.SCAM):
-        body["advice"] = advice_for(evidence.categories, lang)
+        fields["advice"] = advice_for(evidence.categories, lang)
     if answer.degraded:
-        body["degraded"] = True  # Postgres unreachable: from the filter and cache alone
-    return body
+        fields["degraded"] = True  # Postgres unreachable: from the filter and cache alone
+    return fields
 
 
-def report_day(at: datetime | None) -> str | None:
-    """A report time as its day in Vietnam ("2026-11-23"): anyone may look a number up,
-    its scammer too, and an exact time would tell them when, and so who, reported them."""
-    return None if at is None else at.astimezone(REPORT_DAY_ZONE).date().isoformat()
+def report_day(at: datetime | None) -> date | None:
+    """A report time as its day in Vietnam (encoded "2026-11-23"): anyone may look a number
+    up, its scammer too, and an exact time would tell them when, and so who, reported them."""
+    return None if at is None else at.astimezone(REPORT_DAY_ZONE).date()
 
 
-def lookup_response(body: Any, lang: str) -> web.Response:
+def lookup_response(body: NumberVerdict, lang: str) -> web.Response:
     """A lookup's JSON, marked with the language of its advice."""
-    return lookup_bytes(encode_json(body), lang)
+    return lookup_bytes(encode_body(body), lang)
 
 
 def lookup_bytes(data: bytes, lang: str) -> web.Response:
@@ -126,27 +136,29 @@ _LOOKUP_HEADERS = {
 """A lookup's headers by language, made once: aiohttp copies them into each response."""
 
 
-def unknown_body(number: int) -> dict[str, Any]:
-    """answer_body for a number the filter rules out."""
-    return answer_body(Answer(number, Evidence(number), UNKNOWN), "vi")
+def unknown_answer(number: int) -> Answer:
+    """The answer for a number the filter rules out."""
+    return Answer(number, Evidence(number), UNKNOWN)
 
 
 def _unknown_template(with_input: bool) -> str:
-    """unknown_body's JSON with %d for the number (and %s before it for the input): made
-    by answer_body itself, so the two cannot drift."""
-    body = unknown_body(0)
-    if with_input:
-        body = {"input": "INPUT", **body}
-    return encode_json(body).decode().replace('"INPUT"', '"%s"').replace('"+0"', '"+%d"')
+    """The declared answer for a number the filter rules out (answer_body, result_body),
+    encoded once, with %d for the number (and %s after it for the input)."""
+    answer, lang = unknown_answer(0), "vi"
+    body = result_body("INPUT", answer, lang) if with_input else answer_body(answer, lang)
+    text = encode_body(body).decode().replace('"INPUT"', '"%s"').replace('"+0"', '"+%d"')
+    assert "%s" not in text or text.index("%d") < text.index("%s"), text
+    return text
 
 
 UNKNOWN_ANSWER = _unknown_template(with_input=False).encode()
 """The whole answer for a number the filter rules out: UNKNOWN_ANSWER % number."""
 UNKNOWN_RESULT_TEXT = _unknown_template(with_input=True)
-"""A batch result for one, as text: UNKNOWN_RESULT_TEXT % (input, number), for input that
+"""A batch result for one, as text: UNKNOWN_RESULT_TEXT % (number, input), for input that
 needs no JSON escaping."""
 
 
+@responds(200, NumberVerdict, "The verdict.")
 async def get_number(request: web.Request) -> web.Response:
     """The verdict on the number in the path, in whatever form it was typed."""
     text = request.match_info["number"]
@@ -172,6 +184,7 @@ async def get_number(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN)
 @answers(UnknownCategory)
+@responds(200, NumberVerdict, "The verdict now.")
 async def list_number(request: web.Request) -> web.Response:
     """List the number as a scam on an admin's word, until it is delisted."""
     number = parse_number(request.match_info["number"])
@@ -189,6 +202,7 @@ async def list_number(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@responds(200, NumberVerdict, "The verdict after delisting.")
 async def delist_number(request: web.Request) -> web.Response:
     """End every listing of the number now; earlier reports stop counting."""
     number = parse_number(request.match_info["number"])

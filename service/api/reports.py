@@ -10,13 +10,16 @@ from ..auth import API_KEY
 from ..e164 import to_e164
 from ..problems import answers, too_many_requests
 from ..reporting import REPORTING, Report
+from ..reputation import Verdict
 from ..state import CLOCK, CONFIG, REPORT_LIMITS
 from ..text import UnknownCategory
+from .answers import E164, Body, Id
 from .bodies import (
     identifier_field,
-    json_response,
+    json_answer,
     optional_text_field,
     read_object,
+    responds,
     text_field,
     timestamp_field,
 )
@@ -27,7 +30,16 @@ MAX_REPORTER_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
 
 
+class ReportCreated(Body):
+    """A stored report: its id and the number's verdict now."""
+
+    report_id: Id
+    number: E164
+    verdict: Verdict
+
+
 @answers(UnknownCategory)
+@responds(201, ReportCreated, "Stored; the number's verdict now.")
 async def create_report(request: web.Request) -> web.Response:
     """Store the report; answer its id and the number's verdict now."""
     api_key = request[API_KEY]
@@ -45,11 +57,7 @@ async def create_report(request: web.Request) -> web.Response:
         occurred_at=timestamp_field(data, "occurred_at", request.app[CLOCK]()),
     )
     report_id, answer = await reporting.report(report, api_key.id)
-    return json_response(
-        {
-            "report_id": report_id,
-            "number": to_e164(report.number),
-            "verdict": answer.judgement.verdict.value,
-        },
+    return json_answer(
+        ReportCreated(report_id, to_e164(report.number), answer.judgement.verdict),
         status=HTTPStatus.CREATED,
     )
