@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
+from msgspec import Meta
 
 from .. import store
 from ..auth import API_KEY, Role, requires
@@ -13,18 +15,62 @@ from ..e164 import to_e164
 from ..moderation import MODERATION
 from ..problems import not_found
 from ..state import POOL
-from .bodies import (
-    identifier_field,
-    iso,
-    json_response,
-    optional_text_field,
-    query_int,
-    read_object,
-)
+from ..text import identifier
+from .bodies import NOT_BLANK, accepts, iso, json_response, query_int
 from .numbers import actor, parse_number
 
 MAX_OWNER_LENGTH = 200
 MAX_NOTE_LENGTH = 2000
+
+
+class AllowlistPutIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Who owns a number being verified."""
+
+    owner: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_OWNER_LENGTH,
+            pattern=NOT_BLANK,
+            description="Who owns the number; compared as Unicode NFC, with invisible "
+            "characters and surrounding white space left out.",
+            examples=["Công an tỉnh Đồng Nai"],
+        ),
+    ]
+    note: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_NOTE_LENGTH,
+                pattern=NOT_BLANK,
+                description="A note.",
+                examples=["Cyber-crime hotline"],
+            ),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        self.owner = identifier(self.owner, "owner", MAX_OWNER_LENGTH)
+
+
+class AllowlistDeleteIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Why a number is taken off the allowlist; the body may be left out."""
+
+    reason: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_NOTE_LENGTH,
+                pattern=NOT_BLANK,
+                description="Why.",
+                examples=["The hotline was retired"],
+            ),
+        ]
+        | None
+    ) = None
 
 
 def entry_body(entry: store.allowlist.AllowlistEntry) -> dict[str, Any]:
@@ -72,31 +118,29 @@ async def get_entry(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
-async def put_entry(request: web.Request) -> web.Response:
+@accepts(AllowlistPutIn)
+async def put_entry(request: web.Request, body: AllowlistPutIn) -> web.Response:
     """Verify a number: its lookups say `verified` with its owner."""
     number = parse_number(request.match_info["number"])
-    data = await read_object(request, ("owner", "note"))
-    owner = identifier_field(data, "owner", MAX_OWNER_LENGTH)
-    note = optional_text_field(data, "note", MAX_NOTE_LENGTH)
     answer = await request.app[MODERATION].allowlist_add(
-        number, owner, note, actor(request[API_KEY])
+        number, body.owner, body.note, actor(request[API_KEY])
     )
     return json_response(
         {
             "number": to_e164(number),
-            "owner": owner,
-            "note": note,
+            "owner": body.owner,
+            "note": body.note,
             "verdict": answer.judgement.verdict.value,
         }
     )
 
 
 @requires(Role.ADMIN)
-async def delete_entry(request: web.Request) -> web.Response:
+@accepts(AllowlistDeleteIn)
+async def delete_entry(request: web.Request, body: AllowlistDeleteIn) -> web.Response:
     """Take a number off the allowlist; its reports count again from now on."""
     number = parse_number(request.match_info["number"])
-    data = await read_object(request, ("reason",), optional=True)
-    reason = optional_text_field(data, "reason", MAX_NOTE_LENGTH)
-    if not await request.app[MODERATION].allowlist_remove(number, reason, actor(request[API_KEY])):
+    moderation = request.app[MODERATION]
+    if not await moderation.allowlist_remove(number, body.reason, actor(request[API_KEY])):
         raise not_found(f"{to_e164(number)} is not on the allowlist.")
     return web.Response(status=HTTPStatus.NO_CONTENT)

@@ -4,9 +4,11 @@ decide."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
+from msgspec import Meta
 
 from .. import store
 from ..auth import API_KEY, Role, requires
@@ -14,13 +16,61 @@ from ..e164 import to_e164
 from ..moderation import MODERATION
 from ..problems import answers, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
-from .bodies import digits, iso, json_response, query_int, read_object, text_field
-from .numbers import actor, parse_number
+from .bodies import NOT_BLANK, accepts, digits, iso, json_response, query_int
+from .numbers import PhoneNumberInput, actor, parse_number
 
 STATUSES = ("open", "delisted", "rejected")
 DECISIONS = {"delist": True, "reject": False}
 MAX_CONTACT_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
+
+
+class AppealIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A number's owner asks for its delisting."""
+
+    number: PhoneNumberInput
+    contact: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_CONTACT_LENGTH,
+            pattern=NOT_BLANK,
+            description="How to reach the owner.",
+            examples=["owner@example.com"],
+        ),
+    ]
+    message: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_MESSAGE_LENGTH,
+            pattern=NOT_BLANK,
+            description="Why to delist it.",
+            examples=["This is my shop's number."],
+        ),
+    ]
+
+
+class AppealDecisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An admin's decision on an open appeal."""
+
+    decision: Annotated[
+        Literal["delist", "reject"],
+        Meta(
+            description="`delist` delists the number at once; `reject` leaves it listed.",
+            examples=["reject"],
+        ),
+    ]
+    note: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_MESSAGE_LENGTH,
+            pattern=NOT_BLANK,
+            description="Why.",
+            examples=["Reported by many people this week."],
+        ),
+    ]
 
 
 def appeal_body(appeal: store.appeals.Appeal) -> dict[str, Any]:
@@ -38,20 +88,19 @@ def appeal_body(appeal: store.appeals.Appeal) -> dict[str, Any]:
 
 
 @answers(store.appeals.AppealOpen)
-async def create_appeal(request: web.Request) -> web.Response:
+@accepts(AppealIn)
+async def create_appeal(request: web.Request, body: AppealIn) -> web.Response:
     """File an appeal against a number's listing: one open appeal per number per key."""
     api_key = request[API_KEY]
     wait = request.app[APPEAL_LIMITS].take(api_key.id)
     if wait:
         rate = request.app[CONFIG].appeals_per_key_per_second
         raise too_many_requests(f"This key may file {rate:g} appeals a second.", wait)
-    data = await read_object(request, ("number", "contact", "message"))
-    number = parse_number(text_field(data, "number", 64))
     appeal = await store.appeals.create(
         request.app[POOL],
-        number,
-        text_field(data, "contact", MAX_CONTACT_LENGTH),
-        text_field(data, "message", MAX_MESSAGE_LENGTH),
+        parse_number(body.number),
+        body.contact,
+        body.message,
         api_key.id,
         request.app[CLOCK](),
     )
@@ -72,19 +121,15 @@ async def list_appeals(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN)
 @answers(store.appeals.AppealNotOpen)
-async def resolve_appeal(request: web.Request) -> web.Response:
+@accepts(AppealDecisionIn)
+async def resolve_appeal(request: web.Request, body: AppealDecisionIn) -> web.Response:
     """Decide an open appeal: delist its number at once, or reject it."""
     text = request.match_info["appeal_id"]
     appeal_id = digits(text, 18)
     if appeal_id is None:
         raise not_found(f"There is no appeal {text!r}.")
-    data = await read_object(request, ("decision", "note"))
-    decision = text_field(data, "decision", 16)
-    if decision not in DECISIONS:
-        raise bad_request("'decision' must be 'delist' or 'reject'.")
-    note = text_field(data, "note", MAX_MESSAGE_LENGTH)
     appeal = await request.app[MODERATION].resolve_appeal(
-        appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
+        appeal_id, DECISIONS[body.decision], body.note, actor(request[API_KEY])
     )
     if appeal is None:
         raise not_found(f"There is no appeal {text}.")
