@@ -190,7 +190,10 @@ def _refusal(
     if re.fullmatch(r"Expected `str` of length >= 1", what):
         return bad_request(f"'{field}' must not be empty.")
     if what.startswith("Expected `str` matching regex") and what.endswith(f"{NOT_BLANK!r}"):
-        value = data().get(field) if field else None
+        try:
+            value = data().get(field)
+        except (msgspec.MsgspecError, AttributeError):
+            value = None
         if isinstance(value, str) and "\x00" in value:
             return bad_request(f"'{field}' contains a NUL character.")
         return bad_request(f"'{field}' must not be empty.")
@@ -227,11 +230,14 @@ def _allowed(body_type: type[msgspec.Struct]) -> dict[str, tuple[object, ...]]:
     """The values each Literal field of a body type allows."""
     info = msgspec.inspect.type_info(body_type)
     assert isinstance(info, msgspec.inspect.StructType)
-    return {
-        field.encode_name: field.type.values
-        for field in info.fields
-        if isinstance(field.type, msgspec.inspect.LiteralType)
-    }
+    allowed: dict[str, tuple[object, ...]] = {}
+    for field in info.fields:
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.Metadata):  # Annotated[Literal[...], Meta(...)]
+            kind = kind.type
+        if isinstance(kind, msgspec.inspect.LiteralType):
+            allowed[field.encode_name] = kind.values
+    return allowed
 
 
 def _check_size(raw: bytes, max_values: int) -> None:
