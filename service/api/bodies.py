@@ -56,8 +56,9 @@ def accepts(
     """Mark a handler as taking a JSON body of `body_type`: it is called as
     handler(request, body) with the body decoded and validated by the declaration (a body
     whose fields all have defaults may be left out). With `within`, the body is read and
-    the handler runs inside that context (a batch counts as in progress from its first
-    byte). The OpenAPI document reads the type back with accepted_body."""
+    the handler runs inside that context, entered before the first byte is read (a batch
+    counts as in progress; a report takes its rate token, and past the rate is refused
+    unread). The OpenAPI document reads the type back with accepted_body."""
     decoder = msgspec.json.Decoder(body_type)
     optional = not any(field.required for field in msgspec.structs.fields(body_type))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated
@@ -75,15 +77,21 @@ class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
         return None if self.occurred_at is None else timestamp(self.occurred_at, "occurred_at", now)
 
 
-@answers(UnknownCategory)
-@accepts(ReportIn)
-async def create_report(request: web.Request, body: ReportIn) -> web.Response:
-    """Store the report; answer its id and the number's verdict now."""
-    api_key = request[API_KEY]
-    wait = request.app[REPORT_LIMITS].take(api_key.id)
+@contextmanager
+def _within_rate(request: web.Request) -> Iterator[None]:
+    """A report costs the key a token before its body is read: 429 past the rate."""
+    wait = request.app[REPORT_LIMITS].take(request[API_KEY].id)
     if wait:
         rate = request.app[CONFIG].reports_per_key_per_second
         raise too_many_requests(f"This key may send {rate:g} reports a second.", wait)
+    yield
+
+
+@answers(UnknownCategory)
+@accepts(ReportIn, within=_within_rate)
+async def create_report(request: web.Request, body: ReportIn) -> web.Response:
+    """Store the report; answer its id and the number's verdict now."""
+    api_key = request[API_KEY]
     report = Report(
         number=parse_number(body.number),
         category=body.category,
