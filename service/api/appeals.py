@@ -22,7 +22,9 @@ from .bodies import NOT_BLANK, accepts, digits, iso, json_response, query_int
 from .numbers import PhoneNumberInput, actor, parse_number
 
 STATUSES = ("open", "delisted", "rejected")
-DECISIONS = {"delist": True, "reject": False}
+Decision = Literal["delist", "reject"]
+DELISTS: dict[Decision, bool] = {"delist": True, "reject": False}
+"""Whether a decision delists the number (mypy holds the keys to Decision's values)."""
 MAX_CONTACT_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
 
@@ -57,7 +59,7 @@ class AppealDecisionIn(msgspec.Struct, forbid_unknown_fields=True):
     """An admin's decision on an open appeal."""
 
     decision: Annotated[
-        Literal["delist", "reject"],
+        Decision,
         Meta(
             description="`delist` delists the number at once; `reject` leaves it listed.",
             examples=["reject"],
@@ -137,7 +139,7 @@ async def resolve_appeal(request: web.Request, body: AppealDecisionIn) -> web.Re
     if appeal_id is None:
         raise not_found(f"There is no appeal {text!r}.")
     appeal = await request.app[MODERATION].resolve_appeal(
-        appeal_id, DECISIONS[body.decision], body.note, actor(request[API_KEY])
+        appeal_id, DELISTS[body.decision], body.note, actor(request[API_KEY])
     )
     if appeal is None:
         raise not_found(f"There is no appeal {text}.")
