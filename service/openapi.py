@@ -16,9 +16,10 @@ from aiohttp import web
 
 from . import e164 as number_parsing
 from . import import_parsing as import_formats
-from .api import allowlist, appeals, imports, numbers, reports
+from .api import appeals, imports
 from .api.answers import BATCH_RESULT_TYPES
-from .api.bodies import responses_of
+from .api.bodies import NOT_BLANK, accepted_body, responses_of
+from .api.numbers import PHONE_NUMBER
 from .auth import Role, role_needed
 from .categories import CATEGORIES
 from .config import Config
@@ -30,11 +31,7 @@ _DEFAULTS = Config()
 ID_MAX = 10**18 - 1
 """Path ids are at most 18 digits; longer ones name nothing (404)."""
 QUERY_ID_MAX = 2**62
-NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
-"""Text fields: not only whitespace, and no NUL (Postgres cannot store it)."""
 NO_ROUTE = "a path parameter holding `{`, `}` or an unencoded `/` (aiohttp's routing)."
-PHONE_NUMBER = "phone-number"
-"""Our format name for a phone number in any form a person types (PhoneNumberInput)."""
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
@@ -45,10 +42,10 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _text(max_length: int, description: str, *, nullable: bool = False) -> Schema:
-    """A string field read by bodies.text_field / check_text."""
+def _text(max_length: int, description: str) -> Schema:
+    """A text parameter read by the rule of a body's text fields (bodies.NOT_BLANK)."""
     return {
-        "type": ["string", "null"] if nullable else "string",
+        "type": "string",
         "minLength": 1,
         "maxLength": max_length,
         "pattern": NOT_BLANK,
@@ -88,16 +85,6 @@ def _obj(properties: Schema, required: list[str] | None = None, description: str
 
 def _schemas() -> Schema:
     return {
-        "PhoneNumberInput": {
-            **_text(
-                number_parsing.MAX_INPUT_LENGTH,
-                "A phone number as a person types it or a switch passes it: 0912345678, "
-                "+84 912 345 678, (+84) 912.345.678, 0084912345678, tel: URIs, foreign numbers "
-                "in international form. Text that is not a valid number gets 400.",
-            ),
-            "format": PHONE_NUMBER,
-            "examples": ["0912345678", "+84 912 345 678"],
-        },
         "CategoryId": {
             "type": "string",
             "enum": [category.id for category in CATEGORIES],
@@ -195,10 +182,6 @@ def _json(schema: Schema, description: str, headers: Schema | None = None) -> Sc
     return response
 
 
-def _body(schema: Schema, example: Any, *, required: bool = True) -> Schema:
-    return {"required": required, "content": {JSON: {"schema": schema, "example": example}}}
-
-
 _LOOKUP_HEADERS = {
     "Content-Language": _header("The language of the advice: vi or en.", {"enum": ["vi", "en"]}),
     "Vary": _header("Accept-Language: the advice depends on it.", {"const": "Accept-Language"}),
@@ -225,11 +208,9 @@ def _operation(
     *,
     parameters: list[Schema] | None = None,
     body: Schema | None = None,
-    json_body: bool = True,
 ) -> Schema:
-    """An operation; one with a JSON body also answers 408, 413 and 415 (`responses` may
-    describe any of them better). Who may call it, and the domain errors it may end in, are
-    added from its handler (_from_handler)."""
+    """An operation. Who may call it, the domain errors it may end in, and its JSON body are
+    added from its handler (_from_handler); `body` is for one that is no JSON (an import)."""
     operation: Schema = {
         "operationId": operation_id,
         "tags": [tag],
@@ -240,29 +221,65 @@ def _operation(
         operation["parameters"] = parameters
     if body is not None:
         operation["requestBody"] = body
-        if json_body:
-            responses = {
-                "408": _use("BodyTimeout"),
-                "413": _use("BodyTooLarge"),
-                "415": _use("UnsupportedMediaType"),
-                **responses,
-            }
     operation["responses"] = responses
     return operation
 
 
-def _from_handler(operation: Schema, handler: object) -> Schema:
-    """The operation with the answers its handler is marked with: the domain errors it may
-    end in (problems.answers, answered as problems.DOMAIN_ERRORS say), and who may call it
-    (auth.role_needed): a keyed one also answers 401, 429 (too many refused keys) and 503,
-    and 403 above client."""
+def _components(types: Iterable[type]) -> Schema:
+    """The JSON Schemas (2020-12, as OpenAPI 3.1 takes them) of the declared body types and
+    of the types they name, to merge into components.schemas."""
+    _, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}"
+    )
+    return components
+
+
+def _request_body(body_type: type, schemas: Schema) -> Schema:
+    """The requestBody of a handler marked with bodies.accepts: the declared Struct, with
+    an example made of its fields' first examples; optional when every field is."""
+    schema = schemas[body_type.__name__]
+    example = {
+        name: examples[0]
+        for name, field in schema["properties"].items()
+        if (examples := _examples(field))
+    }
+    return {
+        "required": bool(schema.get("required")),
+        "content": {JSON: {"schema": _ref(body_type.__name__), "example": example}},
+    }
+
+
+def _examples(field: Schema) -> list[Any]:
+    """A field's examples, also when it may be null (msgspec puts them in the anyOf)."""
+    for branch in [field, *field.get("anyOf", ())]:
+        if "examples" in branch:
+            examples: list[Any] = branch["examples"]
+            return examples
+    return []
+
+
+def _from_handler(operation: Schema, handler: object, schemas: Schema) -> Schema:
+    """The operation with what its handler is marked with: its JSON body (bodies.accepts;
+    such an operation also answers 408, 413 and 415, which `responses` may describe better),
+    the domain errors it may end in (problems.answers, answered as problems.DOMAIN_ERRORS
+    say), and who may call it (auth.role_needed): a keyed one also answers 401, 429 (too
+    many refused keys) and 503, and 403 above client."""
     responses = dict(operation["responses"])
-    for status, (body_type, description) in responses_of(handler).items():
+    body_type = accepted_body(handler)
+    if body_type is not None:
+        operation = {**operation, "requestBody": _request_body(body_type, schemas)}
+        responses = {
+            "408": _use("BodyTimeout"),
+            "413": _use("BodyTooLarge"),
+            "415": _use("UnsupportedMediaType"),
+            **responses,
+        }
+    for status, (answer_type, description) in responses_of(handler).items():
         # The body from its declaration; the headers, which no body declares, from _paths.
         responses[str(status)] = {
             **responses.get(str(status), {}),
             "description": description,
-            "content": {JSON: {"schema": _ref(body_type.__name__)}},
+            "content": {JSON: {"schema": _ref(answer_type.__name__)}},
         }
     for error in answered_by(handler):
         answer = DOMAIN_ERRORS[error]
@@ -294,15 +311,6 @@ def _from_handler(operation: Schema, handler: object) -> Schema:
     return {**operation, "responses": dict(sorted(responses.items()))}
 
 
-def _components(types: Iterable[type]) -> Schema:
-    """The JSON Schema (2020-12, as OpenAPI 3.1 takes it) of the declared bodies and of the
-    types they name, keyed by name for components.schemas."""
-    _, components = msgspec.json.schema_components(
-        types, ref_template="#/components/schemas/{name}"
-    )
-    return components
-
-
 def _response_types() -> list[type]:
     """Every body a handler of the routes table is marked to answer (bodies.responds), the
     batch results LookupResults names by reference, and the problem every error is."""
@@ -316,20 +324,25 @@ def _response_types() -> list[type]:
     return [*types, *BATCH_RESULT_TYPES, ProblemBody]
 
 
-def _routed_paths() -> Schema:
+def _routed_paths() -> tuple[Schema, Schema]:
     """The paths of the routes table (routes.ROUTES), each operation with what its handler
-    is marked with; a route with no operation described here is a mistake, and fails at once."""
+    is marked with, and the schemas of the bodies they declare; a route with no operation
+    described here is a mistake, and fails at once."""
     from .routes import ROUTES  # here: the routes name api/docs.py, which serves this module
 
+    routes = [route for route in ROUTES if isinstance(route, web.RouteDef)]
+    assert len(routes) == len(ROUTES)
+    bodies = {body for route in routes if (body := accepted_body(route.handler)) is not None}
+    requests = sorted(bodies, key=lambda body: body.__name__)
+    schemas = _components([*requests, *_response_types()])
     described = _paths()
     paths: Schema = {}
-    for route in ROUTES:
-        assert isinstance(route, web.RouteDef)
+    for route in routes:
         item = described[route.path]
         operation = item[route.method.lower()]
         paths.setdefault(route.path, {k: v for k, v in item.items() if k not in _METHODS})
-        paths[route.path][route.method.lower()] = _from_handler(operation, route.handler)
-    return paths
+        paths[route.path][route.method.lower()] = _from_handler(operation, route.handler, schemas)
+    return paths, schemas
 
 
 _METHODS = ("get", "put", "post", "delete", "patch")
@@ -491,16 +504,6 @@ def _paths() -> Schema:
                     "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
                 },
                 parameters=[ACCEPT_LANGUAGE],
-                body=_body(
-                    _obj(
-                        {
-                            "category": _ref("CategoryId"),
-                            "note": _text(numbers.MAX_NOTE_LENGTH, "Why.", nullable=True),
-                        },
-                        ["category"],
-                    ),
-                    {"category": "impersonation_authority", "note": "Reported by the police"},
-                ),
             ),
             "delete": _operation(
                 "delistNumber",
@@ -514,10 +517,6 @@ def _paths() -> Schema:
                     "404": _not_found("The number is not listed."),
                 },
                 parameters=[ACCEPT_LANGUAGE],
-                body=_body(
-                    _obj({"reason": _text(numbers.MAX_NOTE_LENGTH, "Why it is delisted.")}),
-                    {"reason": "The owner's appeal was upheld"},
-                ),
             ),
         },
         "/v1/lookups": {
@@ -538,23 +537,6 @@ def _paths() -> Schema:
                     "429": _use("TooManyLookups"),
                 },
                 parameters=[ACCEPT_LANGUAGE],
-                body=_body(
-                    _obj(
-                        {
-                            "numbers": {
-                                "type": "array",
-                                # No phone-number format: text that is no number is
-                                # accepted, and answered with an error result.
-                                "items": {"type": "string", "examples": ["0912345678"]},
-                                "maxItems": _DEFAULTS.batch_limit,
-                                "description": "Numbers in any form, as strings (an item "
-                                "of another JSON type refuses the batch, 400); text that is "
-                                "not a number gets an error result.",
-                            }
-                        }
-                    ),
-                    {"numbers": ["0912345678", "+84 912 345 678", "abc"]},
-                ),
             )
         },
         "/v1/reports": {
@@ -568,37 +550,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_body),
                     "429": _use("TooManyReports"),
                 },
-                body=_body(
-                    _obj(
-                        {
-                            "number": _ref("PhoneNumberInput"),
-                            "category": _ref("CategoryId"),
-                            "reporter": _text(
-                                reports.MAX_REPORTER_LENGTH,
-                                "The app's pseudonymous id of the person reporting.",
-                            ),
-                            "description": _text(
-                                reports.MAX_DESCRIPTION_LENGTH, "What happened.", nullable=True
-                            ),
-                            "occurred_at": {
-                                **_time(
-                                    "When the call came: RFC 3339 with a UTC offset, from "
-                                    "2000-01-01 to 10 minutes past the service's clock.",
-                                    nullable=True,
-                                ),
-                                "maxLength": 64,
-                            },
-                        },
-                        ["number", "category", "reporter"],
-                    ),
-                    {
-                        "number": "0912345678",
-                        "category": "impersonation_authority",
-                        "reporter": "a1b2c3",
-                        "description": "Xưng là công an, yêu cầu chuyển tiền",
-                        "occurred_at": "2024-03-26T09:30:00+07:00",
-                    },
-                ),
             )
         },
         "/v1/allowlist": {
@@ -632,16 +583,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_number),
                     "404": _problem(HTTPStatus.NOT_FOUND, f"The path names no route: {NO_ROUTE}"),
                 },
-                body=_body(
-                    _obj(
-                        {
-                            "owner": _text(allowlist.MAX_OWNER_LENGTH, "Who owns the number."),
-                            "note": _text(allowlist.MAX_NOTE_LENGTH, "A note.", nullable=True),
-                        },
-                        ["owner"],
-                    ),
-                    {"owner": "Công an tỉnh Đồng Nai", "note": "Cyber-crime hotline"},
-                ),
             ),
             "delete": _operation(
                 "deleteAllowlistEntry",
@@ -653,11 +594,6 @@ def _paths() -> Schema:
                     "400": _bad(bad_number),
                     "404": _not_found("The number is not on the allowlist."),
                 },
-                body=_body(
-                    _obj({"reason": _text(allowlist.MAX_NOTE_LENGTH, "Why.", nullable=True)}, []),
-                    {"reason": "The hotline was retired"},
-                    required=False,
-                ),
             ),
         },
         "/v1/appeals": {
@@ -676,20 +612,6 @@ def _paths() -> Schema:
                         {"Retry-After": _RETRY_AFTER},
                     ),
                 },
-                body=_body(
-                    _obj(
-                        {
-                            "number": _ref("PhoneNumberInput"),
-                            "contact": _text(appeals.MAX_CONTACT_LENGTH, "How to reach the owner."),
-                            "message": _text(appeals.MAX_MESSAGE_LENGTH, "Why to delist it."),
-                        }
-                    ),
-                    {
-                        "number": "0912345678",
-                        "contact": "owner@example.com",
-                        "message": "This is my shop's number.",
-                    },
-                ),
             ),
             "get": _operation(
                 "listAppeals",
@@ -717,15 +639,6 @@ def _paths() -> Schema:
                     "404": _not_found("There is no such appeal."),
                 },
                 parameters=[_path("appeal_id", _int(1, ID_MAX), "The appeal's id.", 1)],
-                body=_body(
-                    _obj(
-                        {
-                            "decision": {"type": "string", "enum": list(appeals.DECISIONS)},
-                            "note": _text(appeals.MAX_MESSAGE_LENGTH, "Why."),
-                        }
-                    ),
-                    {"decision": "reject", "note": "Reported by many people this week."},
-                ),
             )
         },
         "/v1/audit": {
@@ -812,7 +725,6 @@ def _paths() -> Schema:
                         },
                     },
                 },
-                json_body=False,
             ),
             "get": _operation(
                 "listImports",
@@ -875,6 +787,7 @@ to 1 MiB once decompressed. Every error is an RFC 9457 `application/problem+json
 @functools.cache
 def spec() -> Schema:
     """The whole OpenAPI document. Built once; callers must not change it."""
+    paths, bodies = _routed_paths()
     return {
         "openapi": "3.1.0",
         "info": {
@@ -896,7 +809,7 @@ def spec() -> Schema:
             {"name": "docs", "description": "This description; no key."},
         ],
         "security": BEARER,
-        "paths": _routed_paths(),
+        "paths": paths,
         "components": {
             "securitySchemes": {
                 "bearer": {
@@ -905,7 +818,7 @@ def spec() -> Schema:
                     "description": "An API key made by `callguard keys create`.",
                 }
             },
-            "schemas": _schemas() | _components(_response_types()),
+            "schemas": _schemas() | bodies,
             "responses": _responses(),
         },
     }

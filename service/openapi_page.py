@@ -104,7 +104,7 @@ def _fields(schema: Mapping[str, Any]) -> str:
     rows = "".join(
         f"<tr><td><code>{escape(name)}</code></td><td>{describe(field)}</td>"
         f"<td>{'yes' if name in required else 'no'}</td>"
-        f"<td>{_text(field.get('description', ''))}</td></tr>"
+        f"<td>{_text(_description(field))}</td></tr>"
         for name, field in schema["properties"].items()
     )
     closed = " No other fields." if schema.get("additionalProperties") is False else ""
@@ -112,6 +112,14 @@ def _fields(schema: Mapping[str, Any]) -> str:
         "<table><tr><th>field</th><th>type</th><th>required</th><th>about</th></tr>"
         f"{rows}</table>{_text(closed) if closed else ''}"
     )
+
+
+def _description(field: Mapping[str, Any]) -> str:
+    """A field's description, also of one that may be null (msgspec puts it in the anyOf)."""
+    for branch in [field, *field.get("anyOf", ())]:
+        if "description" in branch:
+            return str(branch["description"])
+    return ""
 
 
 def _operations(spec: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
@@ -156,7 +164,8 @@ def _operation(spec: Mapping[str, Any], path: str, method: str, op: Mapping[str,
         optional = "" if body.get("required") else " (optional)"
         for media_type, content in body["content"].items():
             out.append(f"<p>Body{optional}: <code>{escape(media_type)}</code></p>")
-            out.append(_fields(content["schema"]))
+            name = _ref_name(content["schema"])  # a declared body: its fields shown here
+            out.append(_fields(spec["components"]["schemas"][name] if name else content["schema"]))
             if "example" in content:
                 example = content["example"]
                 text = (

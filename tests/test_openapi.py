@@ -160,11 +160,14 @@ async def keys(make_key: MakeKey) -> dict[str, dict[str, str]]:
 
 def text_limits() -> Iterator[tuple[str, str, str, int]]:
     """(method, path, field, maxLength) of every length-limited text field of a JSON body."""
+    schemas = SPEC["components"]["schemas"]
     for path, method, operation in operations():
         body = operation.get("requestBody", {}).get("content", {}).get("application/json")
-        for field, schema in body["schema"]["properties"].items() if body else ():
-            if "maxLength" in schema and "format" not in schema:
-                yield method, path, field, schema["maxLength"]
+        declared = schemas[body["schema"]["$ref"].rsplit("/", 1)[1]] if body else {}
+        for field, schema in declared.get("properties", {}).items():
+            for text in [schema, *schema.get("anyOf", ())]:  # a field that may be null
+                if "maxLength" in text and "format" not in text:
+                    yield method, path, field, text["maxLength"]
 
 
 async def test_the_roles_the_spec_names_are_the_roles_enforced(

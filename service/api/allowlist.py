@@ -5,6 +5,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
 from msgspec import Meta
 
@@ -15,16 +16,9 @@ from ..moderation import MODERATION
 from ..problems import not_found
 from ..reputation import Verdict
 from ..state import POOL
+from ..text import identifier
 from .answers import E164, Body, CategoryId, Count, Id, Time
-from .bodies import (
-    identifier_field,
-    iso,
-    json_answer,
-    optional_text_field,
-    query_int,
-    read_object,
-    responds,
-)
+from .bodies import NOT_BLANK, accepts, iso, json_answer, query_int, responds
 from .numbers import actor, parse_number
 
 MAX_OWNER_LENGTH = 200
@@ -73,6 +67,56 @@ class AllowlistPut(Body):
     owner: str
     note: str | None
     verdict: Verdict
+
+
+class AllowlistPutIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Who owns a number being verified."""
+
+    owner: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_OWNER_LENGTH,
+            pattern=NOT_BLANK,
+            description="Who owns the number; compared as Unicode NFC, with invisible "
+            "characters and surrounding white space left out.",
+            examples=["Công an tỉnh Đồng Nai"],
+        ),
+    ]
+    note: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_NOTE_LENGTH,
+                pattern=NOT_BLANK,
+                description="A note.",
+                examples=["Cyber-crime hotline"],
+            ),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        self.owner = identifier(self.owner, "owner", MAX_OWNER_LENGTH)
+
+
+class AllowlistDeleteIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Why a number is taken off the allowlist; the body may be left out."""
+
+    reason: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_NOTE_LENGTH,
+                pattern=NOT_BLANK,
+                description="Why.",
+                examples=["The hotline was retired"],
+            ),
+        ]
+        | None
+    ) = None
 
 
 def _entry_fields(entry: store.allowlist.AllowlistEntry) -> dict[str, Any]:
@@ -124,24 +168,24 @@ async def get_entry(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN)
 @responds(200, AllowlistPut, "Verified.")
-async def put_entry(request: web.Request) -> web.Response:
+@accepts(AllowlistPutIn)
+async def put_entry(request: web.Request, body: AllowlistPutIn) -> web.Response:
     """Verify a number: its lookups say `verified` with its owner."""
     number = parse_number(request.match_info["number"])
-    data = await read_object(request, ("owner", "note"))
-    owner = identifier_field(data, "owner", MAX_OWNER_LENGTH)
-    note = optional_text_field(data, "note", MAX_NOTE_LENGTH)
     answer = await request.app[MODERATION].allowlist_add(
-        number, owner, note, actor(request[API_KEY])
+        number, body.owner, body.note, actor(request[API_KEY])
     )
-    return json_answer(AllowlistPut(to_e164(number), owner, note, answer.judgement.verdict))
+    return json_answer(
+        AllowlistPut(to_e164(number), body.owner, body.note, answer.judgement.verdict)
+    )
 
 
 @requires(Role.ADMIN)
-async def delete_entry(request: web.Request) -> web.Response:
+@accepts(AllowlistDeleteIn)
+async def delete_entry(request: web.Request, body: AllowlistDeleteIn) -> web.Response:
     """Take a number off the allowlist; its reports count again from now on."""
     number = parse_number(request.match_info["number"])
-    data = await read_object(request, ("reason",), optional=True)
-    reason = optional_text_field(data, "reason", MAX_NOTE_LENGTH)
-    if not await request.app[MODERATION].allowlist_remove(number, reason, actor(request[API_KEY])):
+    moderation = request.app[MODERATION]
+    if not await moderation.allowlist_remove(number, body.reason, actor(request[API_KEY])):
         raise not_found(f"{to_e164(number)} is not on the allowlist.")
     return web.Response(status=HTTPStatus.NO_CONTENT)

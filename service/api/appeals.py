@@ -3,9 +3,12 @@ decide."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http import HTTPStatus
 from typing import Annotated, Literal, cast, get_args
 
+import msgspec
 from aiohttp import web
 from msgspec import Meta
 
@@ -16,12 +19,14 @@ from ..moderation import MODERATION
 from ..problems import answers, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
 from .answers import E164, Body, Id, Time
-from .bodies import digits, iso, json_answer, query_int, read_object, responds, text_field
-from .numbers import actor, parse_number
+from .bodies import NOT_BLANK, accepts, digits, iso, json_answer, query_int, responds
+from .numbers import PhoneNumberInput, actor, parse_number
 
 AppealStatus = Literal["open", "delisted", "rejected"]
 STATUSES: tuple[str, ...] = get_args(AppealStatus)
-DECISIONS = {"delist": True, "reject": False}
+Decision = Literal["delist", "reject"]
+DELISTS: dict[Decision, bool] = {"delist": True, "reject": False}
+"""Whether a decision delists the number (mypy holds the keys to Decision's values)."""
 MAX_CONTACT_LENGTH = 200
 MAX_MESSAGE_LENGTH = 4000
 
@@ -59,22 +64,75 @@ def appeal_body(appeal: store.appeals.Appeal) -> Appeal:
     )
 
 
-@answers(store.appeals.AppealOpen)
-@responds(201, Appeal, "Filed, open.")
-async def create_appeal(request: web.Request) -> web.Response:
-    """File an appeal against a number's listing: one open appeal per number per key."""
-    api_key = request[API_KEY]
-    wait = request.app[APPEAL_LIMITS].take(api_key.id)
+class AppealIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A number's owner asks for its delisting."""
+
+    number: PhoneNumberInput
+    contact: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_CONTACT_LENGTH,
+            pattern=NOT_BLANK,
+            description="How to reach the owner.",
+            examples=["owner@example.com"],
+        ),
+    ]
+    message: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_MESSAGE_LENGTH,
+            pattern=NOT_BLANK,
+            description="Why to delist it.",
+            examples=["This is my shop's number."],
+        ),
+    ]
+
+
+class AppealDecisionIn(msgspec.Struct, forbid_unknown_fields=True):
+    """An admin's decision on an open appeal."""
+
+    decision: Annotated[
+        Decision,
+        Meta(
+            description="`delist` delists the number at once; `reject` leaves it listed.",
+            examples=["reject"],
+        ),
+    ]
+    note: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_MESSAGE_LENGTH,
+            pattern=NOT_BLANK,
+            description="Why.",
+            examples=["Reported by many people this week."],
+        ),
+    ]
+
+
+@contextmanager
+def _within_rate(request: web.Request) -> Iterator[None]:
+    """An appeal costs the key a token before its body is read: 429 past the rate."""
+    wait = request.app[APPEAL_LIMITS].take(request[API_KEY].id)
     if wait:
         rate = request.app[CONFIG].appeals_per_key_per_second
         raise too_many_requests(f"This key may file {rate:g} appeals a second.", wait)
-    data = await read_object(request, ("number", "contact", "message"))
-    number = parse_number(text_field(data, "number", 64))
+    yield
+
+
+@answers(store.appeals.AppealOpen)
+@responds(201, Appeal, "Filed, open.")
+@accepts(AppealIn, within=_within_rate)
+async def create_appeal(request: web.Request, body: AppealIn) -> web.Response:
+    """File an appeal against a number's listing: one open appeal per number per key."""
+    api_key = request[API_KEY]
     appeal = await store.appeals.create(
         request.app[POOL],
-        number,
-        text_field(data, "contact", MAX_CONTACT_LENGTH),
-        text_field(data, "message", MAX_MESSAGE_LENGTH),
+        parse_number(body.number),
+        body.contact,
+        body.message,
         api_key.id,
         request.app[CLOCK](),
     )
@@ -97,19 +155,15 @@ async def list_appeals(request: web.Request) -> web.Response:
 @requires(Role.ADMIN)
 @answers(store.appeals.AppealNotOpen)
 @responds(200, Appeal, "Decided.")
-async def resolve_appeal(request: web.Request) -> web.Response:
+@accepts(AppealDecisionIn)
+async def resolve_appeal(request: web.Request, body: AppealDecisionIn) -> web.Response:
     """Decide an open appeal: delist its number at once, or reject it."""
     text = request.match_info["appeal_id"]
     appeal_id = digits(text, 18)
     if appeal_id is None:
         raise not_found(f"There is no appeal {text!r}.")
-    data = await read_object(request, ("decision", "note"))
-    decision = text_field(data, "decision", 16)
-    if decision not in DECISIONS:
-        raise bad_request("'decision' must be 'delist' or 'reject'.")
-    note = text_field(data, "note", MAX_MESSAGE_LENGTH)
     appeal = await request.app[MODERATION].resolve_appeal(
-        appeal_id, DECISIONS[decision], note, actor(request[API_KEY])
+        appeal_id, DELISTS[body.decision], body.note, actor(request[API_KEY])
     )
     if appeal is None:
         raise not_found(f"There is no appeal {text}.")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
 import zlib
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -14,9 +17,13 @@ import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from ..problems import Problem, bad_request, encode_body
+from ..problems import Problem, bad_request, domain_answer, encode_body
 from ..state import CONFIG
-from ..text import TextError, identifier, loads, timestamp
+from ..text import TextError, identifier, loads
+
+S = TypeVar("S", bound=msgspec.Struct)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_ACCEPTS_ATTRIBUTE = "__callguard_accepts__"
 
 _JSON_TYPES = ("application/json", "application/problem+json")
 MAX_JSON_CONTAINERS = 16
@@ -24,6 +31,9 @@ MAX_JSON_CONTAINERS = 16
 list of strings, and a megabyte of [[],[],...] would cost the event loop 100+ ms to decode."""
 EXTRA_JSON_VALUES = 100
 """Values a body may hold beyond the batch limit (one a number): room for the fields."""
+NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+"""Free text: not only white space, and no NUL (Postgres cannot store it); with a Struct
+field's `Meta(pattern=NOT_BLANK)`, a refusal names which of the two it broke."""
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -62,11 +72,49 @@ def json_answer(value: msgspec.Struct | list[Any], status: int = HTTPStatus.OK) 
     )
 
 
-async def read_object(
-    request: web.Request, fields: Collection[str], *, optional: bool = False
-) -> dict[str, Any]:
-    """The body as a JSON object whose keys are all among `fields`; with `optional`, an
-    empty body reads as {}."""
+def accepts(
+    body_type: type[S],
+    *,
+    within: Callable[[web.Request], AbstractContextManager[object]] | None = None,
+) -> Callable[[Callable[[web.Request, S], Awaitable[web.StreamResponse]]], Handler]:
+    """Mark a handler as taking a JSON body of `body_type`: it is called as
+    handler(request, body) with the body decoded and validated by the declaration (a body
+    whose fields all have defaults may be left out). With `within`, the body is read and
+    the handler runs inside that context, entered before the first byte is read (a batch
+    counts as in progress; a report takes its rate token, and past the rate is refused
+    unread). The OpenAPI document reads the type back with accepted_body."""
+    decoder = msgspec.json.Decoder(body_type)
+    optional = not any(field.required for field in msgspec.structs.fields(body_type))
+
+    def mark(handler: Callable[[web.Request, S], Awaitable[web.StreamResponse]]) -> Handler:
+        async def read_then_handle(request: web.Request) -> web.StreamResponse:
+            raw = await _read(request)
+            if optional and not raw.strip():
+                return await handler(request, body_type())
+            _check_size(raw, request.app[CONFIG].batch_limit + EXTRA_JSON_VALUES)
+            return await handler(request, _decode(raw, decoder, body_type))
+
+        @functools.wraps(handler)
+        async def with_body(request: web.Request) -> web.StreamResponse:
+            if within is None:
+                return await read_then_handle(request)
+            with within(request):
+                return await read_then_handle(request)
+
+        setattr(with_body, _ACCEPTS_ATTRIBUTE, body_type)
+        return with_body
+
+    return mark
+
+
+def accepted_body(handler: object) -> type[msgspec.Struct] | None:
+    """The body type a handler is marked with (accepts), or None if it takes no JSON body."""
+    body_type: type[msgspec.Struct] | None = getattr(handler, _ACCEPTS_ATTRIBUTE, None)
+    return body_type
+
+
+async def _read(request: web.Request) -> bytes:
+    """The raw body, gunzipped, bounded in size and in time."""
     content_type = request.headers.get("Content-Type")
     if content_type is not None and request.content_type not in _JSON_TYPES:
         raise Problem(
@@ -87,26 +135,134 @@ async def read_object(
     except (ConnectionError, HttpProcessingError) as err:
         # The client's connection, not the database's: never counted as an outage.
         raise bad_request("The body was cut short: the connection closed before its end.") from err
-    raw = _decompressed(request, body)
-    if optional and not raw.strip():
-        return {}
-    _check_size(raw, request.app[CONFIG].batch_limit + EXTRA_JSON_VALUES)
+    return _decompressed(request, body)
+
+
+def _decode(raw: bytes, decoder: msgspec.json.Decoder[S], body_type: type[S]) -> S:
+    """The body as `body_type`, or the problem that says which field is wrong and how."""
     try:
-        data = loads(raw.decode("utf-8"))
-    except TextError as err:
-        raise bad_request(f"The body is not valid JSON: {err}") from err
-    except UnicodeDecodeError as err:
-        raise bad_request(f"The body is not UTF-8: {err.reason} at byte {err.start}.") from err
-    except json.JSONDecodeError as err:
-        raise bad_request(f"The body is not valid JSON: {err.msg} at character {err.pos}.") from err
+        return decoder.decode(raw)
+    except msgspec.ValidationError as err:
+        _check_utf8(raw)  # msgspec skips an unknown field's value unread
+        raise _refusal(err, body_type, lambda: msgspec.json.decode(raw)) from err
+    except msgspec.DecodeError:
+        pass
+    # msgspec refuses some JSON that RFC 8259 allows, such as a lone \ud800 escape (a batch
+    # answers it as an invalid item), and says less about what is wrong; the standard
+    # library reads it strictly (text.loads) and the declaration then checks it.
+    data = _strict_loads(raw)
     if not isinstance(data, dict):
         raise bad_request("The body must be a JSON object.")
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise bad_request(
-            f"Unknown field(s): {', '.join(unknown)}. Known fields: {', '.join(sorted(fields))}."
-        )
-    return data
+    for name, value in data.items():
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise bad_request(f"'{name}' contains an unpaired surrogate.")
+    try:
+        return msgspec.convert(data, body_type)
+    except msgspec.ValidationError as err:
+        raise _refusal(err, body_type, lambda: data) from err
+
+
+def _check_utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise bad_request(f"The body is not UTF-8: {err.reason} at byte {err.start}.") from err
+
+
+def _strict_loads(raw: bytes) -> Any:
+    try:
+        return loads(_check_utf8(raw))
+    except TextError as err:
+        raise bad_request(f"The body is not valid JSON: {err}") from err
+    except json.JSONDecodeError as err:
+        raise bad_request(f"The body is not valid JSON: {err.msg} at character {err.pos}.") from err
+
+
+def _refusal(
+    err: msgspec.ValidationError, body_type: type[msgspec.Struct], data: Callable[[], Any]
+) -> Exception:
+    """msgspec's ValidationError ("Expected `str` of length <= 200 - at `$.reporter`") as
+    the problem a client reads: the field named, what is wrong, the limit. A domain error
+    raised in a Struct's __post_init__ (text.py's TextError, UnknownCategory) is answered as
+    problems.DOMAIN_ERRORS says."""
+    cause = err.__cause__
+    if isinstance(cause, Exception) and domain_answer(cause) is not None:
+        return cause
+    message = str(err)
+    match = _AT.fullmatch(message)
+    what, path = (match["what"], match["path"] or "") if match else (message, "")
+    field, item = _field_and_item(path)
+    if what == "Number out of range":
+        return bad_request(f"The body is not valid JSON: a number in '{field}' is out of range.")
+    if found := re.fullmatch(r"Object missing required field `(.+)`", what):
+        return bad_request(f"'{found[1]}' is required.")
+    if found := re.fullmatch(r"Object contains unknown field `(.+)`", what):
+        known = ", ".join(field.encode_name for field in msgspec.structs.fields(body_type))
+        return bad_request(f"Unknown field: {found[1]}. Known fields: {known}.")
+    if found := re.fullmatch(r"Expected `(.+?)`, got `(.+)`", what):
+        expected, got = _kind(found[1]), found[2]
+        if not field:
+            return bad_request(f"The body must be {expected}, not {got}.")
+        if item is not None:
+            return bad_request(
+                f"'{field}' must be a list of strings; item {item} is not {expected}, it is {got}."
+            )
+        if got == "null":
+            return bad_request(f"'{field}' must be {expected}, not null: '{field}' is required.")
+        return bad_request(f"'{field}' must be {expected}, not {got}.")
+    if found := re.fullmatch(r"Expected `str` of length <= (\d+)", what):
+        return bad_request(f"'{field}' is longer than {found[1]} characters.")
+    if re.fullmatch(r"Expected `str` of length >= 1", what):
+        return bad_request(f"'{field}' must not be empty.")
+    if what.startswith("Expected `str` matching regex") and what.endswith(f"{NOT_BLANK!r}"):
+        try:
+            value = data().get(field)
+        except (msgspec.MsgspecError, AttributeError):
+            value = None
+        if isinstance(value, str) and "\x00" in value:
+            return bad_request(f"'{field}' contains a NUL character.")
+        return bad_request(f"'{field}' must not be empty.")
+    if what.startswith("Invalid enum value"):
+        allowed = _allowed(body_type).get(field, ())
+        return bad_request(f"'{field}' must be one of: {', '.join(map(str, allowed))}.")
+    return bad_request(f"'{field}': {what}." if field else f"{what}.")
+
+
+_AT = re.compile(r"(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_KINDS = {
+    "str": "a string",
+    "str | null": "a string or null",
+    "array": "a list",
+    "object": "a JSON object",
+}
+
+
+def _kind(name: str) -> str:
+    return _KINDS.get(name, name)
+
+
+def _field_and_item(path: str) -> tuple[str, int | None]:
+    """`.numbers[3]` as ("numbers", 3), `.reporter` as ("reporter", None)."""
+    found = re.fullmatch(r"\.([^.\[]+)(?:\[(\d+)\])?.*", path, re.DOTALL)
+    if found is None:
+        return "", None
+    return found[1], None if found[2] is None else int(found[2])
+
+
+@functools.cache
+def _allowed(body_type: type[msgspec.Struct]) -> dict[str, tuple[object, ...]]:
+    """The values each Literal field of a body type allows."""
+    info = msgspec.inspect.type_info(body_type)
+    assert isinstance(info, msgspec.inspect.StructType)
+    allowed: dict[str, tuple[object, ...]] = {}
+    for field in info.fields:
+        kind = field.type
+        if isinstance(kind, msgspec.inspect.Metadata):  # Annotated[Literal[...], Meta(...)]
+            kind = kind.type
+        if isinstance(kind, msgspec.inspect.LiteralType):
+            allowed[field.encode_name] = kind.values
+    return allowed
 
 
 def _check_size(raw: bytes, max_values: int) -> None:
@@ -163,55 +319,10 @@ def _decompressed(request: web.Request, raw: bytes) -> bytes:
     return data
 
 
-def check_text(value: str, name: str, max_length: int) -> str:
-    """A string Postgres can store, of bounded length."""
-    if not value.strip():
-        raise bad_request(f"'{name}' must not be empty.")
-    if len(value) > max_length:
-        raise bad_request(f"'{name}' is longer than {max_length} characters.")
-    if "\x00" in value:
-        raise bad_request(f"'{name}' contains a NUL character.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise bad_request(f"'{name}' contains an unpaired surrogate.") from err
-    return value
-
-
-def _required_string(data: Mapping[str, Any], name: str) -> str:
-    value = data.get(name)
-    if value is None:
-        raise bad_request(f"'{name}' is required.")
-    if not isinstance(value, str):
-        raise bad_request(f"'{name}' must be a string.")
-    return value
-
-
-def text_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
-    """A required string field."""
-    return check_text(_required_string(data, name), name, max_length)
-
-
 def identifier_text(value: str, name: str, max_length: int) -> str:
     """An identifier from a body, a header or the query, by service/text.py's one rule (its
     TextError is answered 400, problems.DOMAIN_ERRORS)."""
     return identifier(value, name, max_length)
-
-
-def identifier_field(data: Mapping[str, Any], name: str, max_length: int) -> str:
-    """A required identifier field (a reporter, an owner): see identifier_text."""
-    return identifier_text(_required_string(data, name), name, max_length)
-
-
-def optional_text_field(data: Mapping[str, Any], name: str, max_length: int) -> str | None:
-    """A string field that may be absent or null."""
-    return None if data.get(name) is None else text_field(data, name, max_length)
-
-
-def timestamp_field(data: Mapping[str, Any], name: str, now: datetime) -> datetime | None:
-    """An optional RFC 3339 time with an offset, in the range service/text.py allows."""
-    text = optional_text_field(data, name, 64)
-    return None if text is None else timestamp(text, name, now)
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
+from msgspec import Meta
 from multidict import CIMultiDict
 
 from .. import store
 from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
-from ..e164 import InvalidNumber, check_shape, normalize, normalize_fast, to_e164
+from ..e164 import MAX_INPUT_LENGTH, InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from ..moderation import MODERATION
 from ..problems import answers, bad_request, encode_body, not_found, too_many_requests
 from ..reputation import UNKNOWN, Evidence, Verdict
@@ -19,9 +21,11 @@ from ..state import CONFIG, LOOKUP_LIMITS
 from ..text import UnknownCategory, category
 from ..verdicts import VERDICTS, Answer
 from .answers import LookupAnswer, NumberVerdict
-from .bodies import optional_text_field, read_object, responds, text_field
+from .bodies import NOT_BLANK, accepts, responds
 
 MAX_NOTE_LENGTH = 2000
+PHONE_NUMBER = "phone-number"
+"""Our JSON Schema format name for a phone number in any form a person types."""
 REPORT_DAY_ZONE = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 """Report times are shown as the day they fell on here, where the users live (UTC+7, no
 daylight saving time)."""
@@ -58,10 +62,69 @@ def shape_error(text: str) -> str | None:
     return None
 
 
-def category_field(data: dict[str, Any]) -> str:
-    """A required, known category id, by service/text.py's rule (any letter case); an
-    unknown one is answered 422 with the list (problems.DOMAIN_ERRORS)."""
-    return category(text_field(data, "category", 64))
+PhoneNumberInput = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_INPUT_LENGTH,
+        pattern=NOT_BLANK,
+        description="A phone number as a person types it or a switch passes it: 0912345678, "
+        "+84 912 345 678, (+84) 912.345.678, 0084912345678, tel: URIs, foreign numbers in "
+        "international form. Text that is not a valid number gets 400.",
+        examples=["0912345678", "+84 912 345 678"],
+        extra_json_schema={"format": PHONE_NUMBER},
+    ),
+]
+"""A body's phone number, read by parse_number."""
+CategoryInput = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        pattern=NOT_BLANK,
+        description="A scam category; GET /v1/categories lists them with labels. Read in any "
+        "letter case; an unknown one gets 422 with the list.",
+        examples=["impersonation_authority"],
+        extra_json_schema={"$ref": "#/components/schemas/CategoryId"},
+    ),
+]
+"""A body's category id: its Struct's __post_init__ reads it with text.category, and an
+unknown one is answered 422 with the list (problems.DOMAIN_ERRORS)."""
+Note = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=MAX_NOTE_LENGTH,
+        pattern=NOT_BLANK,
+        description="Why.",
+        examples=["Reported by the police"],
+    ),
+]
+
+
+class ListNumberIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Why a number is listed as a scam on an admin's word."""
+
+    category: CategoryInput
+    note: Note | None = None
+
+    def __post_init__(self) -> None:
+        self.category = category(self.category)
+
+
+class DelistNumberIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Why a number is delisted."""
+
+    reason: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_NOTE_LENGTH,
+            pattern=NOT_BLANK,
+            description="Why it is delisted.",
+            examples=["The owner's appeal was upheld"],
+        ),
+    ]
 
 
 def actor(api_key: store.keys.ApiKey) -> store.audit.Actor:
@@ -185,16 +248,16 @@ async def get_number(request: web.Request) -> web.Response:
 @requires(Role.ADMIN)
 @answers(UnknownCategory)
 @responds(200, NumberVerdict, "The verdict now.")
-async def list_number(request: web.Request) -> web.Response:
+@accepts(ListNumberIn)
+async def list_number(request: web.Request, body: ListNumberIn) -> web.Response:
     """List the number as a scam on an admin's word, until it is delisted."""
     number = parse_number(request.match_info["number"])
-    data = await read_object(request, ("category", "note"))
     api_key = request[API_KEY]
     answer = await request.app[MODERATION].list_trusted(
         number,
         f"{RESERVED_SOURCE_PREFIX}{api_key.name}",  # shown to clients as MODERATOR_LABEL
-        category_field(data),
-        optional_text_field(data, "note", MAX_NOTE_LENGTH),
+        body.category,
+        body.note,
         actor(api_key),
     )
     lang = language(request)
@@ -203,12 +266,11 @@ async def list_number(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN)
 @responds(200, NumberVerdict, "The verdict after delisting.")
-async def delist_number(request: web.Request) -> web.Response:
+@accepts(DelistNumberIn)
+async def delist_number(request: web.Request, body: DelistNumberIn) -> web.Response:
     """End every listing of the number now; earlier reports stop counting."""
     number = parse_number(request.match_info["number"])
-    data = await read_object(request, ("reason",))
-    reason = text_field(data, "reason", MAX_NOTE_LENGTH)
-    if not await request.app[MODERATION].delist(number, reason, actor(request[API_KEY])):
+    if not await request.app[MODERATION].delist(number, body.reason, actor(request[API_KEY])):
         raise not_found(f"{to_e164(number)} is not listed.")
     answer = await request.app[VERDICTS].lookup(number)
     lang = language(request)

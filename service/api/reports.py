@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from http import HTTPStatus
+from typing import Annotated
 
+import msgspec
 from aiohttp import web
+from msgspec import Meta
 
 from ..auth import API_KEY
 from ..e164 import to_e164
@@ -12,20 +18,11 @@ from ..problems import answers, too_many_requests
 from ..reporting import REPORTING, Report
 from ..reputation import Verdict
 from ..state import CLOCK, CONFIG, REPORT_LIMITS
-from ..text import UnknownCategory
+from ..text import UnknownCategory, category, identifier, timestamp
 from .answers import E164, Body, Id
-from .bodies import (
-    identifier_field,
-    json_answer,
-    optional_text_field,
-    read_object,
-    responds,
-    text_field,
-    timestamp_field,
-)
-from .numbers import category_field, parse_number
+from .bodies import NOT_BLANK, accepts, json_answer, responds
+from .numbers import CategoryInput, PhoneNumberInput, parse_number
 
-FIELDS = ("number", "category", "reporter", "description", "occurred_at")
 MAX_REPORTER_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 2000
 
@@ -38,25 +35,82 @@ class ReportCreated(Body):
     verdict: Verdict
 
 
-@answers(UnknownCategory)
-@responds(201, ReportCreated, "Stored; the number's verdict now.")
-async def create_report(request: web.Request) -> web.Response:
-    """Store the report; answer its id and the number's verdict now."""
-    api_key = request[API_KEY]
-    wait = request.app[REPORT_LIMITS].take(api_key.id)
+class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A report of a call. Only an HMAC of `reporter` is stored."""
+
+    number: PhoneNumberInput
+    category: CategoryInput
+    reporter: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=MAX_REPORTER_LENGTH,
+            pattern=NOT_BLANK,
+            description="The app's pseudonymous id of the person reporting; compared as "
+            "Unicode NFC, with invisible characters and surrounding white space left out.",
+            examples=["a1b2c3"],
+        ),
+    ]
+    description: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=MAX_DESCRIPTION_LENGTH,
+                pattern=NOT_BLANK,
+                description="What happened.",
+                examples=["Xưng là công an, yêu cầu chuyển tiền"],
+            ),
+        ]
+        | None
+    ) = None
+    occurred_at: (
+        Annotated[
+            str,
+            Meta(
+                max_length=64,
+                description="When the call came: RFC 3339 with a UTC offset, from 2000-01-01 "
+                "to 10 minutes past the service's clock.",
+                examples=["2024-03-26T09:30:00+07:00"],
+                extra_json_schema={"format": "date-time"},
+            ),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        self.category = category(self.category)
+        self.reporter = identifier(self.reporter, "reporter", MAX_REPORTER_LENGTH)
+
+    def occurred(self, now: datetime) -> datetime | None:
+        """occurred_at as a time, checked against the service's clock (text.timestamp)."""
+        return None if self.occurred_at is None else timestamp(self.occurred_at, "occurred_at", now)
+
+
+@contextmanager
+def _within_rate(request: web.Request) -> Iterator[None]:
+    """A report costs the key a token before its body is read: 429 past the rate."""
+    wait = request.app[REPORT_LIMITS].take(request[API_KEY].id)
     if wait:
         rate = request.app[CONFIG].reports_per_key_per_second
         raise too_many_requests(f"This key may send {rate:g} reports a second.", wait)
-    data = await read_object(request, FIELDS)
-    reporting = request.app[REPORTING]
+    yield
+
+
+@answers(UnknownCategory)
+@responds(201, ReportCreated, "Stored; the number's verdict now.")
+@accepts(ReportIn, within=_within_rate)
+async def create_report(request: web.Request, body: ReportIn) -> web.Response:
+    """Store the report; answer its id and the number's verdict now."""
+    api_key = request[API_KEY]
     report = Report(
-        number=parse_number(text_field(data, "number", 64)),
-        category=category_field(data),
-        reporter=identifier_field(data, "reporter", MAX_REPORTER_LENGTH),
-        description=optional_text_field(data, "description", MAX_DESCRIPTION_LENGTH),
-        occurred_at=timestamp_field(data, "occurred_at", request.app[CLOCK]()),
+        number=parse_number(body.number),
+        category=body.category,
+        reporter=body.reporter,
+        description=body.description,
+        occurred_at=body.occurred(request.app[CLOCK]()),
     )
-    report_id, answer = await reporting.report(report, api_key.id)
+    report_id, answer = await request.app[REPORTING].report(report, api_key.id)
     return json_answer(
         ReportCreated(report_id, to_e164(report.number), answer.judgement.verdict),
         status=HTTPStatus.CREATED,
