@@ -23,6 +23,7 @@ import schemathesis
 from aiohttp import ClientResponse, web
 from callguard import openapi, store
 from callguard.api.bodies import responses_of
+from callguard.api.numbers import PHONE_NUMBER
 from callguard.app import create_app
 from callguard.auth import hash_key, new_key
 from callguard.config import Config
@@ -601,7 +602,7 @@ PHONE_NUMBERS = st.one_of(
 """Numbers for the spec's phone-number format: so many cases name real numbers, which get
 listed, reported, verified and delisted in turn, not only text that is no number (400)."""
 
-schemathesis.openapi.format(openapi.PHONE_NUMBER, PHONE_NUMBERS)
+schemathesis.openapi.format(PHONE_NUMBER, PHONE_NUMBERS)
 # Not every query parameter's name is in the spec's hands (OpenAPI cannot forbid the others),
 # and the service ignores the ones it does not know, as HTTP APIs do: negative cases change
 # the parameters the spec names, and add none.

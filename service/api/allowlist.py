@@ -19,7 +19,8 @@ from ..state import POOL
 from ..text import identifier
 from .answers import E164, Body, CategoryId, Count, Id, Time
 from .bodies import NOT_BLANK, accepts, iso, json_answer, query_int, responds
-from .numbers import actor, parse_number
+from .documented import BAD_NUMBER, bad, documented, limit, missing
+from .numbers import NUMBER, actor, parse_number
 
 MAX_OWNER_LENGTH = 200
 MAX_NOTE_LENGTH = 2000
@@ -129,10 +130,17 @@ def _entry_fields(entry: store.allowlist.AllowlistEntry) -> dict[str, Any]:
     }
 
 
+NOT_ALLOWLISTED = missing("The number is not on the allowlist.")
+
+
 @requires(Role.ADMIN)
+@documented("moderation")
 @responds(200, AllowlistEntries, "The allowlist.")
-async def list_entries(request: web.Request) -> web.Response:
-    """Every verified number, with how many reports against it look like spoofing."""
+async def list_allowlist(request: web.Request) -> web.Response:
+    """Verified numbers
+
+    Every verified number, with how many reports against it look like spoofing.
+    """
     entries = await store.allowlist.entries(request.app[POOL])
     return json_answer(
         AllowlistEntries([AllowlistEntry(**_entry_fields(entry)) for entry in entries])
@@ -140,9 +148,20 @@ async def list_entries(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(
+    "moderation",
+    parameters=(NUMBER, limit(50, 1000)),
+    responses={
+        400: bad("The number is not valid, or `limit` is out of range."),
+        404: NOT_ALLOWLISTED,
+    },
+)
 @responds(200, AllowlistEntryDetail, "The entry.")
-async def get_entry(request: web.Request) -> web.Response:
-    """One verified number and the newest reports flagged as possible spoofing of it."""
+async def get_allowlist_entry(request: web.Request) -> web.Response:
+    """One verified number
+
+    The entry and its newest reports flagged as possible spoofing.
+    """
     number = parse_number(request.match_info["number"])
     entries = await store.allowlist.entries(request.app[POOL], number)
     if not entries:
@@ -167,10 +186,14 @@ async def get_entry(request: web.Request) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented("moderation", parameters=(NUMBER,), responses={400: BAD_NUMBER})
 @responds(200, AllowlistPut, "Verified.")
 @accepts(AllowlistPutIn)
-async def put_entry(request: web.Request, body: AllowlistPutIn) -> web.Response:
-    """Verify a number: its lookups say `verified` with its owner."""
+async def put_allowlist_entry(request: web.Request, body: AllowlistPutIn) -> web.Response:
+    """Verify a number
+
+    Its lookups say `verified` with its owner, whatever the reports.
+    """
     number = parse_number(request.match_info["number"])
     answer = await request.app[MODERATION].allowlist_add(
         number, body.owner, body.note, actor(request[API_KEY])
@@ -181,9 +204,21 @@ async def put_entry(request: web.Request, body: AllowlistPutIn) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(
+    "moderation",
+    parameters=(NUMBER,),
+    responses={
+        204: {"description": "Taken off the allowlist."},
+        400: BAD_NUMBER,
+        404: NOT_ALLOWLISTED,
+    },
+)
 @accepts(AllowlistDeleteIn)
-async def delete_entry(request: web.Request, body: AllowlistDeleteIn) -> web.Response:
-    """Take a number off the allowlist; its reports count again from now on."""
+async def delete_allowlist_entry(request: web.Request, body: AllowlistDeleteIn) -> web.Response:
+    """Un-verify a number
+
+    Its reports count again from now on. The body is optional.
+    """
     number = parse_number(request.match_info["number"])
     moderation = request.app[MODERATION]
     if not await moderation.allowlist_remove(number, body.reason, actor(request[API_KEY])):

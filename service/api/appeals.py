@@ -20,6 +20,22 @@ from ..problems import answers, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
 from .answers import E164, Body, Id, Time
 from .bodies import NOT_BLANK, accepts, digits, iso, json_answer, query_int, responds
+from .documented import (
+    BAD_BODY,
+    BAD_QUERY,
+    DEFAULTS,
+    ID_MAX,
+    QUERY_ID_MAX,
+    RETRY_AFTER,
+    documented,
+    integer,
+    limit,
+    missing,
+    path,
+    problem,
+    query,
+    ref,
+)
 from .numbers import PhoneNumberInput, actor, parse_number
 
 AppealStatus = Literal["open", "delisted", "rejected"]
@@ -123,10 +139,25 @@ def _within_rate(request: web.Request) -> Iterator[None]:
 
 
 @answers(store.appeals.AppealOpen)
+@documented(
+    "appeals",
+    responses={
+        400: BAD_BODY,
+        429: problem(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            f"Too many appeals: over {DEFAULTS.appeals_per_key_per_second:g} a second for the key.",
+            {"Retry-After": RETRY_AFTER},
+        ),
+    },
+)
 @responds(201, Appeal, "Filed, open.")
 @accepts(AppealIn, within=_within_rate)
 async def create_appeal(request: web.Request, body: AppealIn) -> web.Response:
-    """File an appeal against a number's listing: one open appeal per number per key."""
+    """Appeal a listing
+
+    A number's owner asks for a delisting; an admin decides. A key has one open appeal per
+    number.
+    """
     api_key = request[API_KEY]
     appeal = await store.appeals.create(
         request.app[POOL],
@@ -140,9 +171,21 @@ async def create_appeal(request: web.Request, body: AppealIn) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(
+    "appeals",
+    parameters=(
+        query("status", ref("AppealStatus"), "Only appeals of this status."),
+        query("after", integer(0, QUERY_ID_MAX), "Only appeals with a higher id."),
+        limit(100, 1000),
+    ),
+    responses={400: BAD_QUERY},
+)
 @responds(200, Appeals, "The appeals.")
 async def list_appeals(request: web.Request) -> web.Response:
-    """Appeals oldest first, optionally of one status; page with ?after=<last appeal_id>."""
+    """Appeals
+
+    Appeals oldest first; page with `after` = the last `appeal_id` seen.
+    """
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
         raise bad_request(f"'status' must be one of {', '.join(STATUSES)}.")
@@ -154,10 +197,18 @@ async def list_appeals(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN)
 @answers(store.appeals.AppealNotOpen)
+@documented(
+    "appeals",
+    parameters=(path("appeal_id", integer(1, ID_MAX), "The appeal's id.", 1),),
+    responses={400: BAD_BODY, 404: missing("There is no such appeal.")},
+)
 @responds(200, Appeal, "Decided.")
 @accepts(AppealDecisionIn)
 async def resolve_appeal(request: web.Request, body: AppealDecisionIn) -> web.Response:
-    """Decide an open appeal: delist its number at once, or reject it."""
+    """Decide an appeal
+
+    `delist` delists the number at once; `reject` leaves it listed.
+    """
     text = request.match_info["appeal_id"]
     appeal_id = digits(text, 18)
     if appeal_id is None:

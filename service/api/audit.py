@@ -13,6 +13,7 @@ from ..e164 import to_e164
 from ..state import POOL
 from .answers import E164, Body, Id, Time
 from .bodies import json_answer, query_int, responds
+from .documented import BAD_QUERY, BEFORE, documented, limit
 
 
 class AuditEntry(Body):
@@ -43,9 +44,13 @@ class AuditEntries(Body):
 
 
 @requires(Role.ADMIN)
+@documented("moderation", parameters=(BEFORE, limit(100, 1000)), responses={400: BAD_QUERY})
 @responds(200, AuditEntries, "The entries.")
-async def list_entries(request: web.Request) -> web.Response:
-    """Moderation actions newest first; page with ?before=<last id>."""
+async def list_audit(request: web.Request) -> web.Response:
+    """The audit log
+
+    Every moderation action, newest first; page with `before` = the last `id`.
+    """
     before = query_int(request, "before", 2**62, 1, 2**62)
     limit = query_int(request, "limit", 100, 1, 1000)
     entries = await store.audit.entries(request.app[POOL], before, limit)

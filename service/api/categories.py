@@ -10,6 +10,7 @@ from msgspec import Meta
 from ..categories import CATEGORIES
 from .answers import Body, CategoryId
 from .bodies import json_answer, responds
+from .documented import documented
 
 
 class Category(Body):
@@ -29,7 +30,11 @@ class Categories(Body):
 CATEGORIES_ANSWER = Categories([Category(c.id, c.label_vi, c.label_en) for c in CATEGORIES])
 
 
+@documented("lookups")
 @responds(200, Categories, "The categories.")
 async def list_categories(request: web.Request) -> web.Response:
-    """Every category with its Vietnamese and English labels."""
+    """The scam categories
+
+    Every category a report may name, with Vietnamese and English labels.
+    """
     return json_answer(CATEGORIES_ANSWER)

@@ -9,6 +9,7 @@ from aiohttp import web
 from .. import openapi, openapi_page
 from ..auth import public
 from ..problems import encode_json
+from .documented import documented, json_response, text_response
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 """The page loads nothing from anywhere and runs no script."""
@@ -25,14 +26,28 @@ def _page() -> str:
 
 
 @public
+@documented(
+    "docs",
+    operation_id="openapi",
+    responses={200: json_response({"type": "object"}, "The OpenAPI document.")},
+)
 async def openapi_json(request: web.Request) -> web.Response:
-    """The OpenAPI document."""
+    """This description
+
+    The OpenAPI 3.1 description of the API.
+    """
     return web.Response(body=_spec_json(), content_type="application/json", charset="utf-8")
 
 
 @public
+@documented(
+    "docs", operation_id="docs", responses={200: text_response("An HTML page.", "text/html")}
+)
 async def docs_page(request: web.Request) -> web.Response:
-    """The human-readable documentation, rendered from the OpenAPI document."""
+    """The API's documentation page
+
+    This description as a self-contained HTML page.
+    """
     return web.Response(
         text=_page(),
         content_type="text/html",

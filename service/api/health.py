@@ -20,6 +20,7 @@ from ..problems import Problem
 from ..state import METRICS, POOL
 from .answers import Body
 from .bodies import json_answer, responds
+from .documented import documented, problem, text_response
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +41,34 @@ class Ready(Body):
 
 
 @public
+@documented("operations")
 @responds(200, Alive, "The event loop answers.")
 async def healthz(request: web.Request) -> web.Response:
-    """Alive: the event loop answers."""
+    """Liveness
+
+    200 while the process is alive.
+    """
     return json_answer(Alive("ok"))
 
 
 @public
+@documented(
+    "operations",
+    responses={
+        HTTPStatus.SERVICE_UNAVAILABLE: problem(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "The filter is still loading, or Postgres does not answer.",
+        )
+    },
+)
 @responds(200, Ready, "Ready to answer lookups.")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: the database answers, and the filter holds every listed number: it is loaded,
-    and the change feed listens and has caught up with the log."""
+    """Readiness
+
+    200 once the Bloom filter is loaded and Postgres answers, else 503.
+    """
+    # Ready: the database answers, and the filter holds every listed number: it is loaded,
+    # and the change feed listens and has caught up with the log.
     app = request.app
     if FEED not in app:
         raise Problem(HTTPStatus.SERVICE_UNAVAILABLE, "The filter is still loading.")
@@ -67,7 +85,17 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @requires_one_of(Role.METRICS, Role.ADMIN)
+@documented(
+    "operations",
+    responses={
+        HTTPStatus.OK: text_response("The metrics.", "text/plain", "application/openmetrics-text")
+    },
+)
 async def metrics(request: web.Request) -> web.StreamResponse:
-    """The app's Prometheus metrics: a key that can read them learns nothing else, and an
-    outsider cannot use them to find the filter's false positives."""
+    """Prometheus metrics
+
+    The app's registry in the Prometheus text format (or OpenMetrics, if Accept asks for it).
+    """
+    # A key that can read them learns nothing else, and an outsider cannot use them to find
+    # the filter's false positives.
     return await make_aiohttp_handler(request.app[METRICS].registry)(request)

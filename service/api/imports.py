@@ -19,7 +19,10 @@ from .. import store
 from ..auth import API_KEY, Role, check_import_source, requires
 from ..feed import FEED
 from ..import_parsing import (
+    CSV,
     FORMATS,
+    MAX_LINE_BYTES,
+    NDJSON,
     ImportTooLarge,
     UploadStalled,
     digested,
@@ -33,6 +36,22 @@ from ..problems import Problem, answers, bad_request, not_found
 from ..state import CLOCK, CONFIG, IMPORT_POOL, IMPORT_SLOTS, PARSERS, POOL, UPLOADS
 from .answers import Body, Count, Id, Time
 from .bodies import content_encoding, identifier_text, json_answer, query_int, responds
+from .documented import (
+    BAD_QUERY,
+    BEFORE,
+    ID_MAX,
+    QUERY_ID_MAX,
+    RETRY_AFTER,
+    bad,
+    documented,
+    integer,
+    limit,
+    missing,
+    path,
+    problem,
+    query,
+    text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +60,11 @@ INLINE_ERRORS = 1000
 MAX_SOURCE_LENGTH = 100
 MAX_IDEMPOTENCY_KEY_LENGTH = 200
 MAX_ERRORS_PAGE = 5000
-"""Refused rows in one page of GET /v1/imports/{id}/errors (400 past it): about 1.5 MB."""
+"""Refused rows in one page of an import's refused rows (400 past it): about 1.5 MB."""
+IMPORT_ID = path(
+    "import_id", integer(1, ID_MAX), "The import's id; ids of other keys' imports get 404.", 1
+)
+NOT_YOURS = missing("No such import of the caller's.")
 
 
 class ImportSummary(Body, kw_only=True):
@@ -119,9 +142,80 @@ def errors_body(errors: list[tuple[int, str, str]]) -> list[RefusedRow]:
 
 @requires(Role.OPERATOR)
 @answers(UploadStalled, ImportTooLarge)
+@documented(
+    "imports",
+    parameters=(
+        query(
+            "source",
+            text(MAX_SOURCE_LENGTH, "Who the list comes from."),
+            "Who the list comes from, e.g. viettel; named in lookups' `sources`.",
+        )
+        | {"required": True, "example": "viettel"},
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "schema": text(MAX_IDEMPOTENCY_KEY_LENGTH, "Any text."),
+            "description": "The same key from the same API key with the same list (compared "
+            "after gzip decompression) and source returns the first import and imports nothing "
+            "twice; with another list, 422.",
+        },
+        {
+            "name": "Content-Encoding",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "enum": ["identity", "gzip"]},
+            "description": "gzip bodies are decompressed as they stream in.",
+        },
+    ),
+    responses={
+        400: bad(
+            "Nothing imported: `source` is missing, the body is empty, not CSV or NDJSON, has "
+            "no `number` column, or its gzip stream is cut or corrupt."
+        ),
+        429: problem(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "Nothing read or imported: as many imports as allowed are running for the key or "
+            "on the replica.",
+            {"Retry-After": RETRY_AFTER},
+        ),
+        415: problem(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+            "The body is not text/csv or application/x-ndjson, or its Content-Encoding is not "
+            "identity or gzip.",
+        ),
+        422: problem(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            "Nothing imported: the Idempotency-Key was used for another list or source.",
+        ),
+    },
+    body={
+        "required": True,
+        "description": "The list, streamed; at most CALLGUARD_IMPORT_MAX_BYTES after "
+        "decompression and CALLGUARD_IMPORT_MAX_LINES lines, each line at most "
+        f"{MAX_LINE_BYTES} bytes.",
+        "content": {
+            CSV: {
+                "schema": {"type": "string"},
+                "example": "number,category,reported_at,note\n0912345678,online_loan,"
+                "2024-03-26 09:30,\n",
+            },
+            NDJSON: {
+                "schema": {"type": "string"},
+                "example": '{"number": "0912345678", "category": "investment"}\n',
+            },
+        },
+    },
+)
 @responds(201, ImportCreated, "Imported (or replayed by Idempotency-Key).")
 async def create_import(request: web.Request) -> web.Response:
-    """Stream a CSV or NDJSON list into trusted listings, all rows or none."""
+    """Import a list
+
+    Streams a CSV (a header row with a `number` column; `category`, `reported_at` and `note`
+    optional; `,`, `;` or tab) or NDJSON list into trusted listings. Every accepted row lands,
+    or none does. Refused rows are counted and listed with their reasons (overlong lines,
+    invalid numbers, unknown categories, bad times).
+    """
     source = identifier_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
     check_import_source(request[API_KEY], source)
     if request.content_type not in FORMATS:
@@ -256,17 +350,33 @@ async def _summary(request: web.Request) -> store.imports.ImportSummary:
 
 
 @requires(Role.OPERATOR)
+@documented("imports", parameters=(IMPORT_ID,), responses={404: NOT_YOURS})
 @responds(200, ImportSummary, "The import.")
 async def get_import(request: web.Request) -> web.Response:
-    """One import's counts."""
+    """One import
+
+    One import's counts.
+    """
     return json_answer(ImportSummary(**_summary_fields(await _summary(request))))
 
 
 @requires(Role.OPERATOR)
+@documented(
+    "imports",
+    parameters=(
+        IMPORT_ID,
+        query("after", integer(0, QUERY_ID_MAX), "Only rows after this line."),
+        limit(MAX_ERRORS_PAGE, MAX_ERRORS_PAGE),
+    ),
+    responses={400: BAD_QUERY, 404: NOT_YOURS},
+)
 @responds(200, ImportErrors, "The refused rows.")
-async def get_errors(request: web.Request) -> web.Response:
-    """The rows the import refused, in line order (the details of the first
-    store.imports.STORED_ERRORS are kept); page with ?after=<line>&limit=."""
+async def get_import_errors(request: web.Request) -> web.Response:
+    """One import's refused rows
+
+    All its refused rows in line order; page with `after` = the last `line`.
+    """
+    # The details of the first store.imports.STORED_ERRORS are kept.
     summary = await _summary(request)
     after = query_int(request, "after", 0, 0, 2**62)
     limit = query_int(request, "limit", MAX_ERRORS_PAGE, 1, MAX_ERRORS_PAGE)
@@ -275,9 +385,13 @@ async def get_errors(request: web.Request) -> web.Response:
 
 
 @requires(Role.OPERATOR)
+@documented("imports", parameters=(BEFORE, limit(100, 1000)), responses={400: BAD_QUERY})
 @responds(200, Imports, "The imports.")
 async def list_imports(request: web.Request) -> web.Response:
-    """Imports newest first: an operator's own, or everyone's for an admin key."""
+    """Imports
+
+    Imports newest first: an operator's own, or everyone's for an admin.
+    """
     api_key = request[API_KEY]
     before = query_int(request, "before", 2**62, 1, 2**62)
     limit = query_int(request, "limit", 100, 1, 1000)

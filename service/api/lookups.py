@@ -21,7 +21,10 @@ from ..state import CONFIG, LOOKUP_BATCHES, LOOKUP_LIMITS
 from ..verdicts import VERDICTS
 from .answers import LookupItemError, LookupResults
 from .bodies import accepts, responds
+from .documented import DEFAULTS, bad, documented, problem, use
 from .numbers import (
+    ACCEPT_LANGUAGE,
+    LOOKUP_ANSWERED,
     UNKNOWN_RESULT_TEXT,
     language,
     limit_lookups,
@@ -65,11 +68,29 @@ def _in_progress(request: web.Request) -> AbstractContextManager[None]:
     return request.app[LOOKUP_BATCHES].claim(request[API_KEY].id)
 
 
+@documented(
+    "lookups",
+    parameters=(ACCEPT_LANGUAGE,),
+    responses={
+        200: LOOKUP_ANSWERED,
+        400: bad('The body is not {"numbers": [...]} of strings.'),
+        413: problem(
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            f"More than {DEFAULTS.batch_limit} numbers, or the body is larger than "
+            f"{DEFAULTS.max_body_bytes} bytes.",
+        ),
+        429: use("TooManyLookups"),
+    },
+)
 @responds(200, LookupResults, "One result per number.")
 @accepts(LookupsIn, within=_in_progress)
 async def lookup_batch(request: web.Request, body: LookupsIn) -> web.Response:
-    """Answer each number in input order; an invalid item is reported, not fatal. A key has
-    at most lookup_batches_per_key batches in progress (429 past it)."""
+    """Verdicts on many numbers
+
+    Answers each number in input order; an invalid item gets an `error` and does not fail
+    the batch.
+    """
+    # A key has at most lookup_batches_per_key batches in progress (429 past it).
     key = request[API_KEY].id
     items = body.numbers
     config = request.app[CONFIG]

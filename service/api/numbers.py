@@ -22,6 +22,7 @@ from ..text import UnknownCategory, category
 from ..verdicts import VERDICTS, Answer
 from .answers import LookupAnswer, NumberVerdict
 from .bodies import NOT_BLANK, accepts, responds
+from .documented import BAD_NUMBER, bad, documented, header, missing, path, use
 
 MAX_NOTE_LENGTH = 2000
 PHONE_NUMBER = "phone-number"
@@ -198,6 +199,30 @@ _LOOKUP_HEADERS = {
 }
 """A lookup's headers by language, made once: aiohttp copies them into each response."""
 
+NUMBER = path(
+    "number",
+    {"type": "string", "format": PHONE_NUMBER, "minLength": 1, "maxLength": MAX_INPUT_LENGTH},
+    "The number, in any form a person types (URL-encoded); invalid text gets 400.",
+    "0912345678",
+)
+ACCEPT_LANGUAGE = {
+    "name": "Accept-Language",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Advice is in Vietnamese unless this prefers English.",
+    "example": "en",
+}
+LOOKUP_ANSWERED = {
+    "headers": {
+        "Content-Language": header(
+            "The language of the advice: vi or en.", {"enum": list(LANGUAGES)}
+        ),
+        "Vary": header("Accept-Language: the advice depends on it.", {"const": "Accept-Language"}),
+    }
+}
+"""A lookup's 200, as documented: the headers _LOOKUP_HEADERS sends."""
+
 
 def unknown_answer(number: int) -> Answer:
     """The answer for a number the filter rules out."""
@@ -221,9 +246,21 @@ UNKNOWN_RESULT_TEXT = _unknown_template(with_input=True)
 needs no JSON escaping."""
 
 
+@documented(
+    "lookups",
+    parameters=(NUMBER, ACCEPT_LANGUAGE),
+    responses={
+        200: LOOKUP_ANSWERED,
+        400: bad("The text is not a valid phone number."),
+        429: use("TooManyLookups"),
+    },
+)
 @responds(200, NumberVerdict, "The verdict.")
 async def get_number(request: web.Request) -> web.Response:
-    """The verdict on the number in the path, in whatever form it was typed."""
+    """The verdict on one number
+
+    The number is normalised to E.164 and judged afresh, as of now.
+    """
     text = request.match_info["number"]
     config = request.app[CONFIG]
     # Charged by what the number costs, before the work: phonenumbers only for text that
@@ -247,10 +284,19 @@ async def get_number(request: web.Request) -> web.Response:
 
 @requires(Role.ADMIN)
 @answers(UnknownCategory)
+@documented(
+    "moderation",
+    parameters=(NUMBER, ACCEPT_LANGUAGE),
+    responses={200: LOOKUP_ANSWERED, 400: BAD_NUMBER},
+)
 @responds(200, NumberVerdict, "The verdict now.")
 @accepts(ListNumberIn)
 async def list_number(request: web.Request, body: ListNumberIn) -> web.Response:
-    """List the number as a scam on an admin's word, until it is delisted."""
+    """List a number as a scam
+
+    Lists the number on the admin's word until it is delisted; answers the verdict now.
+    Clients see its source as `moderator`; the audit log names the key.
+    """
     number = parse_number(request.match_info["number"])
     api_key = request[API_KEY]
     answer = await request.app[MODERATION].list_trusted(
@@ -265,10 +311,23 @@ async def list_number(request: web.Request, body: ListNumberIn) -> web.Response:
 
 
 @requires(Role.ADMIN)
+@documented(
+    "moderation",
+    parameters=(NUMBER, ACCEPT_LANGUAGE),
+    responses={
+        200: LOOKUP_ANSWERED,
+        400: BAD_NUMBER,
+        404: missing("The number is not listed."),
+    },
+)
 @responds(200, NumberVerdict, "The verdict after delisting.")
 @accepts(DelistNumberIn)
 async def delist_number(request: web.Request, body: DelistNumberIn) -> web.Response:
-    """End every listing of the number now; earlier reports stop counting."""
+    """Delist a number
+
+    Ends every trusted listing now; reports from before now stop counting. Answers the
+    verdict after.
+    """
     number = parse_number(request.match_info["number"])
     if not await request.app[MODERATION].delist(number, body.reason, actor(request[API_KEY])):
         raise not_found(f"{to_e164(number)} is not listed.")

@@ -21,6 +21,7 @@ from ..state import CLOCK, CONFIG, REPORT_LIMITS
 from ..text import UnknownCategory, category, identifier, timestamp
 from .answers import E164, Body, Id
 from .bodies import NOT_BLANK, accepts, json_answer, responds
+from .documented import BAD_BODY, documented, use
 from .numbers import CategoryInput, PhoneNumberInput, parse_number
 
 MAX_REPORTER_LENGTH = 200
@@ -98,10 +99,15 @@ def _within_rate(request: web.Request) -> Iterator[None]:
 
 
 @answers(UnknownCategory)
+@documented("reports", responses={400: BAD_BODY, 429: use("TooManyReports")})
 @responds(201, ReportCreated, "Stored; the number's verdict now.")
 @accepts(ReportIn, within=_within_rate)
 async def create_report(request: web.Request, body: ReportIn) -> web.Response:
-    """Store the report; answer its id and the number's verdict now."""
+    """Report a number
+
+    A person reports the number that called them. Only an HMAC of `reporter` is stored.
+    Each reporter counts once per number.
+    """
     api_key = request[API_KEY]
     report = Report(
         number=parse_number(body.number),
