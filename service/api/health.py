@@ -55,7 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
 @documented(
     "operations",
     responses={
-        HTTPStatus.SERVICE_UNAVAILABLE: problem(
+        503: problem(
             HTTPStatus.SERVICE_UNAVAILABLE,
             "The filter is still loading, or Postgres does not answer.",
         )
@@ -87,9 +87,7 @@ async def readyz(request: web.Request) -> web.Response:
 @requires_one_of(Role.METRICS, Role.ADMIN)
 @documented(
     "operations",
-    responses={
-        HTTPStatus.OK: text_response("The metrics.", "text/plain", "application/openmetrics-text")
-    },
+    responses={200: text_response("The metrics.", "text/plain", "application/openmetrics-text")},
 )
 async def metrics(request: web.Request) -> web.StreamResponse:
     """Prometheus metrics
