@@ -162,6 +162,8 @@ def _operation(spec: Mapping[str, Any], path: str, method: str, op: Mapping[str,
     body = op.get("requestBody")
     if body is not None:
         optional = "" if body.get("required") else " (optional)"
+        if "description" in body:
+            out.append(_text(body["description"]))
         for media_type, content in body["content"].items():
             out.append(f"<p>Body{optional}: <code>{escape(media_type)}</code></p>")
             name = _ref_name(content["schema"])  # a declared body: its fields shown here
