@@ -116,6 +116,36 @@ def test_every_route_is_in_the_spec_and_every_operation_is_a_route() -> None:
     assert {(method, path) for path, method, _operation in operations()} == routes - heads
 
 
+def test_operation_ids_stay_as_clients_know_them() -> None:
+    """An operationId is its handler's name in camelCase unless its mark names it, and
+    clients generate SDKs from them: renaming a handler must not change one unawares."""
+    assert {operation["operationId"] for _path, _method, operation in operations()} == {
+        "createAppeal",
+        "createImport",
+        "createReport",
+        "deleteAllowlistEntry",
+        "delistNumber",
+        "docs",
+        "getAllowlistEntry",
+        "getImport",
+        "getImportErrors",
+        "getNumber",
+        "healthz",
+        "listAllowlist",
+        "listAppeals",
+        "listAudit",
+        "listCategories",
+        "listImports",
+        "listNumber",
+        "lookupBatch",
+        "metrics",
+        "openapi",
+        "putAllowlistEntry",
+        "readyz",
+        "resolveAppeal",
+    }
+
+
 def test_every_operation_documents_its_errors() -> None:
     for path, method, operation in operations():
         statuses = set(operation["responses"])
