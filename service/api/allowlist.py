@@ -18,7 +18,7 @@ from ..reputation import Verdict
 from ..state import POOL
 from ..text import identifier
 from .answers import E164, Body, CategoryId, Count, Id, Time
-from .bodies import NOT_BLANK, accepts, iso, json_answer, query_int, responds
+from .bodies import NOT_BLANK, accepts, iso, json_answer, responds
 from .documented import BAD_NUMBER, bad, documented, limit, missing
 from .numbers import NUMBER, actor, parse_number
 
@@ -147,10 +147,13 @@ async def list_allowlist(request: web.Request) -> web.Response:
     )
 
 
+SPOOFING_REPORTS = limit(50, 1000)
+
+
 @requires(Role.ADMIN)
 @documented(
     "moderation",
-    parameters=(NUMBER, limit(50, 1000)),
+    parameters=(NUMBER, SPOOFING_REPORTS),
     responses={
         400: bad("The number is not valid, or `limit` is out of range."),
         404: NOT_ALLOWLISTED,
@@ -166,7 +169,7 @@ async def get_allowlist_entry(request: web.Request) -> web.Response:
     entries = await store.allowlist.entries(request.app[POOL], number)
     if not entries:
         raise not_found(f"{to_e164(number)} is not on the allowlist.")
-    limit = query_int(request, "limit", 50, 1, 1000)
+    limit = SPOOFING_REPORTS.read(request)
     reports = await store.allowlist.spoofing_reports(request.app[POOL], number, limit)
     return json_answer(
         AllowlistEntryDetail(

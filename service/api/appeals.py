@@ -19,14 +19,14 @@ from ..moderation import MODERATION
 from ..problems import answers, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
 from .answers import E164, Body, Id, Time
-from .bodies import NOT_BLANK, accepts, digits, iso, json_answer, query_int, responds
+from .bodies import NOT_BLANK, accepts, digits, iso, json_answer, responds
 from .documented import (
     BAD_BODY,
     BAD_QUERY,
     DEFAULTS,
     ID_MAX,
-    QUERY_ID_MAX,
     RETRY_AFTER,
+    after,
     documented,
     integer,
     limit,
@@ -170,13 +170,17 @@ async def create_appeal(request: web.Request, body: AppealIn) -> web.Response:
     return json_answer(appeal_body(appeal), status=HTTPStatus.CREATED)
 
 
+APPEALS_AFTER = after("Only appeals with a higher id.")
+APPEALS_LIMIT = limit(100, 1000)
+
+
 @requires(Role.ADMIN)
 @documented(
     "appeals",
     parameters=(
         query("status", ref("AppealStatus"), "Only appeals of this status."),
-        query("after", integer(0, QUERY_ID_MAX), "Only appeals with a higher id."),
-        limit(100, 1000),
+        APPEALS_AFTER,
+        APPEALS_LIMIT,
     ),
     responses={400: BAD_QUERY},
 )
@@ -189,8 +193,8 @@ async def list_appeals(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
         raise bad_request(f"'status' must be one of {', '.join(STATUSES)}.")
-    after = query_int(request, "after", 0, 0, 2**62)
-    limit = query_int(request, "limit", 100, 1, 1000)
+    after = APPEALS_AFTER.read(request)
+    limit = APPEALS_LIMIT.read(request)
     appeals = await store.appeals.list_appeals(request.app[POOL], status, after, limit)
     return json_answer(Appeals([appeal_body(appeal) for appeal in appeals]))
 

@@ -12,7 +12,7 @@ from ..auth import Role, requires
 from ..e164 import to_e164
 from ..state import POOL
 from .answers import E164, Body, Id, Time
-from .bodies import json_answer, query_int, responds
+from .bodies import json_answer, responds
 from .documented import BAD_QUERY, BEFORE, documented, limit
 
 
@@ -43,16 +43,19 @@ class AuditEntries(Body):
     entries: list[AuditEntry]
 
 
+AUDIT_LIMIT = limit(100, 1000)
+
+
 @requires(Role.ADMIN)
-@documented("moderation", parameters=(BEFORE, limit(100, 1000)), responses={400: BAD_QUERY})
+@documented("moderation", parameters=(BEFORE, AUDIT_LIMIT), responses={400: BAD_QUERY})
 @responds(200, AuditEntries, "The entries.")
 async def list_audit(request: web.Request) -> web.Response:
     """The audit log
 
     Every moderation action, newest first; page with `before` = the last `id`.
     """
-    before = query_int(request, "before", 2**62, 1, 2**62)
-    limit = query_int(request, "limit", 100, 1, 1000)
+    before = BEFORE.read(request)
+    limit = AUDIT_LIMIT.read(request)
     entries = await store.audit.entries(request.app[POOL], before, limit)
     return json_answer(
         AuditEntries(

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+from aiohttp import web
+
 from ..config import Config
 from ..problems import ProblemBody
-from .bodies import NOT_BLANK
+from .bodies import NOT_BLANK, query_int
 
 Schema = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,7 +44,7 @@ def documented(
     tag: str,
     *,
     operation_id: str | None = None,
-    parameters: tuple[Schema, ...] = (),
+    parameters: tuple[Schema | QueryInt, ...] = (),
     responses: Mapping[int, Schema] | None = None,
     body: Schema | None = None,
 ) -> Callable[[F], F]:
@@ -52,7 +54,7 @@ def documented(
     operation = Operation(
         tag,
         operation_id,
-        parameters,
+        tuple(p.parameter if isinstance(p, QueryInt) else p for p in parameters),
         {str(int(status)): response for status, response in (responses or {}).items()},
         body,
     )
@@ -179,10 +181,37 @@ def query(name: str, schema: Schema, description: str) -> Schema:
     }
 
 
-def limit(default: int, maximum: int) -> Schema:
-    return query(
-        "limit", {**integer(1, maximum), "default": default}, "The most items in the answer."
-    )
+@dataclass(frozen=True)
+class QueryInt:
+    """A whole-number query parameter, declared once: the handler reads it (`read`, 400 out
+    of range) and its `documented` mark lists it."""
+
+    name: str
+    default: int
+    low: int
+    high: int
+    description: str
+
+    def read(self, request: web.Request) -> int:
+        """The value sent, or the default."""
+        return query_int(request, self.name, self.default, self.low, self.high)
+
+    @property
+    def parameter(self) -> Schema:
+        """The OpenAPI parameter."""
+        schema = {**integer(self.low, self.high), "default": self.default}
+        return query(self.name, schema, self.description)
 
 
-BEFORE = query("before", integer(1, QUERY_ID_MAX), "Only entries with a lower id.")
+def limit(default: int, maximum: int) -> QueryInt:
+    """The page size of a list."""
+    return QueryInt("limit", default, 1, maximum, "The most items in the answer.")
+
+
+def after(description: str) -> QueryInt:
+    """Paging forwards: only items past the id (or line) given."""
+    return QueryInt("after", 0, 0, QUERY_ID_MAX, description)
+
+
+BEFORE = QueryInt("before", QUERY_ID_MAX, 1, QUERY_ID_MAX, "Only entries with a lower id.")
+"""Paging backwards, newest first."""

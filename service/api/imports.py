@@ -35,13 +35,13 @@ from ..import_parsing import (
 from ..problems import Problem, answers, bad_request, not_found
 from ..state import CLOCK, CONFIG, IMPORT_POOL, IMPORT_SLOTS, PARSERS, POOL, UPLOADS
 from .answers import Body, Count, Id, Time
-from .bodies import content_encoding, identifier_text, json_answer, query_int, responds
+from .bodies import content_encoding, identifier_text, json_answer, responds
 from .documented import (
     BAD_QUERY,
     BEFORE,
     ID_MAX,
-    QUERY_ID_MAX,
     RETRY_AFTER,
+    after,
     bad,
     documented,
     integer,
@@ -360,13 +360,18 @@ async def get_import(request: web.Request) -> web.Response:
     return json_answer(ImportSummary(**_summary_fields(await _summary(request))))
 
 
+ERRORS_AFTER = after("Only rows after this line.")
+ERRORS_LIMIT = limit(MAX_ERRORS_PAGE, MAX_ERRORS_PAGE)
+IMPORTS_LIMIT = limit(100, 1000)
+
+
 @requires(Role.OPERATOR)
 @documented(
     "imports",
     parameters=(
         IMPORT_ID,
-        query("after", integer(0, QUERY_ID_MAX), "Only rows after this line."),
-        limit(MAX_ERRORS_PAGE, MAX_ERRORS_PAGE),
+        ERRORS_AFTER,
+        ERRORS_LIMIT,
     ),
     responses={400: BAD_QUERY, 404: NOT_YOURS},
 )
@@ -378,14 +383,14 @@ async def get_import_errors(request: web.Request) -> web.Response:
     """
     # The details of the first store.imports.STORED_ERRORS are kept.
     summary = await _summary(request)
-    after = query_int(request, "after", 0, 0, 2**62)
-    limit = query_int(request, "limit", MAX_ERRORS_PAGE, 1, MAX_ERRORS_PAGE)
+    after = ERRORS_AFTER.read(request)
+    limit = ERRORS_LIMIT.read(request)
     errors = await store.imports.errors(request.app[POOL], summary.id, after, limit)
     return json_answer(ImportErrors(summary.id, errors_body(errors)))
 
 
 @requires(Role.OPERATOR)
-@documented("imports", parameters=(BEFORE, limit(100, 1000)), responses={400: BAD_QUERY})
+@documented("imports", parameters=(BEFORE, IMPORTS_LIMIT), responses={400: BAD_QUERY})
 @responds(200, Imports, "The imports.")
 async def list_imports(request: web.Request) -> web.Response:
     """Imports
@@ -393,8 +398,8 @@ async def list_imports(request: web.Request) -> web.Response:
     Imports newest first: an operator's own, or everyone's for an admin.
     """
     api_key = request[API_KEY]
-    before = query_int(request, "before", 2**62, 1, 2**62)
-    limit = query_int(request, "limit", 100, 1, 1000)
+    before = BEFORE.read(request)
+    limit = IMPORTS_LIMIT.read(request)
     imports = await store.imports.list_imports(
         request.app[POOL],
         None if Role.named(api_key.role) >= Role.ADMIN else api_key.id,
