@@ -18,7 +18,7 @@ from ..reputation import Verdict
 from ..state import POOL
 from ..text import identifier
 from .answers import E164, Body, CategoryId, Count, Id, Time
-from .bodies import NOT_BLANK, accepts, iso, json_answer, responds
+from .bodies import FreeText, accepts, iso, json_answer, responds
 from .documented import BAD_NUMBER, bad, documented, limit, missing
 from .numbers import NUMBER, actor, parse_number
 
@@ -74,11 +74,9 @@ class AllowlistPutIn(msgspec.Struct, forbid_unknown_fields=True):
     """Who owns a number being verified."""
 
     owner: Annotated[
-        str,
+        FreeText,
         Meta(
-            min_length=1,
             max_length=MAX_OWNER_LENGTH,
-            pattern=NOT_BLANK,
             description="Who owns the number; compared as Unicode NFC, with invisible "
             "characters and surrounding white space left out.",
             examples=["Công an tỉnh Đồng Nai"],
@@ -86,11 +84,9 @@ class AllowlistPutIn(msgspec.Struct, forbid_unknown_fields=True):
     ]
     note: (
         Annotated[
-            str,
+            FreeText,
             Meta(
-                min_length=1,
                 max_length=MAX_NOTE_LENGTH,
-                pattern=NOT_BLANK,
                 description="A note.",
                 examples=["Cyber-crime hotline"],
             ),
@@ -107,11 +103,9 @@ class AllowlistDeleteIn(msgspec.Struct, forbid_unknown_fields=True):
 
     reason: (
         Annotated[
-            str,
+            FreeText,
             Meta(
-                min_length=1,
                 max_length=MAX_NOTE_LENGTH,
-                pattern=NOT_BLANK,
                 description="Why.",
                 examples=["The hotline was retired"],
             ),

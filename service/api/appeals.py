@@ -19,7 +19,7 @@ from ..moderation import MODERATION
 from ..problems import answers, bad_request, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
 from .answers import E164, Body, Id, Time
-from .bodies import NOT_BLANK, accepts, digits, iso, json_answer, responds
+from .bodies import FreeText, accepts, digits, iso, json_answer, responds
 from .documented import (
     BAD_BODY,
     BAD_QUERY,
@@ -85,21 +85,17 @@ class AppealIn(msgspec.Struct, forbid_unknown_fields=True):
 
     number: PhoneNumberInput
     contact: Annotated[
-        str,
+        FreeText,
         Meta(
-            min_length=1,
             max_length=MAX_CONTACT_LENGTH,
-            pattern=NOT_BLANK,
             description="How to reach the owner.",
             examples=["owner@example.com"],
         ),
     ]
     message: Annotated[
-        str,
+        FreeText,
         Meta(
-            min_length=1,
             max_length=MAX_MESSAGE_LENGTH,
-            pattern=NOT_BLANK,
             description="Why to delist it.",
             examples=["This is my shop's number."],
         ),
@@ -117,11 +113,9 @@ class AppealDecisionIn(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ]
     note: Annotated[
-        str,
+        FreeText,
         Meta(
-            min_length=1,
             max_length=MAX_MESSAGE_LENGTH,
-            pattern=NOT_BLANK,
             description="Why.",
             examples=["Reported by many people this week."],
         ),

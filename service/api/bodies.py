@@ -11,15 +11,16 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from msgspec import Meta
 
 from ..problems import Problem, bad_request, domain_answer, encode_body
 from ..state import CONFIG
-from ..text import TextError, identifier, loads
+from ..text import TextError, loads
 
 S = TypeVar("S", bound=msgspec.Struct)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -34,6 +35,9 @@ EXTRA_JSON_VALUES = 100
 NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 """Free text: not only white space, and no NUL (Postgres cannot store it); with a Struct
 field's `Meta(pattern=NOT_BLANK)`, a refusal names which of the two it broke."""
+FreeText = Annotated[str, Meta(min_length=1, pattern=NOT_BLANK)]
+"""Text a client sends in a body: not empty, not only white space, no NUL. Each field adds
+its own limit, description and examples in a Meta of its own (msgspec merges them)."""
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -317,12 +321,6 @@ def _decompressed(request: web.Request, raw: bytes) -> bytes:
     if not decompressor.eof:
         raise bad_request("The gzip body is cut short.")
     return data
-
-
-def identifier_text(value: str, name: str, max_length: int) -> str:
-    """An identifier from a body, a header or the query, by service/text.py's one rule (its
-    TextError is answered 400, problems.DOMAIN_ERRORS)."""
-    return identifier(value, name, max_length)
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

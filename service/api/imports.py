@@ -34,8 +34,9 @@ from ..import_parsing import (
 )
 from ..problems import Problem, answers, bad_request, not_found
 from ..state import CLOCK, CONFIG, IMPORT_POOL, IMPORT_SLOTS, PARSERS, POOL, UPLOADS
+from ..text import identifier
 from .answers import Body, Count, Id, Time
-from .bodies import content_encoding, identifier_text, json_answer, responds
+from .bodies import content_encoding, json_answer, responds
 from .documented import (
     BAD_QUERY,
     BEFORE,
@@ -216,7 +217,7 @@ async def create_import(request: web.Request) -> web.Response:
     or none does. Refused rows are counted and listed with their reasons (overlong lines,
     invalid numbers, unknown categories, bad times).
     """
-    source = identifier_text(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
+    source = identifier(request.query.get("source", ""), "source", MAX_SOURCE_LENGTH)
     check_import_source(request[API_KEY], source)
     if request.content_type not in FORMATS:
         raise Problem(
@@ -226,9 +227,7 @@ async def create_import(request: web.Request) -> web.Response:
         )
     idempotency_key = request.headers.get("Idempotency-Key")
     if idempotency_key is not None:
-        idempotency_key = identifier_text(
-            idempotency_key, "Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH
-        )
+        idempotency_key = identifier(idempotency_key, "Idempotency-Key", MAX_IDEMPOTENCY_KEY_LENGTH)
     config = request.app[CONFIG]
     chunks = pace_bounded(
         request.content.iter_chunked(CHUNK_BYTES),

@@ -21,7 +21,7 @@ from ..state import CONFIG, LOOKUP_LIMITS
 from ..text import UnknownCategory, category
 from ..verdicts import VERDICTS, Answer
 from .answers import LookupAnswer, NumberVerdict
-from .bodies import NOT_BLANK, accepts, responds
+from .bodies import FreeText, accepts, responds
 from .documented import BAD_NUMBER, bad, documented, header, missing, path, use
 
 MAX_NOTE_LENGTH = 2000
@@ -64,11 +64,9 @@ def shape_error(text: str) -> str | None:
 
 
 PhoneNumberInput = Annotated[
-    str,
+    FreeText,
     Meta(
-        min_length=1,
         max_length=MAX_INPUT_LENGTH,
-        pattern=NOT_BLANK,
         description="A phone number as a person types it or a switch passes it: 0912345678, "
         "+84 912 345 678, (+84) 912.345.678, 0084912345678, tel: URIs, foreign numbers in "
         "international form. Text that is not a valid number gets 400.",
@@ -78,11 +76,9 @@ PhoneNumberInput = Annotated[
 ]
 """A body's phone number, read by parse_number."""
 CategoryInput = Annotated[
-    str,
+    FreeText,
     Meta(
-        min_length=1,
         max_length=64,
-        pattern=NOT_BLANK,
         description="A scam category; GET /v1/categories lists them with labels. Read in any "
         "letter case; an unknown one gets 422 with the list.",
         examples=["impersonation_authority"],
@@ -92,11 +88,9 @@ CategoryInput = Annotated[
 """A body's category id: its Struct's __post_init__ reads it with text.category, and an
 unknown one is answered 422 with the list (problems.DOMAIN_ERRORS)."""
 Note = Annotated[
-    str,
+    FreeText,
     Meta(
-        min_length=1,
         max_length=MAX_NOTE_LENGTH,
-        pattern=NOT_BLANK,
         description="Why.",
         examples=["Reported by the police"],
     ),
@@ -117,11 +111,9 @@ class DelistNumberIn(msgspec.Struct, forbid_unknown_fields=True):
     """Why a number is delisted."""
 
     reason: Annotated[
-        str,
+        FreeText,
         Meta(
-            min_length=1,
             max_length=MAX_NOTE_LENGTH,
-            pattern=NOT_BLANK,
             description="Why it is delisted.",
             examples=["The owner's appeal was upheld"],
         ),

@@ -20,7 +20,7 @@ from ..reputation import Verdict
 from ..state import CLOCK, CONFIG, REPORT_LIMITS
 from ..text import UnknownCategory, category, identifier, timestamp
 from .answers import E164, Body, Id
-from .bodies import NOT_BLANK, accepts, json_answer, responds
+from .bodies import FreeText, accepts, json_answer, responds
 from .documented import BAD_BODY, documented, use
 from .numbers import CategoryInput, PhoneNumberInput, parse_number
 
@@ -42,11 +42,9 @@ class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
     number: PhoneNumberInput
     category: CategoryInput
     reporter: Annotated[
-        str,
+        FreeText,
         Meta(
-            min_length=1,
             max_length=MAX_REPORTER_LENGTH,
-            pattern=NOT_BLANK,
             description="The app's pseudonymous id of the person reporting; compared as "
             "Unicode NFC, with invisible characters and surrounding white space left out.",
             examples=["a1b2c3"],
@@ -54,11 +52,9 @@ class ReportIn(msgspec.Struct, forbid_unknown_fields=True):
     ]
     description: (
         Annotated[
-            str,
+            FreeText,
             Meta(
-                min_length=1,
                 max_length=MAX_DESCRIPTION_LENGTH,
-                pattern=NOT_BLANK,
                 description="What happened.",
                 examples=["Xưng là công an, yêu cầu chuyển tiền"],
             ),
