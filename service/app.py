@@ -33,9 +33,11 @@ from .metrics import Metrics, outcome_of
 from .moderation import moderation
 from .pools import pools
 from .problems import answer_protocol_errors_as_problems, problem_for
+from .reporters import reporter_keys
 from .reporting import reporting
 from .retention import retention
 from .routes import ROUTES
+from .standing import standing
 from .state import (
     APPEAL_LIMITS,
     CLOCK,
@@ -114,6 +116,8 @@ def create_app(
             positive_cache,
             change_feed,
             verdicts,
+            reporter_keys,
+            standing,
             moderation,
             reporting,
             retention,

@@ -20,7 +20,7 @@ import hashlib
 import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from http import HTTPStatus
 from typing import Any, NamedTuple, TypeVar
 
@@ -58,6 +58,19 @@ class Role(IntEnum):
         return cls[name.upper()]
 
 
+class Trust(StrEnum):
+    """Whether a key may vouch for its users' own phone numbers (docs/verdicts.md)."""
+
+    COMMUNITY = "community"
+    """Its reporters are ids the app made up: their words are community-lane."""
+    ATTESTING = "attesting"
+    """The app verified its users' phone numbers (OTP, the operator's own network) and may
+    send them as `reporter_phone`: those words are verified-lane."""
+
+
+TRUSTS = [trust.value for trust in Trust]
+
+
 RESERVED_SOURCE_PREFIX = "admin:"
 """Sources that begin so (in any case) are the moderators' own: no key imports under them."""
 
@@ -90,6 +103,18 @@ def check_import_source(api_key: store.keys.ApiKey, source: str) -> None:
     else:
         detail = "This key may import under no source yet: `callguard keys sources` gives it some."
     raise Problem(HTTPStatus.FORBIDDEN, detail, kind="source-forbidden", source=source)
+
+
+def check_can_vouch(api_key: store.keys.ApiKey) -> None:
+    """Raise the 403 problem unless the key may vouch for its users' phone numbers."""
+    if api_key.trust != Trust.ATTESTING:
+        raise Problem(
+            HTTPStatus.FORBIDDEN,
+            "This key is a community key: it cannot vouch for a reporter's phone number. Send "
+            "the report without reporter_phone, or have an admin make the key attesting "
+            "(`callguard keys trust`) once its app verifies its users' phones.",
+            kind="cannot-vouch",
+        )
 
 
 def new_key() -> str:

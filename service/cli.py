@@ -17,7 +17,7 @@ from . import import_client, logs, store, workers
 from .api.allowlist import MAX_OWNER_LENGTH
 from .api.imports import MAX_SOURCE_LENGTH
 from .app import create_app, ready_message, run
-from .auth import RESERVED_SOURCE_PREFIX, Role, hash_key, new_key, reserved_source
+from .auth import RESERVED_SOURCE_PREFIX, TRUSTS, Role, hash_key, new_key, reserved_source
 from .clock import utc_now
 from .config import Config
 from .e164 import InvalidNumber, normalize
@@ -97,7 +97,28 @@ def _parser() -> argparse.ArgumentParser:
         type=_source,
         help="a source an operator key may import under; repeat for several (operators need one)",
     )
+    create.add_argument(
+        "--trust",
+        choices=TRUSTS,
+        default="community",
+        help="attesting: the app verifies its users' own phone numbers (OTP, the operator's "
+        "network) and may send them as reporter_phone; community (the default): it may not",
+    )
+    create.add_argument(
+        "--reports-per-day",
+        type=_positive,
+        metavar="N",
+        help="reports and not-scam answers the key may send a day (default: "
+        "CALLGUARD_REPORTS_PER_KEY_PER_DAY)",
+    )
     create.set_defaults(command=_keys_create_command)
+    trust = keys.add_parser(
+        "trust", parents=[data_dir], help="set whether a key may vouch for reporters' phones"
+    )
+    trust.add_argument("key_id", type=_key_id, metavar="ID", help="the key's id (keys list)")
+    trust.add_argument("trust", choices=TRUSTS)
+    trust.add_argument("--reports-per-day", type=_positive, metavar="N", help="also set its cap")
+    trust.set_defaults(command=_with_pool(_keys_trust))
     sources = keys.add_parser(
         "sources", parents=[data_dir], help="set the sources an operator key may import under"
     )
@@ -160,6 +181,16 @@ def _name(text: str) -> str:
         return identifier(text, "name", MAX_KEY_NAME_LENGTH)
     except TextError as err:
         raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 < value <= 2**31 - 1:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {2**31 - 1}")
+    return value
 
 
 def _key_id(text: str) -> int:
@@ -256,19 +287,28 @@ def _keys_create_command(config: Config, args: argparse.Namespace) -> int:
 async def _keys_create(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     sources = list(dict.fromkeys(args.sources or ()))
     key = new_key()
-    api_key = await store.keys.create(pool, args.name, args.role, hash_key(key), sources)
-    print(f"created key {api_key.id} ({api_key.role}) for {api_key.name}; it is shown only once:")
+    api_key = await store.keys.create(
+        pool, args.name, args.role, hash_key(key), sources, args.trust, args.reports_per_day
+    )
+    print(
+        f"created key {api_key.id} ({api_key.role}, {api_key.trust}) for {api_key.name}; "
+        "it is shown only once:"
+    )
     print(key)
     return 0
 
 
 async def _keys_list(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
-    print(f"{'id':>6}  {'role':<8}  {'created':<20}  {'revoked':<20}  name")
+    print(f"{'id':>6}  {'role':<8}  {'trust':<10}  {'created':<20}  {'revoked':<20}  name")
     for key in await store.keys.list_keys(pool):
         created = key.created_at.strftime("%Y-%m-%d %H:%M:%S")
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M:%S") if key.revoked_at else "-"
         sources = f"  [sources: {', '.join(key.sources)}]" if key.sources else ""
-        print(f"{key.id:>6}  {key.role:<8}  {created:<20}  {revoked:<20}  {key.name}{sources}")
+        cap = f"  [{key.reports_per_day} reports a day]" if key.reports_per_day else ""
+        print(
+            f"{key.id:>6}  {key.role:<8}  {key.trust:<10}  {created:<20}  {revoked:<20}  "
+            f"{key.name}{sources}{cap}"
+        )
     return 0
 
 
@@ -279,6 +319,18 @@ async def _keys_sources(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
         print(f"no active operator key has id {args.key_id}", file=sys.stderr)
         return 1
     print(f"key {changed.id} of {changed.name} may import under: {', '.join(changed.sources)}")
+    return 0
+
+
+async def _keys_trust(pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    changed = await store.keys.set_trust(
+        pool, args.key_id, args.trust, args.reports_per_day, CLI_ACTOR, utc_now()
+    )
+    if changed is None:
+        print(f"no active key has id {args.key_id}", file=sys.stderr)
+        return 1
+    cap = changed.reports_per_day or "the default number of"
+    print(f"key {changed.id} of {changed.name} is {changed.trust}; it may send {cap} reports a day")
     return 0
 
 

@@ -97,6 +97,11 @@ class Config:
     report_retention: timedelta = timedelta(days=180)
     """How long a report's details (its description, occurred_at, its reporter's hash) are
     kept; then they are erased, never before the verdict window is over."""
+    reports_per_key_per_day: int = 200_000
+    """Reports and not-scam answers one key may send a day (UTC), across its reporters and
+    the replicas, unless the key has its own cap (`callguard keys create --reports-per-day`):
+    a cap suited to an app's size bounds what one public key can pour into the community
+    lane."""
     reports_per_key_per_second: float = 200.0
     """A key is a whole app's traffic: this is per key, per replica."""
     report_burst_per_key: int = 2000
@@ -177,6 +182,7 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_FILTER_BACKEND": ("filter_backend", str),
     "CALLGUARD_FILTER_SNAPSHOT_AFTER": ("filter_snapshot_after", int),
     "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY": ("reports_per_reporter_per_day", int),
+    "CALLGUARD_REPORTS_PER_KEY_PER_DAY": ("reports_per_key_per_day", int),
     "CALLGUARD_REPORTER_KEY": ("reporter_key", parse_reporter_key),
     "CALLGUARD_REPORTER_KEY_FILE": ("reporter_key_file", Path),
     "CALLGUARD_REPORT_RETENTION_DAYS": (

@@ -189,7 +189,23 @@ class Metrics:
             registry=r,
         )
         self.reports_accepted = Counter(
-            "callguard_reports_accepted", "Reports stored, by category.", ["category"], registry=r
+            "callguard_reports_accepted",
+            "Reports stored, by category and lane (verified, community).",
+            ["category", "lane"],
+            registry=r,
+        )
+        self.feedback_accepted = Counter(
+            "callguard_feedback_accepted",
+            "Not-scam answers stored, by lane (verified, community).",
+            ["lane"],
+            registry=r,
+        )
+        self.reviews_opened = Counter(
+            "callguard_reviews_opened",
+            "Numbers put in the review queue as suspected brigades, by sign (newcomers, "
+            "key_share).",
+            ["sign"],
+            registry=r,
         )
 
     def track_pool(self, size: Callable[[], int], idle: Callable[[], int]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from .api import appeals
+from .api import appeals, reviews
 from .api.answers import BATCH_RESULT_TYPES
 from .api.bodies import accepted_body, responses_of
 from .api.documented import (
@@ -49,6 +49,7 @@ def _schemas() -> Schema:
             "any letter case.",
         },
         "AppealStatus": {"type": "string", "enum": list(appeals.STATUSES)},
+        "ReviewStatus": {"type": "string", "enum": list(reviews.STATUSES)},
     }
 
 
@@ -78,10 +79,17 @@ def _responses() -> Schema:
             HTTPStatus.REQUEST_TIMEOUT,
             "The body did not arrive in time: a slow client does not hold a connection long.",
         ),
+        "CannotVouch": problem(
+            HTTPStatus.FORBIDDEN,
+            "cannot-vouch: this key is a community key and may not send `reporter_phone`; "
+            "only an attesting key (its app verifies its users' phones) may.",
+        ),
         "TooManyReports": problem(
             HTTPStatus.TOO_MANY_REQUESTS,
             f"Too many reports: over {DEFAULTS.reports_per_key_per_second:g} a second for the "
-            f"key, or {DEFAULTS.reports_per_reporter_per_day} in 24 hours for the reporter.",
+            f"key, {DEFAULTS.reports_per_reporter_per_day} reports and answers in 24 hours for "
+            f"the reporter (a verified phone, across apps), or the key's daily cap "
+            f"({DEFAULTS.reports_per_key_per_day} by default) today (UTC).",
             {"Retry-After": RETRY_AFTER},
         ),
         "TooManyLookups": problem(

@@ -37,7 +37,8 @@ from .metrics import route_label
 from .state import CLOCK
 from .store.appeals import AppealNotOpen, AppealOpen
 from .store.database import DATABASE_UNAVAILABLE, PoolExhausted
-from .store.reports import ReporterLimitReached
+from .store.reports import KeyDayLimitReached, ReporterLimitReached
+from .store.reviews import ReviewNotOpen
 from .text import TextError, UnknownCategory
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,16 @@ DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
         HTTPStatus.TOO_MANY_REQUESTS,
         "rate-limited",
         lambda err: (
-            f"This reporter has sent {err.limit} reports in the last 24 hours, the most allowed."
+            f"This reporter has sent {err.limit} reports and answers in the last 24 hours, "
+            "the most allowed."
+        ),
+        retry_after=lambda err, request: (err.retry_at - _now(request)).total_seconds(),
+    ),
+    KeyDayLimitReached: DomainAnswer(
+        HTTPStatus.TOO_MANY_REQUESTS,
+        "rate-limited",
+        lambda err: (
+            f"This key has sent {err.limit} reports and answers today (UTC), its daily cap."
         ),
         retry_after=lambda err, request: (err.retry_at - _now(request)).total_seconds(),
     ),
@@ -234,6 +244,12 @@ DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
         "appeal-decided",
         lambda err: f"Appeal {err.appeal.id} was already decided: {err.appeal.status}.",
         "The appeal was already decided.",
+    ),
+    ReviewNotOpen: DomainAnswer(
+        HTTPStatus.CONFLICT,
+        "review-decided",
+        lambda err: f"Review {err.review.id} was already decided: {err.review.status}.",
+        "The review was already decided.",
     ),
     UnknownCategory: DomainAnswer(
         HTTPStatus.UNPROCESSABLE_ENTITY,

@@ -14,13 +14,16 @@ import hmac
 import os
 import secrets
 import stat
+from collections.abc import AsyncIterator
 from contextlib import suppress
 from pathlib import Path
 
 import asyncpg
+from aiohttp import web
 
 from . import store
 from .config import REPORTER_KEY_BYTES, Config, parse_reporter_key
+from .state import CONFIG, POOL
 
 LEGACY_KEY_SETTING = "reporter_hash_key"
 """Where the key was kept before it moved out of the database; moved out at start."""
@@ -37,10 +40,25 @@ class ReporterKeyError(Exception):
 def community_reporter_hash(key: bytes, api_key_id: int, reporter: str) -> bytes:
     """The hash standing for an app's reporter: scoped by the API key that sent it, as each
     app names its own users, so `user-42` of one app and of another are two reporters
-    (and one app cannot use up another's reporter limits). Reporters vouched for across
-    apps (verified phones) will hash a scope of their own here, not a key's."""
+    (and one app cannot use up another's reporter limits)."""
     scoped = f"key:{api_key_id}:{reporter}"  # the id has no ':', so the split is unambiguous
     return hmac.digest(key, scoped.encode("utf-8"), hashlib.sha256)
+
+
+def phone_reporter_hash(key: bytes, phone: int) -> bytes:
+    """The hash standing for a verified reporter: their phone number (E.164 digits), the
+    same whichever app or reporter id it comes through. Also the hash a listed number is
+    looked for under, when it has reported other numbers."""
+    return hmac.digest(key, f"phone:{phone}".encode("ascii"), hashlib.sha256)
+
+
+REPORTER_KEY = web.AppKey("reporter_key", bytes)
+
+
+async def reporter_keys(app: web.Application) -> AsyncIterator[None]:
+    """The reporter key, for the writers that hash reporters and listed numbers."""
+    app[REPORTER_KEY] = await reporter_key(app[POOL], app[CONFIG])
+    yield
 
 
 async def reporter_key(pool: asyncpg.Pool, config: Config) -> bytes:

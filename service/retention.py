@@ -33,7 +33,9 @@ async def erase_old_report_details(pool: asyncpg.Pool, config: Config, now: date
     keep = max(config.report_retention, config.rules.window)
     erased = await store.reports.erase_details(pool, now - keep)
     if erased:
-        log.info("erased the details of %d reports older than %d days", erased, keep.days)
+        log.info(
+            "erased the details of %d reports and answers older than %d days", erased, keep.days
+        )
     return erased
 
 

@@ -16,6 +16,7 @@ from .api import (
     lookups,
     numbers,
     reports,
+    reviews,
 )
 
 ROUTES = [
@@ -30,6 +31,7 @@ ROUTES = [
     web.delete("/v1/numbers/{number}", numbers.delist_number),
     web.post("/v1/lookups", lookups.lookup_batch),
     web.post("/v1/reports", reports.create_report),
+    web.post("/v1/feedback", reports.create_feedback),
     web.get("/v1/allowlist", allowlist.list_allowlist),
     web.get("/v1/allowlist/{number}", allowlist.get_allowlist_entry),
     web.put("/v1/allowlist/{number}", allowlist.put_allowlist_entry),
@@ -37,6 +39,8 @@ ROUTES = [
     web.post("/v1/appeals", appeals.create_appeal),
     web.get("/v1/appeals", appeals.list_appeals),
     web.post("/v1/appeals/{appeal_id}/resolve", appeals.resolve_appeal),
+    web.get("/v1/reviews", reviews.list_reviews),
+    web.post("/v1/reviews/{review_id}/decide", reviews.decide_review),
     web.get("/v1/audit", audit.list_audit),
     web.post("/v1/imports", imports.create_import),
     web.get("/v1/imports", imports.list_imports),

@@ -205,3 +205,88 @@ CREATE TABLE IF NOT EXISTS filter_snapshots (
     entries     bigint NOT NULL,
     data        bytea NOT NULL
 );
+
+-- Verified reporters (docs/verdicts.md). A key's trust says whether it may vouch for its
+-- users' own phone numbers ('attesting': the app verified them) or not ('community').
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS trust text NOT NULL DEFAULT 'community'
+    CHECK (trust IN ('community', 'attesting'));
+-- Reports a key may send a day, across its reporters and replicas; NULL for the default.
+ALTER TABLE api_keys ADD COLUMN IF NOT EXISTS reports_per_day integer
+    CHECK (reports_per_day > 0);
+
+-- A report's lane: 'verified' when an attesting key vouched for the reporter's phone (the
+-- reporter hash is then the phone's, the same through every app), else 'community'. Reports
+-- stored before lanes existed are community reports.
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS lane text NOT NULL DEFAULT 'community'
+    CHECK (lane IN ('community', 'verified'));
+CREATE INDEX IF NOT EXISTS reports_number_time_idx ON reports (number, received_at);
+
+-- The called person saying a call was legitimate: counter-evidence to reports.
+CREATE TABLE IF NOT EXISTS feedback (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    number         bigint NOT NULL,
+    verdict        text NOT NULL CHECK (verdict IN ('not_scam')),
+    reporter_hash  bytea,
+    lane           text NOT NULL CHECK (lane IN ('community', 'verified')),
+    note           text,
+    received_at    timestamptz NOT NULL,
+    api_key_id     bigint NOT NULL REFERENCES api_keys (id)
+);
+CREATE INDEX IF NOT EXISTS feedback_reporter_idx ON feedback (reporter_hash, received_at);
+CREATE INDEX IF NOT EXISTS feedback_number_idx ON feedback (number);
+
+-- A reporter's word on a number is their latest: a report ('scam') or feedback ('not_scam').
+ALTER TABLE number_reporters ADD COLUMN IF NOT EXISTS lane text NOT NULL DEFAULT 'community'
+    CHECK (lane IN ('community', 'verified'));
+ALTER TABLE number_reporters ADD COLUMN IF NOT EXISTS stance text NOT NULL DEFAULT 'scam'
+    CHECK (stance IN ('scam', 'not_scam'));
+-- A reporter's record (the numbers they spoke about) is read across numbers.
+CREATE INDEX IF NOT EXISTS number_reporters_reporter_idx ON number_reporters (reporter_hash);
+
+-- Reporter phones that are themselves listed as scams, as the reporters' keyed hashes: their
+-- words count for nothing. Kept by the writers that list a number (reporting.py, moderation.py,
+-- imports), which alone hold the hash key.
+CREATE TABLE IF NOT EXISTS listed_reporters (
+    reporter_hash  bytea PRIMARY KEY,
+    listed_at      timestamptz NOT NULL
+);
+
+-- Reports per key per day (UTC), for the key's daily cap across replicas.
+CREATE TABLE IF NOT EXISTS key_report_days (
+    api_key_id  bigint NOT NULL REFERENCES api_keys (id),
+    day         date NOT NULL,
+    reports     integer NOT NULL,
+    PRIMARY KEY (api_key_id, day)
+);
+
+-- Numbers waiting for a moderator: a suspected brigade. One open review per number.
+CREATE TABLE IF NOT EXISTS reviews (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    number       bigint NOT NULL,
+    sign         text NOT NULL CHECK (sign IN ('newcomers', 'key_share')),
+    detail       jsonb NOT NULL DEFAULT '{}',
+    opened_at    timestamptz NOT NULL,
+    status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'brigade', 'genuine')),
+    decided_at   timestamptz,
+    decided_by   bigint REFERENCES api_keys (id),
+    note         text
+);
+CREATE UNIQUE INDEX IF NOT EXISTS reviews_open_idx ON reviews (number) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS reviews_status_idx ON reviews (status, id);
+
+-- Feedback ('answered'), reviews ('reviewed') and a reporter phone listed or cleared
+-- ('reweighed': the numbers it spoke about are judged anew) change verdicts too. The check is
+-- replaced only when it lacks them; the log is kept short (pruned), so its scan is short.
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_constraint WHERE conname = 'changes_kind_check'
+            AND pg_get_constraintdef(oid) LIKE '%''reweighed''%'
+    ) THEN
+        ALTER TABLE changes DROP CONSTRAINT IF EXISTS changes_kind_check;
+        ALTER TABLE changes ADD CONSTRAINT changes_kind_check CHECK (kind IN (
+            'reported', 'listed', 'delisted', 'allowlisted', 'unallowlisted', 'imported',
+            'answered', 'reviewed', 'reweighed'));
+    END IF;
+END
+$$;

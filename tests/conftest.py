@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 import pytest
@@ -30,9 +31,22 @@ from tests.waiting import eventually as eventually  # where the tests have found
 
 AppClient = TestClient[object, Application]
 ClientFactory = Callable[[Application], Awaitable[AppClient]]
-MakeKey = Callable[[str], Awaitable[str]]
+
+
+class MakeKey(Protocol):
+    """make_key: a new key of a role (and trust, and daily report cap)."""
+
+    def __call__(
+        self, role: str, trust: str = ..., reports_per_day: int | None = ...
+    ) -> Awaitable[str]: ...
+
+
 TABLES = (
     "reports",
+    "feedback",
+    "listed_reporters",
+    "key_report_days",
+    "reviews",
     "number_reporters",
     "community_listings",
     "trusted_listings",
@@ -132,13 +146,45 @@ def make_key(pool: asyncpg.Pool) -> MakeKey:
     """Create an API key of a role, as `callguard keys create` does; returns the key. An
     operator key may import under TEST_SOURCES."""
 
-    async def make(role: str) -> str:
+    async def make(role: str, trust: str = "community", reports_per_day: int | None = None) -> str:
         key = new_key()
         sources = TEST_SOURCES if role == "operator" else ()
-        await store.keys.create(pool, f"test {role}", role, hash_key(key), sources)
+        await store.keys.create(
+            pool, f"test {role}", role, hash_key(key), sources, trust, reports_per_day
+        )
         return key
 
     return make
+
+
+@pytest.fixture
+async def attesting(make_key: MakeKey) -> dict[str, str]:
+    """Authorization headers of an attesting client key: its app verifies its users' phones,
+    so its reports may carry reporter_phone (verified reporters)."""
+    return {"Authorization": f"Bearer {await make_key('client', 'attesting')}"}
+
+
+VERIFIED_PHONES = ("0987000001", "0987000002", "0987000003", "0987000004", "0987000005")
+"""Reporter phones for verified reports in tests: three make a number a scam."""
+
+
+async def report_verified(
+    client: AppClient,
+    headers: dict[str, str],
+    number: str,
+    phones: Sequence[str] = VERIFIED_PHONES[:3],
+    category: str = "impersonation_authority",
+) -> None:
+    """Report a number from verified phones through an attesting key: three make a scam."""
+    for phone in phones:
+        body = {
+            "number": number,
+            "category": category,
+            "reporter": f"id-{phone}",
+            "reporter_phone": phone,
+        }
+        response = await client.post("/v1/reports", json=body, headers=headers)
+        assert response.status == 201, await response.text()
 
 
 @pytest.fixture

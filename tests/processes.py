@@ -41,8 +41,9 @@ FEED_TIMEOUT = 30.0
 takes milliseconds; the deadline only catches a change that never arrives)."""
 NUMBER = "0912345678"
 KEY_ROW = re.compile(
-    r"^\s*(?P<id>\d+)\s+(?P<role>\S+)\s+(?P<created>\S+ \S+)\s+"
-    r"(?P<revoked>-|\S+ \S+)\s+(?P<name>.*?)(?:  \[sources: (?P<sources>.*)\])?$"
+    r"^\s*(?P<id>\d+)\s+(?P<role>\S+)\s+(?P<trust>\S+)\s+(?P<created>\S+ \S+)\s+"
+    r"(?P<revoked>-|\S+ \S+)\s+(?P<name>.*?)(?:  \[sources: (?P<sources>.*?)\])?"
+    r"(?:  \[(?P<cap>\d+) reports a day\])?$"
 )
 TEST_SOURCES = (
     "viettel",
@@ -84,6 +85,8 @@ class KeyRow:
     revoked: bool
     name: str
     sources: tuple[str, ...] = ()
+    trust: str = "community"
+    reports_per_day: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,8 @@ class Cli:
                     revoked=match["revoked"] != "-",
                     name=match["name"],
                     sources=tuple((match["sources"] or "").split(", ")) if match["sources"] else (),
+                    trust=match["trust"],
+                    reports_per_day=int(match["cap"]) if match["cap"] else None,
                 )
             )
         return rows

@@ -330,3 +330,61 @@ def test_serve_verbose_also_shows_what_the_libraries_say(first_run: Cli) -> None
 
     loggers = {line.get("logger") for line in map(json.loads, server.log().splitlines())}
     assert {"pgserver", "callguard.cli"} <= loggers
+
+
+def test_keys_are_community_unless_made_attesting(cli: Cli) -> None:
+    created = cli.ok(
+        "keys", "create", "--role", "client", "--name", "otp-app", "--trust", "attesting"
+    )
+    assert "(client, attesting)" in created
+    cli.ok("keys", "create", "--role", "client", "--name", "web", "--reports-per-day", "5000")
+    assert [(row.trust, row.reports_per_day) for row in cli.list_keys()] == [
+        ("attesting", None),
+        ("community", 5000),
+    ]
+    assert "is community" in cli.ok("keys", "trust", "1", "community", "--reports-per-day", "9")
+    first = cli.list_keys()[0]
+    assert (first.trust, first.reports_per_day) == ("community", 9)
+    missing = cli.run("keys", "trust", "99", "attesting")
+    assert missing.returncode == 1 and "no active key has id 99" in missing.stderr
+    assert cli.run("keys", "trust", "1", "trusted").returncode == 2
+    assert (
+        cli.run(
+            "keys", "create", "--role", "client", "--name", "x", "--reports-per-day", "0"
+        ).returncode
+        == 2
+    )
+
+
+def test_making_a_key_attesting_takes_effect_on_a_running_server_and_is_audited(
+    callguard: Cli,
+) -> None:
+    app_key = callguard.create_key("client", "otp-app")
+    admin = callguard.create_key("admin", "moderator")
+    (app_id,) = (row.id for row in callguard.list_keys() if row.name == "otp-app")
+    report = {
+        "number": NUMBER,
+        "category": "online_loan",
+        "reporter": "r1",
+        "reporter_phone": "0987000001",
+    }
+    with callguard.serve(free_port()) as server:
+        status, body = server.request("POST", "/v1/reports", app_key, report)
+        assert (status, body["type"]) == (403, "urn:callguard:problem:cannot-vouch")
+
+        callguard.ok("keys", "trust", str(app_id), "attesting")
+
+        def vouched() -> bool:
+            status = server.request("POST", "/v1/reports", app_key, report)[0]
+            assert status in (201, 403), status
+            return status == 201
+
+        eventually_sync(vouched, FEED_TIMEOUT, lambda: f"the key attesting:\n{server.log()}")
+        status, audit = server.request("GET", "/v1/audit", admin)
+        assert status == 200
+        [entry] = audit["entries"]
+        assert (entry["action"], entry["actor"], entry["detail"]["trust"]) == (
+            "key_trust",
+            "cli",
+            "attesting",
+        )

@@ -1,112 +1,235 @@
-"""The verdict rules as pure functions: evidence and a time in, a verdict and score out."""
+"""The verdict rules as pure functions: evidence and a time in, a verdict, score and reasons
+out (docs/verdicts.md)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from callguard.reputation import Evidence, Rules, Verdict, judge, window_start
+from callguard.reputation import (
+    BrigadeSign,
+    Burst,
+    Evidence,
+    Lane,
+    Reason,
+    Rules,
+    Stance,
+    Verdict,
+    Voice,
+    Why,
+    brigade_sign,
+    judge,
+    weight,
+    wilson_lower,
+    window_start,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 RULES = Rules()
+NUMBER = 84912345678
 
 
-def community(reporters: int, last_report_days_ago: float = 0) -> Evidence:
-    last = NOW - timedelta(days=last_report_days_ago)
-    return Evidence(
-        84912345678,
-        known=True,
-        recent_reporters=reporters,
-        report_count=max(1, reporters),
-        categories=("online_loan",),
-        first_reported_at=last,
-        last_reported_at=last,
-    )
+def voice(
+    lane: Lane = Lane.VERIFIED,
+    stance: Stance = Stance.SCAM,
+    days_ago: float = 0,
+    **record: int | bool,
+) -> Voice:
+    at = NOW - timedelta(days=days_ago)
+    return Voice(lane, stance, at, at, **record)  # type: ignore[arg-type]
 
 
-def test_nothing_known_is_unknown_with_no_score() -> None:
-    judgement = judge(Evidence(84912345678), NOW, RULES)
-    assert (judgement.verdict, judgement.score) == (Verdict.UNKNOWN, 0)
+def evidence(*voices: Voice, **fields: object) -> Evidence:
+    return Evidence(NUMBER, known=True, voices=voices, **fields)  # type: ignore[arg-type]
 
 
-def test_one_or_two_reporters_are_suspicious_three_are_a_scam() -> None:
-    verdicts = [judge(community(n), NOW, RULES).verdict for n in range(5)]
+def verified(
+    count: int, days_ago: float = 0, stance: Stance = Stance.SCAM, **record: int | bool
+) -> list[Voice]:
+    return [voice(Lane.VERIFIED, stance, days_ago, **record) for _ in range(count)]
+
+
+def community(count: int, stance: Stance = Stance.SCAM) -> list[Voice]:
+    return [voice(Lane.COMMUNITY, stance) for _ in range(count)]
+
+
+def test_nothing_known_is_unknown_with_no_score_and_no_reasons() -> None:
+    judgement = judge(Evidence(NUMBER), NOW, RULES)
+    assert (judgement.verdict, judgement.score, judgement.reasons) == (Verdict.UNKNOWN, 0, ())
+
+
+def test_three_verified_phones_make_a_scam_two_do_not() -> None:
+    verdicts = [judge(evidence(*verified(n)), NOW, RULES).verdict for n in range(5)]
     assert verdicts == [
         Verdict.UNKNOWN, Verdict.SUSPICIOUS, Verdict.SUSPICIOUS, Verdict.SCAM, Verdict.SCAM,
     ]  # fmt: skip
 
 
+@given(st.integers(0, 5_000), st.integers(0, 2))
+def test_no_number_of_community_voices_makes_a_scam(reporters: int, phones: int) -> None:
+    judgement = judge(evidence(*community(reporters), *verified(phones)), NOW, RULES)
+    assert judgement.verdict is not Verdict.SCAM
+    assert (judgement.verdict is Verdict.SUSPICIOUS) == (reporters + phones > 0)
+
+
 def test_the_scam_threshold_is_configurable() -> None:
     strict = Rules(scam_reporters=5)
-    assert judge(community(4), NOW, strict).verdict is Verdict.SUSPICIOUS
-    assert judge(community(5), NOW, strict).verdict is Verdict.SCAM
+    assert judge(evidence(*verified(4)), NOW, strict).verdict is Verdict.SUSPICIOUS
+    assert judge(evidence(*verified(5)), NOW, strict).verdict is Verdict.SCAM
+
+
+def test_a_listed_reporter_phone_counts_for_nothing() -> None:
+    voices = [*verified(2), voice(listed=True)]
+    judgement = judge(evidence(*voices), NOW, RULES)
+    assert judgement.verdict is Verdict.SUSPICIOUS
+    assert judgement.reasons == (Reason(Why.VERIFIED_REPORTERS, count=2, days=1),)
+
+
+def test_verified_not_scam_answers_outweigh_a_smear() -> None:
+    smear = [*verified(3), *verified(2, stance=Stance.NOT_SCAM)]
+    judgement = judge(evidence(*smear), NOW, RULES)
+    assert judgement.verdict is Verdict.SUSPICIOUS
+    assert Reason(Why.NOT_SCAM, count=2) in judgement.reasons
+    campaign = [*verified(10), *verified(2, stance=Stance.NOT_SCAM)]
+    assert judge(evidence(*campaign), NOW, RULES).verdict is Verdict.SCAM
+
+
+def test_community_answers_cannot_clear_what_verified_phones_said() -> None:
+    voices = [*verified(3), *community(500, Stance.NOT_SCAM)]
+    assert judge(evidence(*voices), NOW, RULES).verdict is Verdict.SCAM
+    only_community = [*community(2), *community(3, Stance.NOT_SCAM)]
+    assert judge(evidence(*only_community), NOW, RULES).verdict is Verdict.UNKNOWN
+
+
+def test_weight_is_earned_by_agreeing_and_lost_by_being_contradicted() -> None:
+    assert weight(voice(), RULES) == 1.0
+    assert weight(voice(agreed=2), RULES) == 1.5
+    assert weight(voice(agreed=100), RULES) == RULES.max_weight
+    assert weight(voice(contradicted=1), RULES) == 0.5
+    assert weight(voice(agreed=4, contradicted=1), RULES) == 1.0
+    assert weight(voice(agreed=4, listed=True), RULES) == 0.0
+
+
+def test_a_contradicted_phone_does_not_count_towards_a_scam() -> None:
+    voices = [*verified(2), voice(contradicted=1)]
+    assert judge(evidence(*voices), NOW, RULES).verdict is Verdict.SUSPICIOUS
+    redeemed = [*verified(2), voice(agreed=2, contradicted=1)]  # weight 0.75
+    assert judge(evidence(*redeemed), NOW, RULES).verdict is Verdict.SCAM
 
 
 def test_a_trusted_listing_is_a_scam_on_its_own_and_never_decays() -> None:
-    trusted = Evidence(84912345678, known=True, trusted_sources=("viettel",))
+    trusted = evidence(trusted_sources=("viettel",))
     for days in (0, 90, 1000):
         judgement = judge(trusted, NOW + timedelta(days=days), RULES)
         assert (judgement.verdict, judgement.score) == (Verdict.SCAM, RULES.trusted_points)
+        assert judgement.reasons == (Reason(Why.LISTED, source="viettel"),)
 
 
 def test_the_allowlist_wins_over_everything() -> None:
-    evidence = Evidence(
-        842513685134,
-        known=True,
+    allowlisted = evidence(
+        *verified(50),
         allowlisted_owner="Công an tỉnh Đồng Nai",
         trusted_sources=("import",),
-        recent_reporters=50,
         report_count=80,
         last_reported_at=NOW,
     )
-    assert judge(evidence, NOW, RULES).verdict is Verdict.VERIFIED
+    judgement = judge(allowlisted, NOW, RULES)
+    assert judgement.verdict is Verdict.VERIFIED
+    assert judgement.reasons == (Reason(Why.ALLOWLISTED, source="Công an tỉnh Đồng Nai"),)
 
 
-def test_the_score_table_in_the_readme() -> None:
-    # README "Verdicts": 30 a reporter up to 90, halving every 30 days; +70 if trusted.
-    assert judge(community(1), NOW, RULES).score == 30
-    assert judge(community(3), NOW, RULES).score == 90
-    assert judge(community(5), NOW, RULES).score == 90
-    assert judge(community(3, last_report_days_ago=30), NOW, RULES).score == 45
-    assert judge(community(2, last_report_days_ago=60), NOW, RULES).score == 15
-    both = Evidence(1, known=True, trusted_sources=("a",), recent_reporters=1, last_reported_at=NOW)
-    assert judge(both, NOW, RULES).score == 100
+def test_the_score_table_in_the_docs() -> None:
+    # docs/verdicts.md "Score" and README "Verdicts": 30 a net verified unit up to 90, 10 a
+    # net community unit up to 30, units halving every 30 days; +70 if trusted.
+    def judged(*voices: Voice, **fields: object) -> tuple[Verdict, int]:
+        judgement = judge(evidence(*voices, **fields), NOW, RULES)
+        return judgement.verdict, judgement.score
+
+    assert judged(*community(1)) == (Verdict.SUSPICIOUS, 10)
+    assert judged(*community(50)) == (Verdict.SUSPICIOUS, 30)
+    assert judged(*verified(1)) == (Verdict.SUSPICIOUS, 30)
+    assert judged(*verified(3)) == (Verdict.SCAM, 90)
+    assert judged(*verified(3, days_ago=30)) == (Verdict.SCAM, 45)
+    assert judged(*verified(3, days_ago=48)) == (Verdict.SUSPICIOUS, 30)
+    smear = [*verified(3), *verified(2, stance=Stance.NOT_SCAM)]
+    assert judged(*smear) == (Verdict.SUSPICIOUS, 30)
+    assert judged(trusted_sources=("a",)) == (Verdict.SCAM, 70)
+    assert judged(*verified(1), trusted_sources=("a",)) == (Verdict.SCAM, 100)
+
+
+def test_a_scam_from_reports_fades_as_its_units_decay() -> None:
+    # Three units halve to one unit at 47.5 days: the Wilson bound then falls below 0.5.
+    assert judge(evidence(*verified(3, days_ago=47)), NOW, RULES).verdict is Verdict.SCAM
+    assert judge(evidence(*verified(3, days_ago=48)), NOW, RULES).verdict is Verdict.SUSPICIOUS
+
+
+def test_reasons_say_how_many_over_how_many_days() -> None:
+    first = voice(days_ago=4.5)
+    voices = [first, *verified(2), *community(4), voice(stance=Stance.NOT_SCAM)]
+    judgement = judge(evidence(*voices, trusted_sources=("viettel",)), NOW, RULES)
+    assert judgement.reasons == (
+        Reason(Why.LISTED, source="viettel"),
+        Reason(Why.VERIFIED_REPORTERS, count=3, days=5),
+        Reason(Why.COMMUNITY_REPORTERS, count=4),
+        Reason(Why.NOT_SCAM, count=1),
+    )
+
+
+def test_a_review_is_a_reason_and_holds_nothing_back() -> None:
+    judgement = judge(evidence(*verified(3), under_review=True), NOW, RULES)
+    assert judgement.verdict is Verdict.SCAM
+    assert judgement.reasons[-1] == Reason(Why.UNDER_REVIEW)
 
 
 def test_the_window_starts_90_days_back() -> None:
     assert window_start(NOW, RULES) == NOW - timedelta(days=90)
 
 
-@given(st.integers(0, 10_000), st.floats(0, 89.9), st.booleans())
+def test_the_wilson_bound_is_lower_for_fewer_voices() -> None:
+    assert wilson_lower(0, 0, 1.0) == 0.0
+    assert wilson_lower(3, 3, 1.0) == 0.75  # n / (n + z^2) when all agree
+    assert wilson_lower(30, 30, 1.0) > wilson_lower(3, 3, 1.0)
+    assert wilson_lower(3, 5, 1.0) < 0.5 < 3 / 5
+
+
+def test_brigade_signs() -> None:
+    assert brigade_sign(Burst(newcomers=10), RULES) is BrigadeSign.NEWCOMERS
+    assert brigade_sign(Burst(newcomers=9, reports=9), RULES) is None
+    one_key = Burst(top_key_reports=10, reports=11, top_key_usual_share=0.2)
+    assert brigade_sign(one_key, RULES) is BrigadeSign.KEY_SHARE
+    usual = Burst(top_key_reports=10, reports=11, top_key_usual_share=0.5)
+    assert brigade_sign(usual, RULES) is None  # a big app reporting as much as it always does
+
+
+@given(
+    st.integers(0, 200),
+    st.integers(0, 200),
+    st.integers(0, 50),
+    st.floats(0, 89.9),
+    st.booleans(),
+)
 def test_scores_are_bounded_and_listed_numbers_score_above_zero(
-    reporters: int, days: float, trusted: bool
+    phones: int, reporters: int, answers: int, days: float, trusted: bool
 ) -> None:
-    evidence = Evidence(
-        1,
-        known=True,
-        trusted_sources=("a",) if trusted else (),
-        recent_reporters=reporters,
-        report_count=reporters,
-        last_reported_at=NOW - timedelta(days=days),
-    )
-    judgement = judge(evidence, NOW, RULES)
+    voices = [
+        *verified(phones, days_ago=days),
+        *community(reporters),
+        *verified(answers, stance=Stance.NOT_SCAM),
+    ]
+    judgement = judge(evidence(*voices, trusted_sources=("a",) if trusted else ()), NOW, RULES)
     assert 0 <= judgement.score <= 100
     listed = judgement.verdict in (Verdict.SUSPICIOUS, Verdict.SCAM)
-    assert listed == (trusted or reporters > 0)
     assert (judgement.score > 0) == listed
+    assert bool(judgement.reasons) == listed
 
 
 @given(st.integers(1, 100), st.floats(0, 89), st.floats(0, 89))
-def test_more_reporters_score_more_and_time_only_lowers_the_score(
-    reporters: int, days: float, more_days: float
+def test_more_phones_score_more_and_time_only_lowers_the_score(
+    phones: int, days: float, more_days: float
 ) -> None:
-    assert (
-        judge(community(reporters + 1, days), NOW, RULES).score
-        >= judge(community(reporters, days), NOW, RULES).score
-    )
-    later = NOW + timedelta(days=more_days)
-    assert (
-        judge(community(reporters, days), later, RULES).score
-        <= judge(community(reporters, days), NOW, RULES).score
-    )
+    def score(count: int, at: datetime) -> int:
+        return judge(evidence(*verified(count, days_ago=days)), at, RULES).score
+
+    assert score(phones + 1, NOW) >= score(phones, NOW)
+    assert score(phones, NOW + timedelta(days=more_days)) <= score(phones, NOW)

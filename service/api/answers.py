@@ -45,11 +45,19 @@ class NumberVerdict(Body):
         Meta(
             ge=0,
             le=100,
-            description="0-100: trusted (70 if a trusted source lists it) + community.",
+            description="0-100: trusted (70 if a trusted source lists it) + verified "
+            "reporters' net units (30 each, at most 90) + community reporters' net units (10 "
+            "each, at most 30); docs/verdicts.md.",
         ),
     ]
     report_count: Annotated[Count, Meta(description="Reports since the number's last delisting.")]
-    reporter_count: Annotated[Count, Meta(description="Distinct reporters counting now.")]
+    reporter_count: Annotated[
+        Count,
+        Meta(
+            description="Distinct reporters whose word counts now (reports and not-scam "
+            "answers, both lanes)."
+        ),
+    ]
     categories: list[CategoryId]
     first_reported_at: (
         Annotated[
@@ -72,6 +80,19 @@ class NumberVerdict(Body):
         Annotated[
             list[str],
             Meta(description="Only for a `scam` number a trusted source lists: the sources."),
+        ]
+        | UnsetType
+    ) = UNSET
+    reasons: (
+        Annotated[
+            list[str],
+            Meta(
+                description="Why the number has its verdict, for every verdict but a plain "
+                '`unknown`: e.g. "3 verified reporters over 5 days", "listed by an operator '
+                'import (viettel)", "2 not-scam answers", "under review by moderators". In '
+                "the language Content-Language names (docs/verdicts.md lists them all).",
+                examples=[["3 verified reporters over 5 days"]],
+            ),
         ]
         | UnsetType
     ) = UNSET

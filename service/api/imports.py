@@ -33,6 +33,7 @@ from ..import_parsing import (
     size_bounded,
 )
 from ..problems import Problem, answers, bad_request, not_found
+from ..standing import STANDING
 from ..state import CLOCK, CONFIG, IMPORT_POOL, IMPORT_SLOTS, PARSERS, POOL, UPLOADS
 from ..text import identifier
 from .answers import Body, Count, Id, Time
@@ -251,6 +252,7 @@ async def create_import(request: web.Request) -> web.Response:
     # read back from Postgres as every replica reads them: an import that fails or is cut
     # leaves the filter as it was. The client hears "accepted" once they answer here.
     await request.app[FEED].catch_up()
+    await request.app[STANDING].listed_by_import(summary.id, request.app[CLOCK]())
     return json_answer(
         ImportCreated(**_summary_fields(summary), errors=errors_body(errors)),
         status=HTTPStatus.CREATED,

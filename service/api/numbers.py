@@ -16,6 +16,7 @@ from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_source
 from ..e164 import MAX_INPUT_LENGTH, InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from ..moderation import MODERATION
 from ..problems import answers, bad_request, encode_body, not_found, too_many_requests
+from ..reasons import reasons_in
 from ..reputation import UNKNOWN, Evidence, Verdict
 from ..state import CONFIG, LOOKUP_LIMITS
 from ..text import UnknownCategory, category
@@ -32,12 +33,16 @@ REPORT_DAY_ZONE = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 daylight saving time)."""
 
 
-def parse_number(text: str) -> int:
-    """A number from the request, or a 400 problem saying why it is not one."""
+def parse_number(text: str, field: str = "") -> int:
+    """A number from the request, or a 400 problem saying why it is not one (naming the
+    body's field, if given)."""
     try:
         return normalize(text)
     except InvalidNumber as err:
-        raise bad_request(f"{text!r} is not a valid phone number: {err}.", number=text) from err
+        where = f"{field}: " if field else ""
+        raise bad_request(
+            f"{where}{text!r} is not a valid phone number: {err}.", number=text
+        ) from err
 
 
 def limit_lookups(request: web.Request, tokens: int) -> None:
@@ -158,6 +163,8 @@ def _verdict_fields(answer: Answer, lang: str) -> dict[str, Any]:
         fields["sources"] = shown_sources(evidence.trusted_sources)
     if verdict in (Verdict.SUSPICIOUS, Verdict.SCAM):
         fields["advice"] = advice_for(evidence.categories, lang)
+    if answer.judgement.reasons:
+        fields["reasons"] = reasons_in(answer.judgement.reasons, lang)
     if answer.degraded:
         fields["degraded"] = True  # Postgres unreachable: from the filter and cache alone
     return fields

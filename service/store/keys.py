@@ -18,13 +18,19 @@ CREATED = "created"
 CHANGED = "changed"
 REVOKED = "revoked"
 
-_KEY_COLUMNS = "id, name, role, created_at, revoked_at, sources"
+_KEY_COLUMNS = "id, name, role, created_at, revoked_at, sources, trust, reports_per_day"
 _INSERT_KEY = f"""
-INSERT INTO api_keys (name, role, key_hash, sources) VALUES ($1, $2, $3, $4)
+INSERT INTO api_keys (name, role, key_hash, sources, trust, reports_per_day)
+VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING {_KEY_COLUMNS}
 """
 _SET_KEY_SOURCES = f"""
 UPDATE api_keys SET sources = $2 WHERE id = $1 AND role = 'operator' AND revoked_at IS NULL
+RETURNING {_KEY_COLUMNS}
+"""
+_SET_KEY_TRUST = f"""
+UPDATE api_keys SET trust = $2, reports_per_day = coalesce($3, reports_per_day)
+WHERE id = $1 AND revoked_at IS NULL
 RETURNING {_KEY_COLUMNS}
 """
 _SELECT_ACTIVE_KEY = (
@@ -51,6 +57,11 @@ class ApiKey:
     revoked_at: datetime | None
     sources: tuple[str, ...] = ()
     """The sources an operator key may import under."""
+    trust: str = "community"
+    """Whether the key may vouch for its users' own phone numbers ("attesting") or not
+    ("community"): docs/verdicts.md."""
+    reports_per_day: int | None = None
+    """Reports and answers the key may send a day; None for the configured default."""
 
 
 def _api_key(record: asyncpg.Record) -> ApiKey:
@@ -61,15 +72,26 @@ def _api_key(record: asyncpg.Record) -> ApiKey:
         created_at=record["created_at"],
         revoked_at=record["revoked_at"],
         sources=tuple(record["sources"]),
+        trust=record["trust"],
+        reports_per_day=record["reports_per_day"],
     )
 
 
 async def create(
-    pool: asyncpg.Pool, name: str, role: str, key_hash: bytes, sources: Sequence[str] = ()
+    pool: asyncpg.Pool,
+    name: str,
+    role: str,
+    key_hash: bytes,
+    sources: Sequence[str] = (),
+    trust: str = "community",
+    reports_per_day: int | None = None,
 ) -> ApiKey:
-    """Store a new key's hash (and, for an operator key, the sources it may import under)."""
+    """Store a new key's hash (and, for an operator key, the sources it may import under),
+    with its trust and daily report cap."""
     async with pool.acquire() as conn, conn.transaction():
-        record = await conn.fetchrow(_INSERT_KEY, name, role, key_hash, list(sources))
+        record = await conn.fetchrow(
+            _INSERT_KEY, name, role, key_hash, list(sources), trust, reports_per_day
+        )
         await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CREATED} {record['id']}")
     return _api_key(record)
 
@@ -113,6 +135,37 @@ async def set_sources(
             key_id=changed.id,
             key_name=changed.name,
             sources=list(changed.sources),
+        )
+    return changed
+
+
+async def set_trust(
+    pool: asyncpg.Pool,
+    key_id: int,
+    trust: str,
+    reports_per_day: int | None,
+    actor: audit.Actor,
+    at: datetime,
+) -> ApiKey | None:
+    """Set whether an active key may vouch for reporters' phones, and its daily report cap if
+    given; None if there is no such key. Audited, and every process told at commit."""
+    async with pool.acquire() as conn, conn.transaction():
+        record = await conn.fetchrow(_SET_KEY_TRUST, key_id, trust, reports_per_day)
+        if record is None:
+            return None
+        await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CHANGED} {key_id}")
+        changed = _api_key(record)
+        await audit.record(
+            conn,
+            at,
+            actor,
+            "key_trust",
+            None,
+            None,
+            key_id=changed.id,
+            key_name=changed.name,
+            trust=changed.trust,
+            reports_per_day=changed.reports_per_day,
         )
     return changed
 

@@ -3,25 +3,43 @@ reporter's daily limit, and erasing report details past their retention."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import asyncpg
 
-from ..reputation import Evidence
+from ..reputation import (
+    BrigadeSign,
+    Burst,
+    Evidence,
+    Lane,
+    Rules,
+    Stance,
+    Voice,
+    brigade_sign,
+)
 from . import changes
 
-# Everything that bears on the verdicts of many numbers, in one round trip. Reporters count
-# while their last report is after the window's start ($2) and in the current epoch.
+# Everything that bears on the verdicts of many numbers, in one round trip. A reporter's word
+# counts while it is after the window's start ($2) and in the current epoch; their record is
+# read from what they said about every number, against the outcomes that came after their
+# first word on it (docs/verdicts.md, "Earned weight").
 _SELECT_EVIDENCE = """
 SELECT n.number,
        (c.number IS NOT NULL OR t.sources IS NOT NULL OR a.number IS NOT NULL) AS known,
        a.owner,
        coalesce(t.sources, '{}') AS trusted_sources,
        coalesce(t.categories, '{}') AS trusted_categories,
-       r.recent_reporters,
-       r.oldest_recent_report,
+       coalesce(v.lanes, '{}') AS lanes,
+       coalesce(v.stances, '{}') AS stances,
+       coalesce(v.firsts, '{}') AS firsts,
+       coalesce(v.lasts, '{}') AS lasts,
+       coalesce(v.agreed, '{}') AS agreed,
+       coalesce(v.contradicted, '{}') AS contradicted,
+       coalesce(v.listed, '{}') AS listed,
+       EXISTS (SELECT 1 FROM reviews WHERE number = n.number AND status = 'open') AS under_review,
        coalesce(c.report_count, 0) AS report_count,
        coalesce(c.categories, '{}') AS categories,
        c.first_reported_at,
@@ -30,10 +48,30 @@ FROM unnest($1::bigint[]) AS n (number)
 LEFT JOIN community_listings c ON c.number = n.number
 LEFT JOIN allowlist a ON a.number = n.number
 LEFT JOIN LATERAL (
-    SELECT count(*) AS recent_reporters, min(last_reported_at) AS oldest_recent_report
-    FROM number_reporters
-    WHERE number = n.number AND epoch = c.epoch AND last_reported_at > $2
-) r ON true
+    SELECT array_agg(r.lane) AS lanes, array_agg(r.stance) AS stances,
+           array_agg(r.first_reported_at) AS firsts, array_agg(r.last_reported_at) AS lasts,
+           array_agg(coalesce(rec.agreed, 0)) AS agreed,
+           array_agg(coalesce(rec.contradicted, 0)) AS contradicted,
+           array_agg(l.reporter_hash IS NOT NULL) AS listed
+    FROM number_reporters r
+    LEFT JOIN listed_reporters l ON l.reporter_hash = r.reporter_hash
+    LEFT JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM trusted_listings tl
+                   WHERE tl.number = o.number AND tl.listed_at > o.first_reported_at
+               ))::int AS agreed,
+               count(*) FILTER (WHERE EXISTS (
+                   SELECT 1 FROM allowlist al
+                   WHERE al.number = o.number AND al.added_at > o.first_reported_at
+               ) OR EXISTS (
+                   SELECT 1 FROM community_listings cl
+                   WHERE cl.number = o.number AND cl.delisted_at > o.first_reported_at
+               ))::int AS contradicted
+        FROM number_reporters o
+        WHERE o.reporter_hash = r.reporter_hash AND o.stance = 'scam'
+    ) rec ON r.lane = 'verified'
+    WHERE r.number = n.number AND r.epoch = coalesce(c.epoch, 0) AND r.last_reported_at > $2
+) v ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(source ORDER BY listed_at) AS sources,
            array_agg(category ORDER BY listed_at) AS categories
@@ -42,24 +80,44 @@ LEFT JOIN LATERAL (
 """
 
 _LOCK_REPORTER = "SELECT pg_advisory_xact_lock(hashtextextended(encode($1::bytea, 'hex'), 0))"
-_REPORTS_SINCE = """
-SELECT count(*), min(received_at) FROM reports WHERE reporter_hash = $1 AND received_at > $2
+# A reporter's words (reports and not-scam answers) in the last day, for their daily limit.
+_WORDS_SINCE = """
+SELECT count(*), min(received_at) FROM (
+    SELECT received_at FROM reports WHERE reporter_hash = $1 AND received_at > $2
+    UNION ALL SELECT received_at FROM feedback WHERE reporter_hash = $1 AND received_at > $2
+) words
+"""
+# A key's words today (UTC), across replicas; the row lock orders one key's words.
+_COUNT_KEY_DAY = """
+INSERT INTO key_report_days AS d (api_key_id, day, reports)
+VALUES ($1, ($2::timestamptz AT TIME ZONE 'UTC')::date, 1)
+ON CONFLICT (api_key_id, day) DO UPDATE SET reports = d.reports + 1
+RETURNING reports
 """
 _INSERT_REPORT = """
 INSERT INTO reports (number, category, reporter_hash, description, occurred_at, received_at,
-                     api_key_id, possible_spoofing)
-VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM allowlist WHERE number = $1))
+                     api_key_id, possible_spoofing, lane)
+VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM allowlist WHERE number = $1), $8)
 RETURNING id
 """
+_INSERT_FEEDBACK = """
+INSERT INTO feedback (number, verdict, reporter_hash, lane, note, received_at, api_key_id)
+VALUES ($1, 'not_scam', $2, $3, $4, $5, $6)
+RETURNING id
+"""
+# A reporter's word on a number is their latest, in the current epoch.
 _UPSERT_REPORTER = """
 INSERT INTO number_reporters AS r
-    (number, reporter_hash, first_reported_at, last_reported_at, epoch)
-VALUES ($1, $2, $3, $3, $4)
+    (number, reporter_hash, first_reported_at, last_reported_at, epoch, lane, stance)
+VALUES ($1, $2, $3, $3, $4, $5, $6)
 ON CONFLICT (number, reporter_hash) DO UPDATE
-SET last_reported_at = CASE WHEN r.epoch = EXCLUDED.epoch
+SET stance = CASE WHEN r.epoch = EXCLUDED.epoch AND r.last_reported_at > EXCLUDED.last_reported_at
+                  THEN r.stance ELSE EXCLUDED.stance END,
+    last_reported_at = CASE WHEN r.epoch = EXCLUDED.epoch
                             THEN greatest(r.last_reported_at, EXCLUDED.last_reported_at)
                             ELSE EXCLUDED.last_reported_at END,
-    epoch = EXCLUDED.epoch
+    epoch = EXCLUDED.epoch,
+    lane = EXCLUDED.lane
 """
 _UPSERT_COMMUNITY_LISTING = """
 INSERT INTO community_listings AS l
@@ -73,7 +131,57 @@ ON CONFLICT (number) DO UPDATE SET
     last_reported_at = greatest(l.last_reported_at, $3)
 RETURNING epoch
 """
+# Feedback takes the number's epoch under a share lock, so a delisting orders against it.
+_NUMBER_EPOCH = "SELECT epoch FROM community_listings WHERE number = $1 FOR SHARE"
 
+# A brigade check: skipped while a review of the number was opened in the last day.
+_RECENT_REVIEW = "SELECT EXISTS (SELECT 1 FROM reviews WHERE number = $1 AND opened_at > $2)"
+# The number's reports since $2: first-time reporters (no report anywhere before $2), all
+# of them, and the key that sent the most.
+_BURST = """
+WITH recent AS (
+    SELECT reporter_hash, api_key_id FROM reports WHERE number = $1 AND received_at > $2
+), top_key AS (
+    SELECT api_key_id, count(*) AS reports FROM recent
+    GROUP BY api_key_id ORDER BY count(*) DESC, api_key_id LIMIT 1
+)
+SELECT (SELECT count(DISTINCT r.reporter_hash) FROM recent r
+        WHERE NOT EXISTS (SELECT 1 FROM reports o
+                          WHERE o.reporter_hash = r.reporter_hash AND o.received_at <= $2))
+           AS newcomers,
+       (SELECT count(*) FROM recent) AS reports,
+       (SELECT api_key_id FROM top_key) AS top_key,
+       coalesce((SELECT reports FROM top_key), 0) AS top_key_reports
+"""
+# A key's share of every key's words over the days since $2.
+_USUAL_SHARE = """
+SELECT coalesce(sum(reports) FILTER (WHERE api_key_id = $1), 0)::float8
+       / greatest(sum(reports), 1)
+FROM key_report_days WHERE day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
+"""
+_OPEN_REVIEW = """
+INSERT INTO reviews (number, sign, detail, opened_at) VALUES ($1, $2, $3::jsonb, $4)
+ON CONFLICT DO NOTHING RETURNING id
+"""
+USUAL_SHARE_DAYS = 7
+
+# Reporter phones listed as scams ($1: their hashes), recorded if they ever spoke as verified
+# reporters (the report path records one that speaks later).
+_MARK_LISTED = """
+INSERT INTO listed_reporters (reporter_hash, listed_at)
+SELECT h, $2 FROM unnest($1::bytea[]) AS h
+WHERE $3 OR EXISTS (SELECT 1 FROM number_reporters WHERE reporter_hash = h AND lane = 'verified')
+ON CONFLICT (reporter_hash) DO NOTHING
+RETURNING reporter_hash
+"""
+_UNMARK_LISTED = """
+DELETE FROM listed_reporters WHERE reporter_hash = ANY($1::bytea[]) RETURNING reporter_hash
+"""
+# The numbers these reporters spoke about: their verdicts change with the reporters' standing.
+_SPOKEN_ABOUT = """
+SELECT DISTINCT number FROM number_reporters WHERE reporter_hash = ANY($1::bytea[])
+"""
+_ANY_VERIFIED = "SELECT EXISTS (SELECT 1 FROM number_reporters WHERE lane = 'verified')"
 
 # A batch of reports received before $1 loses its details; so does, with them, any reporter
 # of a number whose last report was before $1 (a reporter who reported it since is kept).
@@ -90,6 +198,20 @@ WITH erased AS (
 UPDATE reports r SET reporter_hash = NULL, description = NULL, occurred_at = NULL
 FROM erased e WHERE r.id = e.id
 """
+# The same for not-scam answers: who sent them and their note.
+_ERASE_FEEDBACK_DETAILS = """
+WITH erased AS (
+    SELECT id, number, reporter_hash FROM feedback
+    WHERE reporter_hash IS NOT NULL AND received_at < $1
+    ORDER BY received_at LIMIT $2
+    FOR UPDATE
+), forgotten AS (
+    DELETE FROM number_reporters r USING erased e
+    WHERE r.number = e.number AND r.reporter_hash = e.reporter_hash AND r.last_reported_at < $1
+)
+UPDATE feedback f SET reporter_hash = NULL, note = NULL
+FROM erased e WHERE f.id = e.id
+"""
 ERASE_BATCH = 10_000
 """Reports erased per statement: a first run on a large backlog holds no long lock."""
 
@@ -103,27 +225,76 @@ class ReporterLimitReached(Exception):
         self.limit = limit
 
 
+class KeyDayLimitReached(Exception):
+    """The key has sent as many reports and answers today (UTC) as its cap allows."""
+
+    def __init__(self, retry_at: datetime, limit: int) -> None:
+        super().__init__(f"key's daily report cap reached until {retry_at.isoformat()}")
+        self.retry_at = retry_at
+        self.limit = limit
+
+
 @dataclass(frozen=True, slots=True)
-class NewReport:
-    """A report as the service accepts it: number normalised, reporter already hashed."""
+class Word:
+    """What a reporter says about a number, as the service accepts it: number normalised,
+    reporter already hashed. A report says scam (with a category); feedback says not scam."""
 
     number: int
-    category: str
     reporter_hash: bytes
-    description: str | None
-    occurred_at: datetime | None
+    lane: Lane
     received_at: datetime
     api_key_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class NewReport(Word):
+    category: str = "other"
+    description: str | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewFeedback(Word):
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits a word is stored under."""
+
+    per_reporter_daily: int
+    per_key_daily: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A stored word: its id, and the review it opened, if its report looked like a brigade."""
+
+    id: int
+    review: BrigadeSign | None = None
+
+
 def _evidence(record: asyncpg.Record) -> Evidence:
+    voices = tuple(
+        Voice(Lane(lane), Stance(stance), first, last, agreed, contradicted, listed)
+        for lane, stance, first, last, agreed, contradicted, listed in zip(
+            record["lanes"],
+            record["stances"],
+            record["firsts"],
+            record["lasts"],
+            record["agreed"],
+            record["contradicted"],
+            record["listed"],
+            strict=True,
+        )
+    )
     return Evidence(
         number=record["number"],
         known=record["known"],
         allowlisted_owner=record["owner"],
         trusted_sources=tuple(record["trusted_sources"]),
-        recent_reporters=record["recent_reporters"],
-        oldest_recent_report=record["oldest_recent_report"],
+        voices=voices,
+        under_review=record["under_review"],
         report_count=record["report_count"],
         categories=tuple(dict.fromkeys([*record["categories"], *record["trusted_categories"]])),
         first_reported_at=record["first_reported_at"],
@@ -139,45 +310,145 @@ async def evidence(
     return {record["number"]: _evidence(record) for record in records}
 
 
-async def add(pool: asyncpg.Pool, report: NewReport, per_reporter_daily: int) -> int:
-    """Store a report unless its reporter is over the daily limit; return the report id."""
-    day_ago = report.received_at - timedelta(days=1)
+async def add(
+    pool: asyncpg.Pool, word: NewReport | NewFeedback, limits: Limits, rules: Rules
+) -> Stored:
+    """Store a report or a not-scam answer unless its reporter or key is over its daily limit;
+    a report whose number's recent reports look like a brigade opens a review of it."""
     async with pool.acquire() as conn, conn.transaction():
-        # One reporter's reports are counted and added one at a time, on every replica.
-        await conn.execute(_LOCK_REPORTER, report.reporter_hash)
-        count, oldest = await conn.fetchrow(_REPORTS_SINCE, report.reporter_hash, day_ago)
-        if count >= per_reporter_daily:
-            raise ReporterLimitReached(oldest + timedelta(days=1), per_reporter_daily)
-        report_id: int = await conn.fetchval(
-            _INSERT_REPORT,
-            report.number,
-            report.category,
-            report.reporter_hash,
-            report.description,
-            report.occurred_at,
-            report.received_at,
-            report.api_key_id,
-        )
-        # The listing first: its row lock orders this report against any delisting.
-        epoch = await conn.fetchval(
-            _UPSERT_COMMUNITY_LISTING, report.number, report.category, report.received_at
-        )
+        # One reporter's words are counted and added one at a time, on every replica.
+        await conn.execute(_LOCK_REPORTER, word.reporter_hash)
+        day_ago = word.received_at - timedelta(days=1)
+        count, oldest = await conn.fetchrow(_WORDS_SINCE, word.reporter_hash, day_ago)
+        if count >= limits.per_reporter_daily:
+            raise ReporterLimitReached(oldest + timedelta(days=1), limits.per_reporter_daily)
+        review = None
+        if isinstance(word, NewReport):
+            stored = await conn.fetchval(
+                _INSERT_REPORT,
+                word.number,
+                word.category,
+                word.reporter_hash,
+                word.description,
+                word.occurred_at,
+                word.received_at,
+                word.api_key_id,
+                word.lane.value,
+            )
+            # The listing first: its row lock orders this report against any delisting.
+            epoch = await conn.fetchval(
+                _UPSERT_COMMUNITY_LISTING, word.number, word.category, word.received_at
+            )
+            stance, kind = Stance.SCAM, "reported"
+        else:
+            stored = await conn.fetchval(
+                _INSERT_FEEDBACK,
+                word.number,
+                word.reporter_hash,
+                word.lane.value,
+                word.note,
+                word.received_at,
+                word.api_key_id,
+            )
+            epoch = await conn.fetchval(_NUMBER_EPOCH, word.number) or 0
+            stance, kind = Stance.NOT_SCAM, "answered"
         await conn.execute(
-            _UPSERT_REPORTER, report.number, report.reporter_hash, report.received_at, epoch
+            _UPSERT_REPORTER,
+            word.number,
+            word.reporter_hash,
+            word.received_at,
+            epoch,
+            word.lane.value,
+            stance.value,
         )
-        await changes.log(conn, "reported", report.number)
-    return report_id
+        if isinstance(word, NewReport):
+            review = await _check_brigade(conn, word.number, word.received_at, rules)
+        # Counted last: the key's row is locked from here to the commit, which the change
+        # log's lock serialises anyway, so one key's words do not queue for longer.
+        if (
+            await conn.fetchval(_COUNT_KEY_DAY, word.api_key_id, word.received_at)
+            > limits.per_key_daily
+        ):
+            midnight = datetime.combine(
+                word.received_at.astimezone(UTC).date() + timedelta(days=1), time(), UTC
+            )
+            raise KeyDayLimitReached(midnight, limits.per_key_daily)
+        await changes.log(conn, kind, word.number)
+    return Stored(stored, review)
+
+
+async def _check_brigade(
+    conn: asyncpg.Connection, number: int, now: datetime, rules: Rules
+) -> BrigadeSign | None:
+    """Open a review of the number if its recent reports look like a brigade (and none was
+    opened in the last day); the sign that opened one, else None."""
+    if await conn.fetchval(_RECENT_REVIEW, number, now - timedelta(days=1)):
+        return None
+    since = now - rules.burst_window
+    newcomers, reports, top_key, top_key_reports = await conn.fetchrow(_BURST, number, since)
+    usual_share = 1.0
+    if top_key is not None and top_key_reports >= rules.burst_key_reports:
+        usual_share = await conn.fetchval(
+            _USUAL_SHARE, top_key, now - timedelta(days=USUAL_SHARE_DAYS)
+        )
+    burst = Burst(newcomers, top_key_reports, reports, usual_share)
+    sign = brigade_sign(burst, rules)
+    if sign is None:
+        return None
+    detail = {
+        "newcomers": newcomers,
+        "reports": reports,
+        "top_key_id": top_key,
+        "top_key_reports": top_key_reports,
+        "top_key_usual_share": round(usual_share, 4),
+        "minutes": rules.burst_window.total_seconds() / 60,
+    }
+    opened = await conn.fetchval(_OPEN_REVIEW, number, sign.value, json.dumps(detail), now)
+    return sign if opened is not None else None
+
+
+async def mark_listed_reporters(
+    pool: asyncpg.Pool, hashes: Sequence[bytes], at: datetime, *, known_only: bool = True
+) -> None:
+    """Record reporter phones (their hashes) as listed scams, so their words count for
+    nothing: only those that have spoken as verified reporters, unless known_only is False.
+    The numbers they spoke about are logged as changed, so every process judges them anew."""
+    async with pool.acquire() as conn, conn.transaction():
+        marked = await conn.fetch(_MARK_LISTED, list(hashes), at, not known_only)
+        await _reweighed(conn, [record["reporter_hash"] for record in marked])
+
+
+async def unmark_listed_reporters(pool: asyncpg.Pool, hashes: Sequence[bytes]) -> None:
+    """Reporter phones no longer listed: their words count again."""
+    async with pool.acquire() as conn, conn.transaction():
+        unmarked = await conn.fetch(_UNMARK_LISTED, list(hashes))
+        await _reweighed(conn, [record["reporter_hash"] for record in unmarked])
+
+
+async def _reweighed(conn: asyncpg.Connection, hashes: list[bytes]) -> None:
+    if not hashes:
+        return
+    for record in await conn.fetch(_SPOKEN_ABOUT, hashes):
+        await changes.log(conn, "reweighed", record["number"])
+
+
+async def any_verified_reporter(pool: asyncpg.Pool) -> bool:
+    """Whether any verified reporter has spoken."""
+    found: bool = await pool.fetchval(_ANY_VERIFIED)
+    return found
 
 
 async def erase_details(pool: asyncpg.Pool, before: datetime) -> int:
-    """Erase the details of the reports received before `before` (who reported, what they
-    said, when it happened), and the reporters of numbers they last reported before it;
-    return how many reports were erased. The caller keeps `before` out of the verdict
+    """Erase the details of the reports and not-scam answers received before `before` (who
+    sent them, what they said, when it happened), and the reporters of numbers they last
+    spoke about before it; return how many were erased. The caller keeps `before` out of the verdict
     window, so no verdict changes."""
     erased = 0
-    while True:
-        status = await pool.execute(_ERASE_REPORT_DETAILS, before, ERASE_BATCH)
-        count = int(status.rpartition(" ")[2])
-        erased += count
-        if count < ERASE_BATCH:
-            return erased
+    for statement in (_ERASE_REPORT_DETAILS, _ERASE_FEEDBACK_DETAILS):
+        while True:
+            status = await pool.execute(statement, before, ERASE_BATCH)
+            count = int(status.rpartition(" ")[2])
+            erased += count
+            if count < ERASE_BATCH:
+                break
+    return erased

@@ -51,12 +51,18 @@ async def delist(
         return await delist_in(conn, number, reason, actor, at)
 
 
+async def end_community_listing(conn: asyncpg.Connection, number: int, at: datetime) -> bool:
+    """End the number's listing from reports now, in the caller's transaction: reports and
+    answers before `at` stop counting; trusted listings stay. False if it had no reports."""
+    return await conn.fetchval(_RESET_COMMUNITY, number, at) is not None
+
+
 async def delist_in(
     conn: asyncpg.Connection, number: int, reason: str, actor: audit.Actor, at: datetime
 ) -> bool:
     """delist, in the caller's transaction."""
     sources = [row["source"] for row in await conn.fetch(_DELETE_TRUSTED, number)]
-    community = await conn.fetchval(_RESET_COMMUNITY, number, at) is not None
+    community = await end_community_listing(conn, number, at)
     if not sources and not community:
         return False
     await audit.record(
