@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import io
 import platform
+import secrets
 import shlex
 import shutil
 import sys
@@ -33,7 +34,7 @@ from callguard.app import create_app
 from callguard.auth import hash_key, new_key
 from callguard.config import Config
 from callguard.embedded import database_url as embedded_database_url
-from callguard.store import Actor
+from callguard.store.audit import Actor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.waiting
 
@@ -94,9 +95,9 @@ class Replicas:
     async def revocation(self, name: str) -> float:
         """A client key made, accepted by the second replica, then revoked in Postgres."""
         key = new_key()
-        await store.create_key(self.pool, name, "client", hash_key(key))
+        await store.keys.create(self.pool, name, "client", hash_key(key))
         await eventually(lambda: self.answers(key, 200), CHANGE_TIMEOUT, "the key accepted")
-        revoked = store.revoke_key(
+        revoked = store.keys.revoke(
             self.pool, None, hash_key(key), Actor(None, "feed bench"), datetime.now(UTC)
         )
         return await seconds_until(revoked, lambda: self.answers(key, 401), "the key refused")
@@ -104,13 +105,15 @@ class Replicas:
 
 async def run(url: str, changes: int) -> dict[str, list[float]]:
     """Seconds per change, by kind."""
-    pool = await store.create_pool(url, 1, 2)
+    pool = await store.database.create_pool(url, 1, 2)
     try:
         async with pool.acquire() as conn:
-            await store.apply_schema(conn)
+            await store.database.apply_schema(conn)
         admin = new_key()
-        await store.create_key(pool, "feed bench", "admin", hash_key(admin))
-        config = Config(database_url=url)
+        await store.keys.create(pool, "feed bench", "admin", hash_key(admin))
+        # Both replicas hash reporters with one key, as deployed replicas must.
+        reporter_key = secrets.token_bytes(32)
+        config = Config(database_url=url, reporter_key=reporter_key, reporter_key_file=None)
         requests = io.StringIO()  # the request log, kept off the figures
         seconds: dict[str, list[float]] = {"listing": [], "delisting": [], "key revocation": []}
         async with (

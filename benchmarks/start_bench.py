@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import io
 import platform
+import secrets
 import shlex
 import shutil
 import sys
@@ -98,6 +99,10 @@ async def app_start(config: Config) -> tuple[float, str, int]:
     return seconds, source, cursor
 
 
+REPORTER_KEY = secrets.token_bytes(32)
+"""The reporters' hash key every app of a run shares, as deployed replicas must."""
+
+
 async def _metrics(app: web.Application) -> str:
     from callguard.state import METRICS
     from prometheus_client import generate_latest
@@ -106,7 +111,7 @@ async def _metrics(app: web.Application) -> str:
 
 
 async def run(url: str, numbers: int, changes: int) -> None:
-    config = Config(database_url=url)
+    config = Config(database_url=url, reporter_key=REPORTER_KEY, reporter_key_file=None)
     pool = await store.database.create_pool(url, 1, 4)
     try:
         now = datetime.now(UTC)
@@ -161,7 +166,7 @@ async def run(url: str, numbers: int, changes: int) -> None:
 async def run_from_imports(url: str, numbers: int, import_rows: int) -> None:
     """List `numbers` numbers through imports of `import_rows` rows into one app, then time
     another app's start while the first still runs."""
-    config = Config(database_url=url)
+    config = Config(database_url=url, reporter_key=REPORTER_KEY, reporter_key_file=None)
     pool = await store.database.create_pool(url, 1, 2)
     try:
         async with pool.acquire() as conn:
