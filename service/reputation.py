@@ -101,6 +101,9 @@ class Voice:
     brigade."""
     listed: bool = False
     """The reporter's own phone is listed as a scam: their word counts for nothing."""
+    count: int = 1
+    """Reporters alike in all of the above, counted as one voice each: community ids come
+    grouped by stance and hour (first_at the earliest, last_at the latest of them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,9 @@ class Evidence:
     trusted_sources: tuple[str, ...] = ()
     voices: tuple[Voice, ...] = ()
     """Reporters whose latest word is within the window and after any delisting."""
+    oldest_recent_report: datetime | None = None
+    """The oldest of those reporters' latest words: when it leaves the window the voices
+    change, so evidence read before then holds until then."""
     under_review: bool = False
     """A moderator has yet to decide a review of the number (a suspected brigade)."""
     report_count: int = 0
@@ -128,13 +134,7 @@ class Evidence:
     @property
     def recent_reporters(self) -> int:
         """Reporters counting now, of either stance and lane."""
-        return len(self.voices)
-
-    @property
-    def oldest_recent_report(self) -> datetime | None:
-        """The oldest of the voices' latest words: when it leaves the window the voices
-        change, so evidence read before then holds until then."""
-        return min((voice.last_at for voice in self.voices), default=None)
+        return sum(voice.count for voice in self.voices)
 
 
 class Why(StrEnum):
@@ -227,14 +227,14 @@ def tally(voices: tuple[Voice, ...], now: datetime, rules: Rules) -> Tally:
         if weighs <= 0:
             continue
         age = max(timedelta(0), now - voice.last_at)
-        units[voice.lane, voice.stance] += weighs * 0.5 ** (age / rules.half_life)
+        units[voice.lane, voice.stance] += voice.count * weighs * 0.5 ** (age / rules.half_life)
         if voice.stance is Stance.NOT_SCAM:
-            not_scam += 1
+            not_scam += voice.count
         elif voice.lane is Lane.COMMUNITY:
-            community += 1
+            community += voice.count
         else:
-            verified += 1
-            standing += weighs >= rules.standing_weight
+            verified += voice.count
+            standing += voice.count if weighs >= rules.standing_weight else 0
             first = voice.first_at if first is None else min(first, voice.first_at)
             last = voice.last_at if last is None else max(last, voice.last_at)
     days = 0 if first is None or last is None else max(1, math.ceil((last - first) / _DAY))

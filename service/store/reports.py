@@ -23,9 +23,11 @@ from ..reputation import (
 from . import changes
 
 # Everything that bears on the verdicts of many numbers, in one round trip. A reporter's word
-# counts while it is after the window's start ($2) and in the current epoch; their record is
-# read from what they said about every number, against the outcomes that came after their
-# first word on it (docs/verdicts.md, "Earned weight").
+# counts while it is after the window's start ($2) and in the current epoch. A verified
+# phone's record is read from what it said about every number, against the outcomes that came
+# after its first word there (docs/verdicts.md, "Earned weight"). Community ids, which can be
+# thousands on a number, come grouped by stance and hour: their weight is always 1, so a
+# group's count says all the rules need.
 _SELECT_EVIDENCE = """
 SELECT n.number,
        (c.number IS NOT NULL OR t.sources IS NOT NULL OR a.number IS NOT NULL) AS known,
@@ -39,6 +41,8 @@ SELECT n.number,
        coalesce(v.agreed, '{}') AS agreed,
        coalesce(v.contradicted, '{}') AS contradicted,
        coalesce(v.listed, '{}') AS listed,
+       coalesce(v.counts, '{}') AS counts,
+       v.oldest AS oldest_recent_report,
        EXISTS (SELECT 1 FROM reviews WHERE number = n.number AND status = 'open') AS under_review,
        coalesce(c.report_count, 0) AS report_count,
        coalesce(c.categories, '{}') AS categories,
@@ -48,29 +52,41 @@ FROM unnest($1::bigint[]) AS n (number)
 LEFT JOIN community_listings c ON c.number = n.number
 LEFT JOIN allowlist a ON a.number = n.number
 LEFT JOIN LATERAL (
-    SELECT array_agg(r.lane) AS lanes, array_agg(r.stance) AS stances,
-           array_agg(r.first_reported_at) AS firsts, array_agg(r.last_reported_at) AS lasts,
-           array_agg(coalesce(rec.agreed, 0)) AS agreed,
-           array_agg(coalesce(rec.contradicted, 0)) AS contradicted,
-           array_agg(l.reporter_hash IS NOT NULL) AS listed
-    FROM number_reporters r
-    LEFT JOIN listed_reporters l ON l.reporter_hash = r.reporter_hash
-    LEFT JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE EXISTS (
-                   SELECT 1 FROM trusted_listings tl
-                   WHERE tl.number = o.number AND tl.listed_at > o.first_reported_at
-               ))::int AS agreed,
-               count(*) FILTER (WHERE EXISTS (
-                   SELECT 1 FROM allowlist al
-                   WHERE al.number = o.number AND al.added_at > o.first_reported_at
-               ) OR EXISTS (
-                   SELECT 1 FROM community_listings cl
-                   WHERE cl.number = o.number AND cl.delisted_at > o.first_reported_at
-               ))::int AS contradicted
-        FROM number_reporters o
-        WHERE o.reporter_hash = r.reporter_hash AND o.stance = 'scam'
-    ) rec ON r.lane = 'verified'
-    WHERE r.number = n.number AND r.epoch = coalesce(c.epoch, 0) AND r.last_reported_at > $2
+    SELECT array_agg(w.lane) AS lanes, array_agg(w.stance) AS stances,
+           array_agg(w.first_at) AS firsts, array_agg(w.last_at) AS lasts,
+           array_agg(w.agreed) AS agreed, array_agg(w.contradicted) AS contradicted,
+           array_agg(w.listed) AS listed, array_agg(w.voices) AS counts, min(w.oldest) AS oldest
+    FROM (
+        SELECT r.lane, r.stance, r.first_reported_at AS first_at, r.last_reported_at AS last_at,
+               r.last_reported_at AS oldest, 1 AS voices, rec.agreed, rec.contradicted,
+               l.reporter_hash IS NOT NULL AS listed
+        FROM number_reporters r
+        LEFT JOIN listed_reporters l ON l.reporter_hash = r.reporter_hash
+        CROSS JOIN LATERAL (
+            SELECT count(*) FILTER (WHERE EXISTS (
+                       SELECT 1 FROM trusted_listings tl
+                       WHERE tl.number = o.number AND tl.listed_at > o.first_reported_at
+                   ))::int AS agreed,
+                   count(*) FILTER (WHERE EXISTS (
+                       SELECT 1 FROM allowlist al
+                       WHERE al.number = o.number AND al.added_at > o.first_reported_at
+                   ) OR EXISTS (
+                       SELECT 1 FROM community_listings cl
+                       WHERE cl.number = o.number AND cl.delisted_at > o.first_reported_at
+                   ))::int AS contradicted
+            FROM number_reporters o
+            WHERE o.reporter_hash = r.reporter_hash AND o.stance = 'scam'
+        ) rec
+        WHERE r.number = n.number AND r.lane = 'verified' AND r.epoch = coalesce(c.epoch, 0)
+          AND r.last_reported_at > $2
+        UNION ALL
+        SELECT 'community', r.stance, min(r.first_reported_at), max(r.last_reported_at),
+               min(r.last_reported_at), count(*)::int, 0, 0, false
+        FROM number_reporters r
+        WHERE r.number = n.number AND r.lane = 'community' AND r.epoch = coalesce(c.epoch, 0)
+          AND r.last_reported_at > $2
+        GROUP BY r.stance, date_trunc('hour', r.last_reported_at)
+    ) w
 ) v ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(source ORDER BY listed_at) AS sources,
@@ -134,13 +150,14 @@ RETURNING epoch
 # Feedback takes the number's epoch under a share lock, so a delisting orders against it.
 _NUMBER_EPOCH = "SELECT epoch FROM community_listings WHERE number = $1 FOR SHARE"
 
-# A brigade check: skipped while a review of the number was opened in the last day.
-_RECENT_REVIEW = "SELECT EXISTS (SELECT 1 FROM reviews WHERE number = $1 AND opened_at > $2)"
-# The number's reports since $2: first-time reporters (no report anywhere before $2), all
-# of them, and the key that sent the most.
+# A brigade check: the number's reports since $2: first-time reporters (no report anywhere
+# before $2), all of them, and the key that sent the most. Nothing is read while a review of
+# the number was opened since $3.
 _BURST = """
 WITH recent AS (
-    SELECT reporter_hash, api_key_id FROM reports WHERE number = $1 AND received_at > $2
+    SELECT reporter_hash, api_key_id FROM reports
+    WHERE number = $1 AND received_at > $2
+      AND NOT EXISTS (SELECT 1 FROM reviews WHERE number = $1 AND opened_at > $3)
 ), top_key AS (
     SELECT api_key_id, count(*) AS reports FROM recent
     GROUP BY api_key_id ORDER BY count(*) DESC, api_key_id LIMIT 1
@@ -164,6 +181,8 @@ INSERT INTO reviews (number, sign, detail, opened_at) VALUES ($1, $2, $3::jsonb,
 ON CONFLICT DO NOTHING RETURNING id
 """
 USUAL_SHARE_DAYS = 7
+REVIEW_AGAIN_AFTER = timedelta(days=1)
+"""A number is not queued again for this long after a review of it was opened."""
 
 # Reporter phones listed as scams ($1: their hashes), recorded if they ever spoke as verified
 # reporters (the report path records one that speaks later).
@@ -276,8 +295,8 @@ class Stored:
 
 def _evidence(record: asyncpg.Record) -> Evidence:
     voices = tuple(
-        Voice(Lane(lane), Stance(stance), first, last, agreed, contradicted, listed)
-        for lane, stance, first, last, agreed, contradicted, listed in zip(
+        Voice(Lane(lane), Stance(stance), first, last, agreed, contradicted, listed, count)
+        for lane, stance, first, last, agreed, contradicted, listed, count in zip(
             record["lanes"],
             record["stances"],
             record["firsts"],
@@ -285,6 +304,7 @@ def _evidence(record: asyncpg.Record) -> Evidence:
             record["agreed"],
             record["contradicted"],
             record["listed"],
+            record["counts"],
             strict=True,
         )
     )
@@ -294,6 +314,7 @@ def _evidence(record: asyncpg.Record) -> Evidence:
         allowlisted_owner=record["owner"],
         trusted_sources=tuple(record["trusted_sources"]),
         voices=voices,
+        oldest_recent_report=record["oldest_recent_report"],
         under_review=record["under_review"],
         report_count=record["report_count"],
         categories=tuple(dict.fromkeys([*record["categories"], *record["trusted_categories"]])),
@@ -382,10 +403,9 @@ async def _check_brigade(
 ) -> BrigadeSign | None:
     """Open a review of the number if its recent reports look like a brigade (and none was
     opened in the last day); the sign that opened one, else None."""
-    if await conn.fetchval(_RECENT_REVIEW, number, now - timedelta(days=1)):
-        return None
-    since = now - rules.burst_window
-    newcomers, reports, top_key, top_key_reports = await conn.fetchrow(_BURST, number, since)
+    since, last_review = now - rules.burst_window, now - REVIEW_AGAIN_AFTER
+    burst = await conn.fetchrow(_BURST, number, since, last_review)
+    newcomers, reports, top_key, top_key_reports = burst
     usual_share = 1.0
     if top_key is not None and top_key_reports >= rules.burst_key_reports:
         usual_share = await conn.fetchval(
