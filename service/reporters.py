@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 import secrets
 import stat
@@ -50,6 +51,17 @@ def phone_reporter_hash(key: bytes, phone: int) -> bytes:
     same whichever app or reporter id it comes through. Also the hash a listed number is
     looked for under, when it has reported other numbers."""
     return hmac.digest(key, f"phone:{phone}".encode("ascii"), hashlib.sha256)
+
+
+def network_hash(key: bytes, address: str) -> bytes | None:
+    """The keyed hash standing for the network a report came from: the client address's
+    IPv4 /24 or IPv6 /48, as a brigade check compares them; None for no IP address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    prefix = ipaddress.ip_network(f"{ip}/{24 if ip.version == 4 else 48}", strict=False)
+    return hmac.digest(key, f"net:{prefix}".encode("ascii"), hashlib.sha256)
 
 
 REPORTER_KEY = web.AppKey("reporter_key", bytes)

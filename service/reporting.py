@@ -27,7 +27,7 @@ from .clock import Clock
 from .config import Config
 from .feed import FEED, Feed
 from .metrics import Metrics
-from .reporters import REPORTER_KEY, community_reporter_hash, phone_reporter_hash
+from .reporters import REPORTER_KEY, community_reporter_hash, network_hash, phone_reporter_hash
 from .reputation import Lane, Verdict
 from .standing import STANDING, Standing
 from .state import CLOCK, CONFIG, METRICS, POOL
@@ -92,8 +92,9 @@ class Reporting:
         self._feedback = metrics.feedback_accepted
         self._reviews = metrics.reviews_opened
 
-    async def report(self, report: Report, api_key: ApiKey) -> tuple[int, Answer]:
+    async def report(self, report: Report, api_key: ApiKey, address: str) -> tuple[int, Answer]:
         """Store a report and list its number; return the report id and the new verdict.
+        `address` is the client's, whose network a brigade check compares.
 
         Raises CannotVouch for a phone sent through a community key, and the store's
         ReporterLimitReached or KeyDayLimitReached past a daily limit.
@@ -109,6 +110,7 @@ class Reporting:
             category=report.category,
             description=report.description,
             occurred_at=report.occurred_at,
+            network=network_hash(self._reporter_key, address),
         )
         stored = await store.reports.add(self.pool, word, self._limits(api_key), self.config.rules)
         self._accepted.labels(report.category, lane.value).inc()

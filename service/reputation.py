@@ -75,10 +75,10 @@ class Rules:
     burst_newcomers: int = 10
     """First-time reporters on one number within burst_window that open a review."""
     burst_key_reports: int = 10
-    """Reports on one number within burst_window from one key, at least, before its share
-    is compared with the key's usual share."""
+    """Reports on one number within burst_window from one key (or one network), at least,
+    before its share is compared with its usual share."""
     burst_key_share: float = 0.8
-    """The share of the number's recent reports that one key must reach..."""
+    """The share of the number's recent reports that one key or network must reach..."""
     burst_share_factor: float = 4.0
     """...being at least this many times its usual share of all reports."""
 
@@ -321,6 +321,11 @@ class Burst:
     """All reports on the number."""
     top_key_usual_share: float = 1.0
     """That key's share of all reports to the service over the past week."""
+    top_network_reports: int = 0
+    """Reports on the number from the network (an IPv4 /24, an IPv6 /48) that sent the
+    most of them."""
+    top_network_usual_share: float = 1.0
+    """That network's share of all reports over the past week."""
 
 
 class BrigadeSign(StrEnum):
@@ -330,17 +335,24 @@ class BrigadeSign(StrEnum):
     """Many first-time reporters on one number within minutes."""
     KEY_SHARE = "key_share"
     """One key far above its usual share of reports."""
+    NETWORK_SHARE = "network_share"
+    """One network far above its usual share of reports."""
 
 
 def brigade_sign(burst: Burst, rules: Rules) -> BrigadeSign | None:
     """Whether a number's recent reports look like a brigade, and why; None if not."""
     if burst.newcomers >= rules.burst_newcomers:
         return BrigadeSign.NEWCOMERS
-    if burst.top_key_reports >= rules.burst_key_reports and burst.reports:
-        share = burst.top_key_reports / burst.reports
-        if (
-            share >= rules.burst_key_share
-            and share >= rules.burst_share_factor * burst.top_key_usual_share
-        ):
-            return BrigadeSign.KEY_SHARE
+    if _far_above(burst.top_key_reports, burst.reports, burst.top_key_usual_share, rules):
+        return BrigadeSign.KEY_SHARE
+    if _far_above(burst.top_network_reports, burst.reports, burst.top_network_usual_share, rules):
+        return BrigadeSign.NETWORK_SHARE
     return None
+
+
+def _far_above(sent: int, reports: int, usual_share: float, rules: Rules) -> bool:
+    """Whether one sender's reports on a number are far above its usual share of all."""
+    if sent < rules.burst_key_reports or not reports:
+        return False
+    share = sent / reports
+    return share >= rules.burst_key_share and share >= rules.burst_share_factor * usual_share

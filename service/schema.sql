@@ -251,19 +251,29 @@ CREATE TABLE IF NOT EXISTS listed_reporters (
     listed_at      timestamptz NOT NULL
 );
 
--- Reports per key per day (UTC), for the key's daily cap across replicas.
+-- Reports per key per day (UTC), for the key's daily cap across replicas and its usual
+-- share of reports (brigade checks).
 CREATE TABLE IF NOT EXISTS key_report_days (
     api_key_id  bigint NOT NULL REFERENCES api_keys (id),
     day         date NOT NULL,
     reports     integer NOT NULL,
     PRIMARY KEY (api_key_id, day)
 );
+-- The network a report came from (an IPv4 /24, an IPv6 /48), as a keyed hash; erased with
+-- the report's other details. Reports per network per day, for its usual share.
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS network bytea;
+CREATE TABLE IF NOT EXISTS network_report_days (
+    network  bytea NOT NULL,
+    day      date NOT NULL,
+    reports  integer NOT NULL,
+    PRIMARY KEY (network, day)
+);
 
 -- Numbers waiting for a moderator: a suspected brigade. One open review per number.
 CREATE TABLE IF NOT EXISTS reviews (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     number       bigint NOT NULL,
-    sign         text NOT NULL CHECK (sign IN ('newcomers', 'key_share')),
+    sign         text NOT NULL CHECK (sign IN ('newcomers', 'key_share', 'network_share')),
     detail       jsonb NOT NULL DEFAULT '{}',
     opened_at    timestamptz NOT NULL,
     status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'brigade', 'genuine')),

@@ -200,6 +200,10 @@ def test_brigade_signs() -> None:
     assert brigade_sign(one_key, RULES) is BrigadeSign.KEY_SHARE
     usual = Burst(top_key_reports=10, reports=11, top_key_usual_share=0.5)
     assert brigade_sign(usual, RULES) is None  # a big app reporting as much as it always does
+    one_network = Burst(reports=12, top_network_reports=11, top_network_usual_share=0.01)
+    assert brigade_sign(one_network, RULES) is BrigadeSign.NETWORK_SHARE
+    few = Burst(reports=9, top_network_reports=9, top_network_usual_share=0.01)
+    assert brigade_sign(few, RULES) is None
 
 
 @given(

@@ -4,6 +4,7 @@ phones, brigades and the review queue, the limits (docs/verdicts.md)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -412,3 +413,30 @@ async def test_who_sent_a_not_scam_answer_is_erased_after_retention(
     rows = await pool.fetch("SELECT reporter_hash IS NOT NULL, note FROM feedback ORDER BY id")
     assert [tuple(row) for row in rows] == [(False, None), (True, "my bank")]
     assert await pool.fetchval("SELECT count(*) FROM number_reporters") == 1
+
+
+async def test_one_network_far_above_its_usual_share_is_queued(
+    aiohttp_client: ClientFactory,
+    config: Config,
+    clock: FakeClock,
+    auth: dict[str, str],
+    admin: dict[str, str],
+) -> None:
+    behind_proxy = replace(config, trusted_proxies=frozenset({"127.0.0.1"}))
+    client = await aiohttp_client(create_app(behind_proxy, clock))
+
+    async def report_from(address: str, reporter: str, number: str = NUMBER) -> None:
+        body = {"number": number, "category": "online_loan", "reporter": reporter}
+        headers = {**auth, "X-Forwarded-For": address}
+        assert (await client.post("/v1/reports", json=body, headers=headers)).status == 201
+
+    for i in range(60):  # the usual traffic: one app's users on many networks
+        await report_from(f"198.51.{i}.7", f"u{i}", f"09770{i:05d}")
+    for i in range(10):  # reporters who have reported before, from their own networks
+        await report_from(f"192.0.{i}.9", f"b{i}", f"09880{i:05d}")
+    clock.advance(hours=1)
+    for i in range(10):  # now all from one /24
+        await report_from(f"203.0.113.{i}", f"b{i}")
+    [queued] = await reviews(client, admin)
+    assert (queued["sign"], queued["detail"]["newcomers"]) == ("network_share", 0)
+    assert queued["detail"]["top_network_reports"] == 10

@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from ..auth import API_KEY, check_can_vouch
+from ..auth import API_KEY, check_can_vouch, client_address
 from ..e164 import MAX_INPUT_LENGTH, to_e164
 from ..problems import answers, too_many_requests
 from ..reporting import REPORTING, Feedback, Report, Reporter
@@ -177,7 +177,8 @@ async def create_report(request: web.Request, body: ReportIn) -> web.Response:
         description=body.description,
         occurred_at=body.occurred(request.app[CLOCK]()),
     )
-    report_id, answer = await request.app[REPORTING].report(report, request[API_KEY])
+    address = client_address(request, request.app[CONFIG].trusted_proxies)
+    report_id, answer = await request.app[REPORTING].report(report, request[API_KEY], address)
     return json_answer(
         ReportCreated(report_id, to_e164(report.number), answer.judgement.verdict),
         status=HTTPStatus.CREATED,

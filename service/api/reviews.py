@@ -47,7 +47,8 @@ class Review(Body):
         BrigadeSign,
         Meta(
             description="Why it was queued: `newcomers`, many first-time reporters within "
-            "minutes; `key_share`, one key far above its usual share of reports."
+            "minutes; `key_share` or `network_share`, one key or one network (an IPv4 /24, "
+            "an IPv6 /48) far above its usual share of reports."
         ),
     ]
     detail: Annotated[dict[str, Any], Meta(description="The figures that queued it.")]

@@ -110,10 +110,17 @@ VALUES ($1, ($2::timestamptz AT TIME ZONE 'UTC')::date, 1)
 ON CONFLICT (api_key_id, day) DO UPDATE SET reports = d.reports + 1
 RETURNING reports
 """
+# A network's reports today (UTC); the row lock orders one network's reports.
+_COUNT_NETWORK_DAY = """
+INSERT INTO network_report_days AS d (network, day, reports)
+VALUES ($1, ($2::timestamptz AT TIME ZONE 'UTC')::date, 1)
+ON CONFLICT (network, day) DO UPDATE SET reports = d.reports + 1
+"""
 _INSERT_REPORT = """
 INSERT INTO reports (number, category, reporter_hash, description, occurred_at, received_at,
-                     api_key_id, possible_spoofing, lane)
-VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM allowlist WHERE number = $1), $8)
+                     api_key_id, possible_spoofing, lane, network)
+VALUES ($1, $2, $3, $4, $5, $6, $7, EXISTS (SELECT 1 FROM allowlist WHERE number = $1), $8,
+        $9)
 RETURNING id
 """
 _INSERT_FEEDBACK = """
@@ -155,12 +162,15 @@ _NUMBER_EPOCH = "SELECT epoch FROM community_listings WHERE number = $1 FOR SHAR
 # the number was opened since $3.
 _BURST = """
 WITH recent AS (
-    SELECT reporter_hash, api_key_id FROM reports
+    SELECT reporter_hash, api_key_id, network FROM reports
     WHERE number = $1 AND received_at > $2
       AND NOT EXISTS (SELECT 1 FROM reviews WHERE number = $1 AND opened_at > $3)
 ), top_key AS (
     SELECT api_key_id, count(*) AS reports FROM recent
     GROUP BY api_key_id ORDER BY count(*) DESC, api_key_id LIMIT 1
+), top_network AS (
+    SELECT network, count(*) AS reports FROM recent WHERE network IS NOT NULL
+    GROUP BY network ORDER BY count(*) DESC, network LIMIT 1
 )
 SELECT (SELECT count(DISTINCT r.reporter_hash) FROM recent r
         WHERE NOT EXISTS (SELECT 1 FROM reports o
@@ -168,13 +178,20 @@ SELECT (SELECT count(DISTINCT r.reporter_hash) FROM recent r
            AS newcomers,
        (SELECT count(*) FROM recent) AS reports,
        (SELECT api_key_id FROM top_key) AS top_key,
-       coalesce((SELECT reports FROM top_key), 0) AS top_key_reports
+       coalesce((SELECT reports FROM top_key), 0) AS top_key_reports,
+       (SELECT network FROM top_network) AS top_network,
+       coalesce((SELECT reports FROM top_network), 0) AS top_network_reports
 """
-# A key's share of every key's words over the days since $2.
-_USUAL_SHARE = """
+# A key's, or a network's, share of all reports and answers over the days since $2.
+_USUAL_KEY_SHARE = """
 SELECT coalesce(sum(reports) FILTER (WHERE api_key_id = $1), 0)::float8
        / greatest(sum(reports), 1)
 FROM key_report_days WHERE day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
+"""
+_USUAL_NETWORK_SHARE = """
+SELECT coalesce(sum(reports) FILTER (WHERE network = $1), 0)::float8
+       / greatest(sum(reports), 1)
+FROM network_report_days WHERE day >= ($2::timestamptz AT TIME ZONE 'UTC')::date
 """
 _OPEN_REVIEW = """
 INSERT INTO reviews (number, sign, detail, opened_at) VALUES ($1, $2, $3::jsonb, $4)
@@ -214,7 +231,7 @@ WITH erased AS (
     DELETE FROM number_reporters r USING erased e
     WHERE r.number = e.number AND r.reporter_hash = e.reporter_hash AND r.last_reported_at < $1
 )
-UPDATE reports r SET reporter_hash = NULL, description = NULL, occurred_at = NULL
+UPDATE reports r SET reporter_hash = NULL, description = NULL, occurred_at = NULL, network = NULL
 FROM erased e WHERE r.id = e.id
 """
 # The same for not-scam answers: who sent them and their note.
@@ -270,6 +287,8 @@ class NewReport(Word):
     category: str = "other"
     description: str | None = None
     occurred_at: datetime | None = None
+    network: bytes | None = None
+    """A keyed hash of the network it came from (an IPv4 /24, an IPv6 /48)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +374,7 @@ async def add(
                 word.received_at,
                 word.api_key_id,
                 word.lane.value,
+                word.network,
             )
             # The listing first: its row lock orders this report against any delisting.
             epoch = await conn.fetchval(
@@ -384,6 +404,8 @@ async def add(
         )
         if isinstance(word, NewReport):
             review = await _check_brigade(conn, word.number, word.received_at, rules)
+            if word.network is not None:
+                await conn.execute(_COUNT_NETWORK_DAY, word.network, word.received_at)
         # Counted last: the key's row is locked from here to the commit, which the change
         # log's lock serialises anyway, so one key's words do not queue for longer.
         if (
@@ -404,23 +426,33 @@ async def _check_brigade(
     """Open a review of the number if its recent reports look like a brigade (and none was
     opened in the last day); the sign that opened one, else None."""
     since, last_review = now - rules.burst_window, now - REVIEW_AGAIN_AFTER
-    burst = await conn.fetchrow(_BURST, number, since, last_review)
-    newcomers, reports, top_key, top_key_reports = burst
-    usual_share = 1.0
-    if top_key is not None and top_key_reports >= rules.burst_key_reports:
-        usual_share = await conn.fetchval(
-            _USUAL_SHARE, top_key, now - timedelta(days=USUAL_SHARE_DAYS)
-        )
-    burst = Burst(newcomers, top_key_reports, reports, usual_share)
+    found = await conn.fetchrow(_BURST, number, since, last_review)
+    week_ago = now - timedelta(days=USUAL_SHARE_DAYS)
+    key_share = network_share = 1.0
+    # The usual shares are read only for a sender with enough reports here to matter.
+    if found["top_key_reports"] >= rules.burst_key_reports:
+        key_share = await conn.fetchval(_USUAL_KEY_SHARE, found["top_key"], week_ago)
+    if found["top_network_reports"] >= rules.burst_key_reports:
+        network_share = await conn.fetchval(_USUAL_NETWORK_SHARE, found["top_network"], week_ago)
+    burst = Burst(
+        newcomers=found["newcomers"],
+        top_key_reports=found["top_key_reports"],
+        reports=found["reports"],
+        top_key_usual_share=key_share,
+        top_network_reports=found["top_network_reports"],
+        top_network_usual_share=network_share,
+    )
     sign = brigade_sign(burst, rules)
     if sign is None:
         return None
     detail = {
-        "newcomers": newcomers,
-        "reports": reports,
-        "top_key_id": top_key,
-        "top_key_reports": top_key_reports,
-        "top_key_usual_share": round(usual_share, 4),
+        "newcomers": burst.newcomers,
+        "reports": burst.reports,
+        "top_key_id": found["top_key"],
+        "top_key_reports": burst.top_key_reports,
+        "top_key_usual_share": round(key_share, 4),
+        "top_network_reports": burst.top_network_reports,
+        "top_network_usual_share": round(network_share, 4),
         "minutes": rules.burst_window.total_seconds() / 60,
     }
     opened = await conn.fetchval(_OPEN_REVIEW, number, sign.value, json.dumps(detail), now)
