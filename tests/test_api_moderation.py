@@ -13,7 +13,7 @@ from callguard import store
 from callguard.app import create_app
 from callguard.config import Config
 
-from tests.conftest import AppClient, ClientFactory, MakeKey
+from tests.conftest import AppClient, ClientFactory, MakeKey, report_verified
 
 HOTLINE = "+842513685134"
 """An official hotline, typed in the tests as people write it: 02513.685.134."""
@@ -170,11 +170,10 @@ async def test_an_allowlisted_number_is_verified_whatever_its_reports(
 
 
 async def test_removing_a_number_from_the_allowlist_lets_its_reports_count(
-    client: AppClient, auth: dict[str, str], admin: dict[str, str]
+    client: AppClient, auth: dict[str, str], admin: dict[str, str], attesting: dict[str, str]
 ) -> None:
     await allowlist(client, admin)
-    for reporter in ("r1", "r2", "r3"):
-        await report(client, auth, HOTLINE, reporter)
+    await report_verified(client, attesting, HOTLINE)  # three verified phones
 
     response = await client.delete("/v1/allowlist/+84 251 3685 134", headers=admin)
     assert response.status == 204
@@ -630,8 +629,12 @@ MODERATION_CALLS = [
     ("GET", "/v1/appeals", None),
     ("POST", "/v1/appeals/{appeal_id}/resolve", {"decision": "delist", "note": "x"}),
     ("GET", "/v1/audit", None),
+    ("GET", "/v1/reviews", None),
+    ("POST", "/v1/reviews/{review_id}/decide", {"decision": "brigade", "note": "x"}),
 ]
 CALL_IDS = [f"{method} {path}" for method, path, _ in MODERATION_CALLS]
+BRIGADED = "+84933333333"
+"""A number that ten first-time reporters report within minutes: it is queued for review."""
 
 
 async def call(
@@ -641,8 +644,20 @@ async def call(
     body: object,
     auth: dict[str, str],
     appeal_id: int = 1,
+    review_id: int = 1,
 ) -> Any:
-    return await client.request(method, path.format(appeal_id=appeal_id), json=body, headers=auth)
+    return await client.request(
+        method, path.format(appeal_id=appeal_id, review_id=review_id), json=body, headers=auth
+    )
+
+
+async def queue_for_review(client: AppClient, auth: dict[str, str], admin: dict[str, str]) -> Any:
+    """Ten first-time reporters on BRIGADED within minutes: its open review."""
+    for reporter in range(10):
+        await report(client, auth, BRIGADED, f"new-{reporter}")
+    (review,) = (await get_json(client, admin, "/v1/reviews?status=open"))["reviews"]
+    assert (review["number"], review["sign"]) == (BRIGADED, "newcomers")
+    return review
 
 
 @pytest.mark.parametrize("role", ["client", "operator"])
@@ -651,18 +666,25 @@ async def test_moderation_is_forbidden_below_admin(
     client: AppClient,
     auth: dict[str, str],
     admin: dict[str, str],
+    attesting: dict[str, str],
     make_key: MakeKey,
     role: str,
     method: str,
     path: str,
     body: object,
 ) -> None:
-    for reporter in ("r1", "r2", "r3"):
-        await report(client, auth, SCAM, reporter)
+    await report_verified(client, attesting, SCAM)  # three verified phones make it a scam
     filed = await appeal(client, auth, SCAM)
+    queued = await queue_for_review(client, auth, admin)
 
     response = await call(
-        client, method, path, body, headers(await make_key(role)), filed["appeal_id"]
+        client,
+        method,
+        path,
+        body,
+        headers(await make_key(role)),
+        filed["appeal_id"],
+        queued["review_id"],
     )
     problem = await assert_problem(response, 403)
     assert "admin" in problem["detail"]
@@ -670,7 +692,9 @@ async def test_moderation_is_forbidden_below_admin(
     found = await lookup(client, auth, SCAM)
     assert (found["verdict"], found["report_count"]) == ("scam", 3)
     assert (await lookup(client, auth, OTHER))["verdict"] == "unknown"
+    assert (await lookup(client, auth, BRIGADED))["verdict"] == "suspicious"
     assert (await get_json(client, admin, "/v1/appeals?status=open"))["appeals"] == [filed]
+    assert (await get_json(client, admin, "/v1/reviews"))["reviews"] == [queued]
     assert (await get_json(client, admin, "/v1/allowlist"))["entries"] == []
     assert (await get_json(client, admin, "/v1/audit"))["entries"] == []
 

@@ -29,6 +29,7 @@ from tests.conftest import (
     MakeKey,
     eventually,
     own_postgres,
+    report_verified,
 )
 
 ADMIN = store.audit.Actor(None, "test")
@@ -73,13 +74,15 @@ async def list_number(client: AppClient, headers: dict[str, str], number: str) -
 
 
 async def test_a_change_through_one_replica_reaches_another(
-    aiohttp_client: ClientFactory, config: Config, admin: dict[str, str]
+    aiohttp_client: ClientFactory,
+    config: Config,
+    admin: dict[str, str],
+    attesting: dict[str, str],
 ) -> None:
     first = await aiohttp_client(create_app(config))
     second = await aiohttp_client(create_app(config))
-    for reporter in ("a", "b", "c"):
-        body = {"number": "0912345678", "category": "online_loan", "reporter": reporter}
-        assert (await first.post("/v1/reports", json=body, headers=admin)).status == 201
+    # Three verified phones report it through the first replica: a scam.
+    await report_verified(first, attesting, "0912345678", category="online_loan")
     await wait_for_verdict(second, admin, "0912345678", "scam")
     # The second replica now has the number's evidence cached; a delisting elsewhere ends it.
     assert await verdict(second, admin, "0912345678") == "scam"

@@ -15,7 +15,7 @@ from callguard.metrics import LATENCY_BUCKETS, RequestTally, outcome_of
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import AppClient, ClientFactory, MakeKey
+from tests.conftest import VERIFIED_PHONES, AppClient, ClientFactory, MakeKey
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -33,9 +33,14 @@ async def scrape(client: AppClient, metrics_auth: dict[str, str]) -> str:
     return await response.text()
 
 
-async def make_traffic(client: AppClient, auth: dict[str, str]) -> None:
+async def make_traffic(client: AppClient, auth: dict[str, str], attesting: dict[str, str]) -> None:
+    """One number reported in each lane and answered not a scam once: still suspicious."""
     report = {"number": "0987654321", "category": "investment", "reporter": "r1"}
     assert (await client.post("/v1/reports", json=report, headers=auth)).status == 201
+    verified = {**report, "reporter_phone": VERIFIED_PHONES[0]}
+    assert (await client.post("/v1/reports", json=verified, headers=attesting)).status == 201
+    answer = {"number": "0987654321", "reporter": "r2", "verdict": "not_scam"}
+    assert (await client.post("/v1/feedback", json=answer, headers=auth)).status == 201
     for number in ("0912345678", "0987654321", "0987654321", "abc"):
         await client.get(f"/v1/numbers/{number}", headers=auth)
     await client.post("/v1/lookups", json={"numbers": ["0911111111", "0987654321"]}, headers=auth)
@@ -77,9 +82,12 @@ async def test_a_metrics_key_can_do_nothing_else(
 
 @pytest.mark.slow  # runs promtool
 async def test_promtool_accepts_the_metrics(
-    client: AppClient, auth: dict[str, str], metrics_auth: dict[str, str]
+    client: AppClient,
+    auth: dict[str, str],
+    attesting: dict[str, str],
+    metrics_auth: dict[str, str],
 ) -> None:
-    await make_traffic(client, auth)
+    await make_traffic(client, auth, attesting)
     text = await scrape(client, metrics_auth)
     result = subprocess.run(
         ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
@@ -88,15 +96,21 @@ async def test_promtool_accepts_the_metrics(
 
 
 async def test_the_figures_follow_the_traffic(
-    client: AppClient, auth: dict[str, str], metrics_auth: dict[str, str]
+    client: AppClient,
+    auth: dict[str, str],
+    attesting: dict[str, str],
+    metrics_auth: dict[str, str],
 ) -> None:
-    await make_traffic(client, auth)
+    await make_traffic(client, auth, attesting)
     figures = samples(await scrape(client, metrics_auth))
 
     def value(name: str, **labels: str) -> float:
         return figures[(name, tuple(sorted(labels.items())))]
 
-    assert value("callguard_reports_accepted_total", category="investment") == 1
+    for lane in ("community", "verified"):
+        assert value("callguard_reports_accepted_total", category="investment", lane=lane) == 1
+    assert value("callguard_feedback_accepted_total", lane="community") == 1
+    assert ("callguard_feedback_accepted_total", (("lane", "verified"),)) not in figures
     assert value("callguard_filter_checks_total", outcome="negative") == 2
     assert value("callguard_filter_checks_total", outcome="listed") == 3
     assert value("callguard_lookups_total", verdict="unknown") == 2

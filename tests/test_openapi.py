@@ -34,7 +34,14 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, ValidationError
 from openapi_spec_validator import validate as validate_openapi
 
-from tests.conftest import TABLES, AppClient, ClientFactory, MakeKey, own_postgres
+from tests.conftest import (
+    TABLES,
+    VERIFIED_PHONES,
+    AppClient,
+    ClientFactory,
+    MakeKey,
+    own_postgres,
+)
 from tests.waiting import eventually
 
 SPEC = openapi.spec()
@@ -51,6 +58,17 @@ def operations() -> Iterator[tuple[str, str, Mapping[str, Any]]]:
         for method, operation in item.items():
             if method in METHODS:
                 yield path, method.upper(), operation
+
+
+def body_schema(operation: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema of the operation's JSON request body, $ref resolved; {} if it has none."""
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if body is None:
+        return {}
+    schema: Mapping[str, Any] = SPEC["components"]["schemas"][
+        body["schema"]["$ref"].rsplit("/", 1)[1]
+    ]
+    return schema
 
 
 def validate(instance: Any, schema: Mapping[str, Any]) -> None:
@@ -121,8 +139,10 @@ def test_operation_ids_stay_as_clients_know_them() -> None:
     clients generate SDKs from them: renaming a handler must not change one unawares."""
     assert {operation["operationId"] for _path, _method, operation in operations()} == {
         "createAppeal",
+        "createFeedback",
         "createImport",
         "createReport",
+        "decideReview",
         "deleteAllowlistEntry",
         "delistNumber",
         "docs",
@@ -137,6 +157,7 @@ def test_operation_ids_stay_as_clients_know_them() -> None:
         "listCategories",
         "listImports",
         "listNumber",
+        "listReviews",
         "lookupBatch",
         "metrics",
         "openapi",
@@ -152,7 +173,15 @@ def test_every_operation_documents_its_errors() -> None:
         assert any(status.startswith("2") for status in statuses), (method, path)
         if path.startswith("/v1/"):
             assert {"401", "503"} <= statuses, (method, path)
-            assert ("403" in statuses) == (operation["x-role"] != "client"), (method, path)
+            forbidden = operation["responses"].get("403")
+            if operation["x-role"] == "client":
+                # Any key may call it: a 403 only where a community key may not vouch for a
+                # reporter's phone.
+                vouches = "reporter_phone" in body_schema(operation).get("properties", {})
+                expected = {"$ref": "#/components/responses/CannotVouch"} if vouches else None
+                assert forbidden == expected, (method, path)
+            else:
+                assert forbidden == {"$ref": "#/components/responses/Forbidden"}, (method, path)
         if "requestBody" in operation:
             assert {"400", "415"} <= statuses, (method, path)
         if "{" in path:
@@ -191,11 +220,8 @@ async def keys(make_key: MakeKey) -> dict[str, dict[str, str]]:
 
 def text_limits() -> Iterator[tuple[str, str, str, int]]:
     """(method, path, field, maxLength) of every length-limited text field of a JSON body."""
-    schemas = SPEC["components"]["schemas"]
     for path, method, operation in operations():
-        body = operation.get("requestBody", {}).get("content", {}).get("application/json")
-        declared = schemas[body["schema"]["$ref"].rsplit("/", 1)[1]] if body else {}
-        for field, schema in declared.get("properties", {}).items():
+        for field, schema in body_schema(operation).get("properties", {}).items():
             for text in [schema, *schema.get("anyOf", ())]:  # a field that may be null
                 if "maxLength" in text and "format" not in text:
                     yield method, path, field, text["maxLength"]
@@ -206,7 +232,7 @@ async def test_the_roles_the_spec_names_are_the_roles_enforced(
 ) -> None:
     """Whoever the spec says may call an operation gets past the key check, and a key of a
     lower role gets 403 there: the handlers' marks are what both read."""
-    names = {"{number}": NUMBER, "{appeal_id}": "1", "{import_id}": "1"}
+    names = {"{number}": NUMBER, "{appeal_id}": "1", "{import_id}": "1", "{review_id}": "1"}
     below = {"operator": "client", "admin": "operator", "admin or metrics": "operator"}
     for template, method, operation in operations():
         path = template
@@ -227,19 +253,21 @@ async def test_the_roles_the_spec_names_are_the_roles_enforced(
 @pytest.mark.parametrize(("method", "path", "field", "max_length"), list(text_limits()))
 async def test_the_spec_has_the_handlers_text_limits(
     client: AppClient,
-    keys: dict[str, dict[str, str]],
+    make_key: MakeKey,
     method: str,
     path: str,
     field: str,
     max_length: int,
 ) -> None:
+    # An attesting admin key: every operation, and an example's reporter_phone, is allowed.
+    admin = {"Authorization": f"Bearer {await make_key('admin', 'attesting')}"}
     content = SPEC["paths"][path][method.lower()]["requestBody"]["content"]["application/json"]
-    url = path.format(number=NUMBER, appeal_id=1)
+    url = path.format(number=NUMBER, appeal_id=1, review_id=1)
     at_limit = {**content["example"], field: "x" * max_length}
-    response = await client.request(method, url, json=at_limit, headers=keys["admin"])
+    response = await client.request(method, url, json=at_limit, headers=admin)
     assert response.status != 400, await response.text()
     over_limit = {**content["example"], field: "x" * (max_length + 1)}
-    response = await client.request(method, url, json=over_limit, headers=keys["admin"])
+    response = await client.request(method, url, json=over_limit, headers=admin)
     problem = await conforms(response, path, 400)
     assert f"'{field}' is longer than {max_length}" in problem["detail"]
 
@@ -271,7 +299,7 @@ async def test_the_docs_page_is_rendered_from_the_spec(client: AppClient) -> Non
 
 
 async def test_lookups_and_reports_match_the_spec(
-    client: AppClient, keys: dict[str, dict[str, str]]
+    client: AppClient, keys: dict[str, dict[str, str]], attesting: dict[str, str]
 ) -> None:
     user = keys["client"]
     categories = await conforms(
@@ -290,14 +318,30 @@ async def test_lookups_and_reports_match_the_spec(
     await conforms(await client.get("/v1/numbers/%7B%7D", headers=user), number, 404)
 
     reports = "/v1/reports"
-    for reporter in ("r1", "r2", "r3"):
-        report = {"number": NUMBER, "category": "online_loan", "reporter": reporter}
+    community = {"number": NUMBER, "category": "online_loan", "reporter": "r"}
+    created = await conforms(await client.post(reports, json=community, headers=user), reports, 201)
+    assert created["verdict"] == "suspicious"  # a community reporter
+    for reporter, phone in zip(("r1", "r2", "r3"), VERIFIED_PHONES[:3], strict=True):
+        report = {
+            "number": NUMBER,
+            "category": "online_loan",
+            "reporter": reporter,
+            "reporter_phone": phone,
+        }
         if reporter == "r1":
             report |= {"description": "Vay tiền", "occurred_at": "2024-03-26T09:30:00+07:00"}
         created = await conforms(
-            await client.post(reports, json=report, headers=user), reports, 201
+            await client.post(reports, json=report, headers=attesting), reports, 201
         )
-    assert created["verdict"] == "scam"
+    assert created["verdict"] == "scam"  # three verified phones
+    vouching = {
+        "number": NUMBER,
+        "category": "other",
+        "reporter": "r",
+        "reporter_phone": "0987000009",
+    }
+    problem = await conforms(await client.post(reports, json=vouching, headers=user), reports, 403)
+    assert problem["type"] == "urn:callguard:problem:cannot-vouch"
     bad_reports: list[tuple[Any, int]] = [
         ({"number": NUMBER, "category": "nope", "reporter": "r"}, 422),
         ({"number": NUMBER, "category": "other", "reporter": "r", "x": 1}, 400),
@@ -321,10 +365,11 @@ async def test_lookups_and_reports_match_the_spec(
             400,
         ),
         ({"number": "12", "category": "other", "reporter": "r"}, 400),
+        ({"number": NUMBER, "category": "other", "reporter": "r", "reporter_phone": "12"}, 400),
         ([], 400),
     ]
     for body, status in bad_reports:
-        await conforms(await client.post(reports, json=body, headers=user), reports, status)
+        await conforms(await client.post(reports, json=body, headers=attesting), reports, status)
     await conforms(await client.post(reports, data="number=1", headers=user), reports, 415)
     gzipped = {**user, "Content-Type": "application/json", "Content-Encoding": "br"}
     await conforms(await client.post(reports, data=b"{}", headers=gzipped), reports, 415)
@@ -338,6 +383,18 @@ async def test_lookups_and_reports_match_the_spec(
     english = {**user, "Accept-Language": "en"}
     scam = await conforms(await client.get(f"/v1/numbers/{NUMBER}", headers=english), number, 200)
     assert scam["verdict"] == "scam" and scam["advice"]
+    assert scam["reasons"] == ["3 verified reporters over 1 day", "1 unverified reporter"]
+
+    feedback = "/v1/feedback"
+    answer = {"number": NUMBER, "reporter": "r4", "verdict": "not_scam", "note": "Shipper"}
+    answered = await conforms(await client.post(feedback, json=answer, headers=user), feedback, 201)
+    assert answered["verdict"] == "scam"  # a community answer cannot clear verified phones
+    for body, status in [
+        ({**answer, "verdict": "scam"}, 400),
+        ({**answer, "category": "other"}, 400),
+        ({**answer, "reporter_phone": "0987000009"}, 403),
+    ]:
+        await conforms(await client.post(feedback, json=body, headers=user), feedback, status)
 
     lookups = "/v1/lookups"
     batch = {"numbers": [NUMBER, "abc", "0987654321"]}
@@ -444,8 +501,45 @@ async def test_moderation_matches_the_spec(
         await client.post("/v1/appeals/x/resolve", json=decision, headers=admin), resolve, 404
     )
 
+    reviews, decide = "/v1/reviews", "/v1/reviews/{review_id}/decide"
+    for reporter in range(10):  # ten first-time reporters within minutes: queued for review
+        report = {"number": "0933333333", "category": "other", "reporter": f"new-{reporter}"}
+        await conforms(
+            await client.post("/v1/reports", json=report, headers=user), "/v1/reports", 201
+        )
+    queued = await conforms(await client.get(f"{reviews}?status=open", headers=admin), reviews, 200)
+    [review] = queued["reviews"]
+    assert (review["number"], review["sign"], review["status"]) == (
+        "+84933333333",
+        "newcomers",
+        "open",
+    )
+    await conforms(await client.get(f"{reviews}?status=closed", headers=admin), reviews, 400)
+    await conforms(await client.get(reviews, headers=user), reviews, 403)
+    url = f"/v1/reviews/{review['review_id']}/decide"
+    decision = {"decision": "genuine", "note": "a real campaign"}
+    await conforms(
+        await client.post(url, json={"decision": "maybe", "note": "n"}, headers=admin), decide, 400
+    )
+    await conforms(await client.post(url, json=decision, headers=user), decide, 403)
+    decided = await conforms(await client.post(url, json=decision, headers=admin), decide, 200)
+    assert (decided["status"], decided["note"]) == ("genuine", "a real campaign")
+    assert decided["decided_at"] is not None
+    await conforms(await client.post(url, json=decision, headers=admin), decide, 409)
+    await conforms(
+        await client.post("/v1/reviews/99/decide", json=decision, headers=admin), decide, 404
+    )
+    await conforms(
+        await client.post("/v1/reviews/x/decide", json=decision, headers=admin), decide, 404
+    )
+
     audit = await conforms(await client.get("/v1/audit", headers=admin), "/v1/audit", 200)
-    assert {entry["action"] for entry in audit["entries"]} >= {"list", "delist", "allowlist_add"}
+    assert {entry["action"] for entry in audit["entries"]} >= {
+        "list",
+        "delist",
+        "allowlist_add",
+        "review_genuine",
+    }
     await conforms(await client.get("/v1/audit?limit=1001", headers=admin), "/v1/audit", 400)
 
 
