@@ -231,6 +231,7 @@ async def test_weight_is_earned_from_later_trusted_outcomes(
     )
     assert response.status == 200
     clock.advance(minutes=1)
+    await not_scam(timed_client, attesting, "s", SHOP, phone=smear)  # too late to undo it
     target = "0955555555"
     await report_verified(timed_client, attesting, target, [smear, *VERIFIED_PHONES[:2]])
     body = await lookup(timed_client, attesting, target)

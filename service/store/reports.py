@@ -24,8 +24,10 @@ from . import changes
 
 # Everything that bears on the verdicts of many numbers, in one round trip. A reporter's word
 # counts while it is after the window's start ($2) and in the current epoch. A verified
-# phone's record is read from what it said about every number, against the outcomes that came
-# after its first word there (docs/verdicts.md, "Earned weight"). Community ids, which can be
+# phone's record is read from the reports it made, on every number, against the outcomes
+# that came after its first report there (docs/verdicts.md, "Earned weight"): a later
+# "not scam" of its own does not undo a report. (A delisting moves delisted_at on, so the
+# latest delisting is after every report an earlier one came after.) Community ids, which can be
 # thousands on a number, come grouped by stance and hour: their weight is always 1, so a
 # group's count says all the rules need.
 _SELECT_EVIDENCE = """
@@ -65,17 +67,19 @@ LEFT JOIN LATERAL (
         CROSS JOIN LATERAL (
             SELECT count(*) FILTER (WHERE EXISTS (
                        SELECT 1 FROM trusted_listings tl
-                       WHERE tl.number = o.number AND tl.listed_at > o.first_reported_at
+                       WHERE tl.number = o.number AND tl.listed_at > o.first_at
                    ))::int AS agreed,
                    count(*) FILTER (WHERE EXISTS (
                        SELECT 1 FROM allowlist al
-                       WHERE al.number = o.number AND al.added_at > o.first_reported_at
+                       WHERE al.number = o.number AND al.added_at > o.first_at
                    ) OR EXISTS (
                        SELECT 1 FROM community_listings cl
-                       WHERE cl.number = o.number AND cl.delisted_at > o.first_reported_at
+                       WHERE cl.number = o.number AND cl.delisted_at > o.first_at
                    ))::int AS contradicted
-            FROM number_reporters o
-            WHERE o.reporter_hash = r.reporter_hash AND o.stance = 'scam'
+            FROM (
+                SELECT number, min(received_at) AS first_at FROM reports
+                WHERE reporter_hash = r.reporter_hash GROUP BY number
+            ) o
         ) rec
         WHERE r.number = n.number AND r.lane = 'verified' AND r.epoch = coalesce(c.epoch, 0)
           AND r.last_reported_at > $2
