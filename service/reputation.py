@@ -41,6 +41,11 @@ class Stance(StrEnum):
     """Feedback: the call was legitimate."""
 
 
+VERIFIED: str = Lane.VERIFIED.value
+NOT_SCAM: str = Stance.NOT_SCAM.value
+"""Plain strings for the hot loop's comparisons (a StrEnum equals its value)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """The thresholds; these defaults are the documented ones (docs/verdicts.md)."""
@@ -200,6 +205,8 @@ def weight(voice: Voice, rules: Rules) -> float:
     less for being contradicted by them. A listed reporter phone weighs nothing."""
     if voice.listed:
         return 0.0
+    if not voice.agreed and not voice.contradicted:
+        return 1.0
     earned = min(rules.max_weight, 1.0 + rules.weight_gain * voice.agreed)
     return earned / (1.0 + rules.weight_loss * voice.contradicted)
 
@@ -218,31 +225,44 @@ def wilson_lower(positive: float, total: float, z: float) -> float:
 
 def tally(voices: tuple[Voice, ...], now: datetime, rules: Rules) -> Tally:
     """Sum up the voices as of `now`: each counts once, with its weight, decayed."""
-    units = {(lane, stance): 0.0 for lane in Lane for stance in Stance}
+    # Plain floats and locals: a hot number has hundreds of voices, judged at every lookup.
+    verified_scam = verified_not_scam = community_scam = community_not_scam = 0.0
     standing = verified = community = not_scam = 0
     first: datetime | None = None
     last: datetime | None = None
+    half_life = rules.half_life.total_seconds()
     for voice in voices:
-        weighs = weight(voice, rules) if voice.lane is Lane.VERIFIED else 1.0
+        count = voice.count
+        is_verified = voice.lane == VERIFIED
+        weighs = weight(voice, rules) if is_verified else 1.0
         if weighs <= 0:
             continue
-        age = max(timedelta(0), now - voice.last_at)
-        units[voice.lane, voice.stance] += voice.count * weighs * 0.5 ** (age / rules.half_life)
-        if voice.stance is Stance.NOT_SCAM:
-            not_scam += voice.count
-        elif voice.lane is Lane.COMMUNITY:
-            community += voice.count
+        age = (now - voice.last_at).total_seconds()
+        units = count * weighs * (0.5 ** (age / half_life) if age > 0 else 1.0)
+        if voice.stance == NOT_SCAM:
+            not_scam += count
+            if is_verified:
+                verified_not_scam += units
+            else:
+                community_not_scam += units
+        elif not is_verified:
+            community += count
+            community_scam += units
         else:
-            verified += voice.count
-            standing += voice.count if weighs >= rules.standing_weight else 0
-            first = voice.first_at if first is None else min(first, voice.first_at)
-            last = voice.last_at if last is None else max(last, voice.last_at)
+            verified += count
+            verified_scam += units
+            if weighs >= rules.standing_weight:
+                standing += count
+            if first is None or voice.first_at < first:
+                first = voice.first_at
+            if last is None or voice.last_at > last:
+                last = voice.last_at
     days = 0 if first is None or last is None else max(1, math.ceil((last - first) / _DAY))
     return Tally(
-        verified_scam=units[Lane.VERIFIED, Stance.SCAM],
-        verified_not_scam=units[Lane.VERIFIED, Stance.NOT_SCAM],
-        community_scam=units[Lane.COMMUNITY, Stance.SCAM],
-        community_not_scam=units[Lane.COMMUNITY, Stance.NOT_SCAM],
+        verified_scam=verified_scam,
+        verified_not_scam=verified_not_scam,
+        community_scam=community_scam,
+        community_not_scam=community_not_scam,
         standing_phones=standing,
         verified_reporters=verified,
         community_reporters=community,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 from aiohttp import web
@@ -26,6 +26,10 @@ from .live_filter import LIVE_FILTER, LiveFilter
 from .metrics import Metrics
 from .reputation import UNKNOWN, Evidence, Judgement, Verdict, judge, window_start
 from .state import CLOCK, CONFIG, METRICS, POOL
+
+JUDGEMENT_REUSE = timedelta(seconds=1)
+MEMO_VOICES = 16
+"""Evidence with fewer voices is judged afresh at every lookup: that takes microseconds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,8 @@ class Verdicts:
         self.filter: NumberFilter
         """The live filter's current filter, held here so a lookup asks it directly."""
         self._feed = feed
+        self._judged: dict[int, tuple[Evidence, datetime, Judgement]] = {}
+        """The last judgement of evidence with many voices, by number (see _judge)."""
         self._checks = metrics.filter_checks.counts
         self._verdicts = metrics.lookups.counts
         live_filter.on_swap(self._use)
@@ -107,11 +113,28 @@ class Verdicts:
             if evidence is None:  # nothing known while degraded
                 answer = Answer(number, Evidence(number), UNKNOWN, degraded)
             else:
-                answer = Answer(number, evidence, judge(evidence, now, self.config.rules), degraded)
+                answer = Answer(number, evidence, self._judge(evidence, now), degraded)
                 self._checks[_maybe_outcome(answer)] += 1
             self._verdicts[answer.judgement.verdict.value] += 1
             answers.append(answer)
         return answers
+
+    def _judge(self, evidence: Evidence, now: datetime) -> Judgement:
+        """Judge evidence as of now; the judgement of the same evidence (the same cached
+        object) made less than JUDGEMENT_REUSE ago is used again. A hot number has hundreds
+        of voices and is looked up thousands of times a second: it is judged about once a
+        second, and its score's decay over that second is nothing anyone would see."""
+        memo = self._judged.get(evidence.number)
+        if memo is not None:
+            judged, at, judgement = memo
+            if judged is evidence and timedelta(0) <= now - at < JUDGEMENT_REUSE:
+                return judgement
+        judgement = judge(evidence, now, self.config.rules)
+        if len(evidence.voices) >= MEMO_VOICES:
+            if len(self._judged) >= self.cache.size:
+                self._judged.clear()
+            self._judged[evidence.number] = (evidence, now, judgement)
+        return judgement
 
     async def read(self, number: int, now: datetime) -> Answer:
         """The verdict from Postgres itself, as of `now`, uncounted: a writer's answer."""

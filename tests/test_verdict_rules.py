@@ -194,3 +194,19 @@ async def test_filter_hits_on_expired_numbers_count_as_stale(
     metrics = await (await timed_client.get("/metrics", headers=metrics_auth)).text()
     assert 'callguard_filter_checks_total{outcome="listed"} 1.0' in metrics
     assert 'callguard_filter_checks_total{outcome="stale"} 1.0' in metrics
+
+
+async def test_a_hot_number_is_judged_afresh_as_time_passes(
+    timed_client: AppClient, attesting: dict[str, str], clock: FakeClock
+) -> None:
+    # Many voices: the judgement of the cached evidence is reused within a second, no longer.
+    for i in range(20):
+        assert await report(timed_client, attesting, f"r{i}", f"09870000{i:02d}") == 201
+    first = await lookup(timed_client, attesting)
+    assert (first["verdict"], first["score"]) == ("scam", 90)
+    assert await lookup(timed_client, attesting) == first
+    clock.advance(days=60)
+    later = await lookup(timed_client, attesting)
+    assert (later["verdict"], later["score"]) == ("scam", 90)  # 20 units halved twice: 5
+    clock.advance(days=60)
+    assert (await lookup(timed_client, attesting))["verdict"] == "unknown"
