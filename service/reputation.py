@@ -54,10 +54,11 @@ class Rules:
     """A reporter counts while their latest word on a number is this recent."""
     scam_reporters: int = 3
     """Distinct verified phones, each in good standing, that a scam from reports needs."""
-    half_life: timedelta = timedelta(days=30)
+    half_life: timedelta = timedelta(days=60)
     """A reporter's unit on a number halves for every this long since their latest word."""
-    confidence_z: float = 1.0
-    """The z of the Wilson lower bound on the scam share of the verified units."""
+    confidence_z: float = 1.5
+    """The z of the Wilson lower bound on the scam share of the verified units: at 1.0, two
+    SIMs and one honest mistake passed it in the simulation (docs/verdicts.md)."""
     scam_share: float = 0.5
     """The Wilson lower bound the verified units' scam share must reach for a scam."""
     weight_gain: float = 0.25
@@ -66,8 +67,10 @@ class Rules:
     """How fast a reporter loses weight for each number they reported before it was
     allowlisted, delisted or judged a brigade: weight / (1 + loss x contradicted)."""
     max_weight: float = 2.0
-    standing_weight: float = 0.75
-    """The least weight with which a verified phone counts towards scam_reporters."""
+    standing_weight: float = 0.5
+    """The least weight with which a verified phone counts towards scam_reporters: one
+    contradiction (an honest report of a spoofed number, later delisted) leaves a phone in
+    standing, two do not."""
     points_per_verified: int = 30
     """Score points per net verified unit, up to verified_cap."""
     verified_cap: int = 90

@@ -111,10 +111,12 @@ def test_weight_is_earned_by_agreeing_and_lost_by_being_contradicted() -> None:
     assert weight(voice(agreed=4, listed=True), RULES) == 0.0
 
 
-def test_a_contradicted_phone_does_not_count_towards_a_scam() -> None:
-    voices = [*verified(2), voice(contradicted=1)]
-    assert judge(evidence(*voices), NOW, RULES).verdict is Verdict.SUSPICIOUS
-    redeemed = [*verified(2), voice(agreed=2, contradicted=1)]  # weight 0.75
+def test_a_phone_contradicted_twice_does_not_count_towards_a_scam() -> None:
+    once = [*verified(3), voice(contradicted=1)]  # weight 0.5: still in standing
+    assert judge(evidence(*once[1:]), NOW, RULES).verdict is Verdict.SCAM
+    twice = [*verified(2), voice(contradicted=2)]  # weight 0.33
+    assert judge(evidence(*twice), NOW, RULES).verdict is Verdict.SUSPICIOUS
+    redeemed = [*verified(2), voice(agreed=4, contradicted=2)]  # weight 0.67
     assert judge(evidence(*redeemed), NOW, RULES).verdict is Verdict.SCAM
 
 
@@ -141,7 +143,7 @@ def test_the_allowlist_wins_over_everything() -> None:
 
 def test_the_score_table_in_the_docs() -> None:
     # docs/verdicts.md "Score" and README "Verdicts": 30 a net verified unit up to 90, 10 a
-    # net community unit up to 30, units halving every 30 days; +70 if trusted.
+    # net community unit up to 30, units halving every 60 days; +70 if trusted.
     def judged(*voices: Voice, **fields: object) -> tuple[Verdict, int]:
         judgement = judge(evidence(*voices, **fields), NOW, RULES)
         return judgement.verdict, judgement.score
@@ -150,8 +152,9 @@ def test_the_score_table_in_the_docs() -> None:
     assert judged(*community(50)) == (Verdict.SUSPICIOUS, 30)
     assert judged(*verified(1)) == (Verdict.SUSPICIOUS, 30)
     assert judged(*verified(3)) == (Verdict.SCAM, 90)
-    assert judged(*verified(3, days_ago=30)) == (Verdict.SCAM, 45)
-    assert judged(*verified(3, days_ago=48)) == (Verdict.SUSPICIOUS, 30)
+    assert judged(*verified(3, days_ago=20)) == (Verdict.SCAM, 71)
+    assert judged(*verified(3, days_ago=30)) == (Verdict.SUSPICIOUS, 64)
+    assert judged(*verified(3, days_ago=60)) == (Verdict.SUSPICIOUS, 45)
     smear = [*verified(3), *verified(2, stance=Stance.NOT_SCAM)]
     assert judged(*smear) == (Verdict.SUSPICIOUS, 30)
     assert judged(trusted_sources=("a",)) == (Verdict.SCAM, 70)
@@ -159,9 +162,11 @@ def test_the_score_table_in_the_docs() -> None:
 
 
 def test_a_scam_from_reports_fades_as_its_units_decay() -> None:
-    # Three units halve to one unit at 47.5 days: the Wilson bound then falls below 0.5.
-    assert judge(evidence(*verified(3, days_ago=47)), NOW, RULES).verdict is Verdict.SCAM
-    assert judge(evidence(*verified(3, days_ago=48)), NOW, RULES).verdict is Verdict.SUSPICIOUS
+    # Three units decay to 2.25 (= z^2) at 24.9 days: the Wilson bound then falls below 0.5.
+    assert judge(evidence(*verified(3, days_ago=24.8)), NOW, RULES).verdict is Verdict.SCAM
+    assert judge(evidence(*verified(3, days_ago=25)), NOW, RULES).verdict is Verdict.SUSPICIOUS
+    ten = judge(evidence(*verified(10, days_ago=89)), NOW, RULES)
+    assert ten.verdict is Verdict.SCAM  # ten phones stay sure for the whole window
 
 
 def test_reasons_say_how_many_over_how_many_days() -> None:
@@ -189,6 +194,7 @@ def test_the_window_starts_90_days_back() -> None:
 def test_the_wilson_bound_is_lower_for_fewer_voices() -> None:
     assert wilson_lower(0, 0, 1.0) == 0.0
     assert wilson_lower(3, 3, 1.0) == 0.75  # n / (n + z^2) when all agree
+    assert wilson_lower(3, 3, RULES.confidence_z) == 3 / 5.25
     assert wilson_lower(30, 30, 1.0) > wilson_lower(3, 3, 1.0)
     assert wilson_lower(3, 5, 1.0) < 0.5 < 3 / 5
 

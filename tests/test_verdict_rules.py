@@ -49,15 +49,15 @@ async def test_a_scam_from_reports_fades_then_expires_after_90_days(
 ) -> None:
     for phone in ("0987000001", "0987000002", "0987000003"):
         await report(timed_client, attesting, "a", phone)
-    # Each phone's unit halves every 30 days; three units are one at 47.5 days, and one
-    # unit is too few to be sure of a scam (docs/verdicts.md).
-    clock.advance(days=47)
+    # Each phone's unit halves every 60 days; three units are 2.25 at 24.9 days, too few to
+    # be sure of a scam (docs/verdicts.md).
+    clock.advance(days=24.8)
     body = await lookup(timed_client, attesting)
     assert body["verdict"] == "scam"
     assert 0 < int(str(body["score"])) < 90
-    clock.advance(days=1)
+    clock.advance(days=0.2)
     assert (await lookup(timed_client, attesting))["verdict"] == "suspicious"
-    clock.advance(days=43)  # 91 days: the phones' words have left the window
+    clock.advance(days=66)  # 91 days: the phones' words have left the window
     body = await lookup(timed_client, attesting)
     assert (body["verdict"], body["score"], body["reporter_count"]) == ("unknown", 0, 0)
     assert body["report_count"] == 3  # the history stays
@@ -72,8 +72,8 @@ async def test_reporters_fall_out_of_the_window_one_by_one(
     await report(timed_client, attesting, "b", "0987000002")
     clock.advance(days=30)
     await report(timed_client, attesting, "c", "0987000003")
-    # Units 0.16 + 0.5 + 1 from three phones in the window: sure enough of a scam.
-    assert (await lookup(timed_client, attesting))["verdict"] == "scam"
+    # Units 0.4 + 0.71 + 1 from three phones in the window: not sure enough of a scam.
+    assert (await lookup(timed_client, attesting))["verdict"] == "suspicious"
     clock.advance(days=11)  # a's report is now 91 days old
     body = await lookup(timed_client, attesting)
     assert (body["verdict"], body["reporter_count"]) == ("suspicious", 2)
@@ -207,6 +207,6 @@ async def test_a_hot_number_is_judged_afresh_as_time_passes(
     assert await lookup(timed_client, attesting) == first
     clock.advance(days=60)
     later = await lookup(timed_client, attesting)
-    assert (later["verdict"], later["score"]) == ("scam", 90)  # 20 units halved twice: 5
+    assert (later["verdict"], later["score"]) == ("scam", 90)  # 20 units halved: 10
     clock.advance(days=60)
     assert (await lookup(timed_client, attesting))["verdict"] == "unknown"

@@ -25,6 +25,7 @@ from tests.conftest import (
 NUMBER = "0912345678"
 OTHER = "0933333333"
 SHOP = "02838225678"
+SHOP_2 = "02438251234"
 Json = dict[str, Any]
 
 
@@ -222,16 +223,18 @@ async def test_weight_is_earned_from_later_trusted_outcomes(
     assert (await lookup(timed_client, attesting))["score"] == 38  # 30 x 1.25
     await report(timed_client, attesting, "l", "0944444444", phone=late)
     assert (await lookup(timed_client, attesting, "0944444444"))["score"] == 30
-    # `smear` reports a shop's number that is then verified: it loses weight, and no longer
-    # counts towards the three phones a scam needs.
-    await report(timed_client, attesting, "s", SHOP, phone=smear)
-    clock.advance(minutes=1)
-    response = await timed_client.put(
-        f"/v1/allowlist/{SHOP}", json={"owner": "Cửa hàng Hoa Mai"}, headers=admin
-    )
-    assert response.status == 200
-    clock.advance(minutes=1)
-    await not_scam(timed_client, attesting, "s", SHOP, phone=smear)  # too late to undo it
+    # `smear` reports two shops' numbers that are then verified: it loses weight, and no
+    # longer counts towards the three phones a scam needs (once would leave it in standing:
+    # an honest report of a spoofed number).
+    for shop, owner in ((SHOP, "Cửa hàng Hoa Mai"), (SHOP_2, "Tiệm vàng Kim Long")):
+        await report(timed_client, attesting, "s", shop, phone=smear)
+        clock.advance(minutes=1)
+        response = await timed_client.put(
+            f"/v1/allowlist/{shop}", json={"owner": owner}, headers=admin
+        )
+        assert response.status == 200
+        clock.advance(minutes=1)
+        await not_scam(timed_client, attesting, "s", shop, phone=smear)  # too late to undo it
     target = "0955555555"
     await report_verified(timed_client, attesting, target, [smear, *VERIFIED_PHONES[:2]])
     body = await lookup(timed_client, attesting, target)
