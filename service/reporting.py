@@ -22,7 +22,7 @@ import asyncpg
 from aiohttp import web
 
 from . import store
-from .auth import Trust
+from .auth import check_can_vouch
 from .clock import Clock
 from .config import Config
 from .feed import FEED, Feed
@@ -33,10 +33,6 @@ from .standing import STANDING, Standing
 from .state import CLOCK, CONFIG, METRICS, POOL
 from .store.keys import ApiKey
 from .verdicts import VERDICTS, Answer, Verdicts
-
-
-class CannotVouch(Exception):
-    """A community key sent a reporter's phone: only an attesting key may vouch for one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +92,8 @@ class Reporting:
         """Store a report and list its number; return the report id and the new verdict.
         `address` is the client's, whose network a brigade check compares.
 
-        Raises CannotVouch for a phone sent through a community key, and the store's
-        ReporterLimitReached or KeyDayLimitReached past a daily limit.
+        Raises the 403 problem for a phone sent through a community key (auth.py), and the
+        store's ReporterLimitReached or KeyDayLimitReached past a daily limit.
         """
         now = self.clock()
         lane, reporter_hash = await self._reporter(report.reporter, api_key, now)
@@ -154,8 +150,7 @@ class Reporting:
             return Lane.COMMUNITY, community_reporter_hash(
                 self._reporter_key, api_key.id, reporter.id
             )
-        if api_key.trust != Trust.ATTESTING:
-            raise CannotVouch
+        check_can_vouch(api_key)
         own = await self._verdicts.read(reporter.phone, now)
         if own.judgement.verdict is Verdict.SCAM:
             await self._standing.listed([reporter.phone], now, known_only=False)
