@@ -107,18 +107,18 @@ SELECT count(*), min(received_at) FROM (
     UNION ALL SELECT received_at FROM feedback WHERE reporter_hash = $1 AND received_at > $2
 ) words
 """
-# A key's words today (UTC), across replicas; the row lock orders one key's words.
-_COUNT_KEY_DAY = """
+# A key's words today (UTC), across replicas, and a report's network's ($3, if any): the
+# rows' locks order one key's (one network's) words, so they are taken last.
+_COUNT_DAY = """
+WITH network AS (
+    INSERT INTO network_report_days AS d (network, day, reports)
+    SELECT $3, ($2::timestamptz AT TIME ZONE 'UTC')::date, 1 WHERE $3::bytea IS NOT NULL
+    ON CONFLICT (network, day) DO UPDATE SET reports = d.reports + 1
+)
 INSERT INTO key_report_days AS d (api_key_id, day, reports)
 VALUES ($1, ($2::timestamptz AT TIME ZONE 'UTC')::date, 1)
 ON CONFLICT (api_key_id, day) DO UPDATE SET reports = d.reports + 1
 RETURNING reports
-"""
-# A network's reports today (UTC); the row lock orders one network's reports.
-_COUNT_NETWORK_DAY = """
-INSERT INTO network_report_days AS d (network, day, reports)
-VALUES ($1, ($2::timestamptz AT TIME ZONE 'UTC')::date, 1)
-ON CONFLICT (network, day) DO UPDATE SET reports = d.reports + 1
 """
 _INSERT_REPORT = """
 INSERT INTO reports (number, category, reporter_hash, description, occurred_at, received_at,
@@ -408,12 +408,11 @@ async def add(
         )
         if isinstance(word, NewReport):
             review = await _check_brigade(conn, word.number, word.received_at, rules)
-            if word.network is not None:
-                await conn.execute(_COUNT_NETWORK_DAY, word.network, word.received_at)
         # Counted last: the key's row is locked from here to the commit, which the change
         # log's lock serialises anyway, so one key's words do not queue for longer.
+        network = word.network if isinstance(word, NewReport) else None
         if (
-            await conn.fetchval(_COUNT_KEY_DAY, word.api_key_id, word.received_at)
+            await conn.fetchval(_COUNT_DAY, word.api_key_id, word.received_at, network)
             > limits.per_key_daily
         ):
             midnight = datetime.combine(
