@@ -161,9 +161,10 @@ class Metrics:
         )
         self.cache_lookups = Tally(
             "callguard_cache_lookups",
-            "Positive-cache lookups for filter maybes, by result.",
+            "Positive-cache lookups for filter maybes, by result (shared: a miss that waited "
+            "for another lookup's read of the same number).",
             "result",
-            ("hit", "miss"),
+            ("hit", "miss", "shared"),
         )
         r.register(self.cache_lookups)
         self.cache_entries = Gauge(

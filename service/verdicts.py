@@ -9,6 +9,7 @@ and any other "maybe" is answered unknown. Lookups only read; writes follow feed
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -145,34 +146,59 @@ class Verdicts:
         self, maybes: Sequence[int], now: datetime
     ) -> tuple[dict[int, Evidence], bool]:
         """Evidence for the filter's maybes: from the cache while the feed keeps it
-        current, else from Postgres; from the cache alone (degraded) if Postgres is gone."""
+        current (or from another lookup's read of it under way), else from Postgres; from
+        the cache alone (degraded) if Postgres is gone."""
         found: dict[int, Evidence] = {}
         missing: Sequence[int] = maybes
+        shared: dict[int, asyncio.Future[Evidence | None]] = {}
         if self._feed.live:
             missing = []
             for number in maybes:
                 cached = self.cache.get(number, now)
-                if cached is None:
-                    missing.append(number)
-                else:
+                if cached is not None:
                     found[number] = cached
-        if not missing:
-            return found, False
+                elif (reading := self.cache.read_in_flight(number)) is not None:
+                    shared[number] = reading
+                else:
+                    missing.append(number)
+        degraded = await self._read(missing, now, found) if missing else False
+        again = []
+        for number, reading in shared.items():
+            await asyncio.wait((reading,))  # never cancels the read, which is not ours
+            if reading.cancelled():  # that read failed: read it here
+                again.append(number)
+            elif (evidence := reading.result()) is not None:
+                found[number] = evidence
+        if again:
+            degraded = await self._read(again, now, found) or degraded
+        return found, degraded
+
+    async def _read(
+        self, numbers: Sequence[int], now: datetime, found: dict[int, Evidence]
+    ) -> bool:
+        """Read numbers' evidence from Postgres into `found` and the cache, announced for
+        other lookups to share while the feed is live; True if Postgres could not be
+        reached (then whatever the cache still has goes into `found`)."""
         generation = self.cache.generation
+        futures = self.cache.reading(numbers) if self._feed.live else {}
         try:
-            read = await self._evidence(missing, now)
-        except store.database.DATABASE_UNAVAILABLE:
-            for number in missing:  # whatever the cache still has, feed or not
+            read = await self._evidence(numbers, now)
+        except BaseException as err:
+            self.cache.read_done(futures, None)
+            if not isinstance(err, store.database.DATABASE_UNAVAILABLE):
+                raise
+            for number in numbers:  # whatever the cache still has, feed or not
                 cached = self.cache.get(number, now)
                 if cached is not None:
                     found[number] = cached
-            return found, True
+            return True
+        self.cache.read_done(futures, read)
         window = self.config.rules.window
         for evidence in read.values():
             found[evidence.number] = evidence
             if evidence.known:
                 self.cache.put(evidence, now, window, generation)
-        return found, False
+        return False
 
     async def _evidence(self, numbers: Sequence[int], now: datetime) -> dict[int, Evidence]:
         return await store.reports.evidence(

@@ -20,7 +20,9 @@ from callguard.config import Config
 from callguard.embedded import database_url as embedded_database_url
 from callguard.feed import APPLICATION_NAME, FEED, Feed
 from callguard.live_filter import LIVE_FILTER, LiveFilter
+from callguard.reputation import Verdict
 from callguard.retention import apply_retention
+from callguard.verdicts import VERDICTS
 
 from tests.conftest import (
     AppClient,
@@ -286,6 +288,28 @@ async def test_a_rebuild_forgets_delisted_numbers_and_keeps_what_came_meanwhile(
     assert 84933333333 in live.filter
     assert 84944444444 in live.filter  # reported while the build was reading
     assert await verdict(client, admin, "0944444444") == "suspicious"
+
+
+async def test_lookups_of_a_number_being_read_share_that_read_until_it_changes(
+    client: AppClient, admin: dict[str, str]
+) -> None:
+    await list_number(client, admin, "0912345678")
+    feed, verdicts = feed_of(client), client.app[VERDICTS]
+    await eventually(lambda: feed.live, what="the feed listening")
+    counts = feed.cache.counts
+    shared, misses = counts["shared"], counts["miss"]
+    # Five lookups at once miss the cache; the first reads Postgres, the others wait for it.
+    answers = await asyncio.gather(*(verdicts.answer_maybe(84912345678) for _ in range(5)))
+    assert {answer.judgement.verdict for answer in answers} == {Verdict.SCAM}
+    assert (counts["miss"] - misses, counts["shared"] - shared) == (5, 4)
+    # A change while a read is under way: lookups after it read afresh, sharing nothing.
+    feed.cache.invalidate(84912345678)
+    first = asyncio.ensure_future(verdicts.answer_maybe(84912345678))
+    await asyncio.sleep(0)  # its read is announced and waits for Postgres
+    feed.cache.invalidate(84912345678)
+    second = await verdicts.answer_maybe(84912345678)
+    assert (await first).judgement.verdict is second.judgement.verdict is Verdict.SCAM
+    assert counts["shared"] - shared == 4
 
 
 async def test_hot_numbers_come_from_the_cache_and_a_change_clears_them(
