@@ -3,6 +3,7 @@
 (callguard.reputation.judge on the Evidence the service builds).
 
     python benchmarks/verdict_sim.py [--seed 1] [--days 90] [--legit 2000] [--scam 400]
+    python benchmarks/verdict_sim.py --seeds 10 [--sims 2]   # attack cost across seeds
 
 Everything runs on a simulated clock (no real time is read) from random.Random(seed), so a
 seed always prints the same table. The population, the three rules and what the figures mean
@@ -763,6 +764,15 @@ def branded_share(pop: Population, rule: Rule, rules: Rules, params: Params) -> 
     return sum(number in out.first_scam for number in targets) / len(targets)
 
 
+def across_seeds(params: Params, seeds: int, sims: int, rules: Rules) -> list[float]:
+    """The new rule's branded share in the attack-cost run with `sims` SIMs, for seeds
+    1..seeds: a rate of a few percent shows on some seeds and not on others."""
+    return [
+        branded_share(cost_population(params, seed, sims), Rule.NEW, rules, params)
+        for seed in range(1, seeds + 1)
+    ]
+
+
 def cheapest(shares: list[float]) -> int | None:
     """The fewest SIMs that branded at least one number, or None."""
     return next((sims for sims, share in enumerate(shares) if share > 0), None)
@@ -896,6 +906,15 @@ def main() -> int:
     parser.add_argument("--vouch", type=float, default=Params.vouch)
     parser.add_argument("--cost-targets", type=int, default=Params.cost_targets)
     parser.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="instead of the table: the new rule's attack-cost run for seeds 1..N, with k SIMs",
+    )
+    parser.add_argument(
+        "--sims", type=int, action="append", metavar="K", help="k for --seeds (default 2, 3)"
+    )
+    parser.add_argument(
         "--rule",
         action="append",
         default=[],
@@ -917,11 +936,19 @@ def main() -> int:
     except ValueError as error:
         parser.error(str(error))
     started = time.perf_counter()
-    results = run(params, args.seed, rules)
     print(f"command: {shlex.join(['python', *sys.argv])}")
     print(f"machine: {machine()}")
     if args.rule:
         print(f"rules:   {rules}")
+    if args.seeds:
+        for sims in args.sims or [2, 3]:
+            shares = across_seeds(params, args.seeds, sims, rules)
+            listed = ", ".join(f"{share:.0%}" for share in shares)
+            mean = statistics.mean(shares)
+            print(f"k = {sims}, branded for seeds 1..{args.seeds}: {listed} (mean {mean:.1%})")
+        print(f"simulated in {time.perf_counter() - started:.1f} s")
+        return 0
+    results = run(params, args.seed, rules)
     print(f"population: {results.population}")
     print()
     for line in table(results):
