@@ -3,7 +3,7 @@ process's key cache current."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -118,25 +118,16 @@ async def set_sources(
     pool: asyncpg.Pool, key_id: int, sources: Sequence[str], actor: audit.Actor, at: datetime
 ) -> ApiKey | None:
     """Set the sources an active operator key may import under (None if there is no such
-    key); tell every process at commit."""
-    async with pool.acquire() as conn, conn.transaction():
-        record = await conn.fetchrow(_SET_KEY_SOURCES, key_id, list(sources))
-        if record is None:
-            return None
-        await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CHANGED} {key_id}")
-        changed = _api_key(record)
-        await audit.record(
-            conn,
-            at,
-            actor,
-            "key_sources",
-            None,
-            None,
-            key_id=changed.id,
-            key_name=changed.name,
-            sources=list(changed.sources),
-        )
-    return changed
+    key); audited, and every process told at commit."""
+    return await _change(
+        pool,
+        _SET_KEY_SOURCES,
+        (key_id, list(sources)),
+        "key_sources",
+        lambda key: {"sources": list(key.sources)},
+        actor,
+        at,
+    )
 
 
 async def set_trust(
@@ -149,23 +140,44 @@ async def set_trust(
 ) -> ApiKey | None:
     """Set whether an active key may vouch for reporters' phones, and its daily report cap if
     given; None if there is no such key. Audited, and every process told at commit."""
+    return await _change(
+        pool,
+        _SET_KEY_TRUST,
+        (key_id, trust, reports_per_day),
+        "key_trust",
+        lambda key: {"trust": key.trust, "reports_per_day": key.reports_per_day},
+        actor,
+        at,
+    )
+
+
+async def _change(
+    pool: asyncpg.Pool,
+    update: str,
+    args: tuple[object, ...],
+    action: str,
+    detail: Callable[[ApiKey], dict[str, object]],
+    actor: audit.Actor,
+    at: datetime,
+) -> ApiKey | None:
+    """Change a key by an UPDATE returning its row (none: no such key), tell every process
+    at commit, and audit the change with its detail."""
     async with pool.acquire() as conn, conn.transaction():
-        record = await conn.fetchrow(_SET_KEY_TRUST, key_id, trust, reports_per_day)
+        record = await conn.fetchrow(update, *args)
         if record is None:
             return None
-        await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CHANGED} {key_id}")
         changed = _api_key(record)
+        await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CHANGED} {changed.id}")
         await audit.record(
             conn,
             at,
             actor,
-            "key_trust",
+            action,
             None,
             None,
             key_id=changed.id,
             key_name=changed.name,
-            trust=changed.trust,
-            reports_per_day=changed.reports_per_day,
+            **detail(changed),
         )
     return changed
 

@@ -223,11 +223,14 @@ SELECT DISTINCT number FROM number_reporters WHERE reporter_hash = ANY($1::bytea
 """
 _ANY_VERIFIED = "SELECT EXISTS (SELECT 1 FROM number_reporters WHERE lane = 'verified')"
 
-# A batch of reports received before $1 loses its details; so does, with them, any reporter
-# of a number whose last report was before $1 (a reporter who reported it since is kept).
-_ERASE_REPORT_DETAILS = """
+
+def _erase_details(table: str, details: str) -> str:
+    """The statement erasing a batch of a table's details: the rows received before $1 (at
+    most $2 of them) lose their reporter hash and `details`; so does, with them, any reporter
+    of a number whose last word on it was before $1 (one who spoke since is kept)."""
+    return f"""
 WITH erased AS (
-    SELECT id, number, reporter_hash FROM reports
+    SELECT id, number, reporter_hash FROM {table}
     WHERE reporter_hash IS NOT NULL AND received_at < $1
     ORDER BY received_at LIMIT $2
     FOR UPDATE
@@ -235,23 +238,15 @@ WITH erased AS (
     DELETE FROM number_reporters r USING erased e
     WHERE r.number = e.number AND r.reporter_hash = e.reporter_hash AND r.last_reported_at < $1
 )
-UPDATE reports r SET reporter_hash = NULL, description = NULL, occurred_at = NULL, network = NULL
-FROM erased e WHERE r.id = e.id
+UPDATE {table} t SET reporter_hash = NULL, {details}
+FROM erased e WHERE t.id = e.id
 """
-# The same for not-scam answers: who sent them and their note.
-_ERASE_FEEDBACK_DETAILS = """
-WITH erased AS (
-    SELECT id, number, reporter_hash FROM feedback
-    WHERE reporter_hash IS NOT NULL AND received_at < $1
-    ORDER BY received_at LIMIT $2
-    FOR UPDATE
-), forgotten AS (
-    DELETE FROM number_reporters r USING erased e
-    WHERE r.number = e.number AND r.reporter_hash = e.reporter_hash AND r.last_reported_at < $1
+
+
+_ERASE_REPORT_DETAILS = _erase_details(
+    "reports", "description = NULL, occurred_at = NULL, network = NULL"
 )
-UPDATE feedback f SET reporter_hash = NULL, note = NULL
-FROM erased e WHERE f.id = e.id
-"""
+_ERASE_FEEDBACK_DETAILS = _erase_details("feedback", "note = NULL")
 ERASE_BATCH = 10_000
 """Reports erased per statement: a first run on a large backlog holds no long lock."""
 
