@@ -27,6 +27,7 @@ from .embedded import shown_url
 from .feed import change_feed
 from .import_parsing import Parsers, Uploads
 from .limits import InFlight, TokenBuckets
+from .lists import lists
 from .live_filter import live_filter
 from .logs import RequestLog, withhold_library_details
 from .metrics import Metrics, outcome_of
@@ -120,6 +121,7 @@ def create_app(
             standing,
             moderation,
             reporting,
+            lists,
             retention,
             import_parsers,
         ]

@@ -97,6 +97,16 @@ class Config:
     report_retention: timedelta = timedelta(days=180)
     """How long a report's details (its description, occurred_at, its reporter's hash) are
     kept; then they are erased, never before the verdict window is over."""
+    list_interval: timedelta = timedelta(minutes=30)
+    """How often the phone lists are published (docs/lists.md), and so the least a phone
+    waits between updates (minimum_wait_seconds)."""
+    list_whole_interval: timedelta = timedelta(days=1)
+    """How often publishing judges every candidate afresh, not only the numbers the change
+    log names: verdicts that time alone changes (reports fading) reach the lists so."""
+    list_retention: timedelta = timedelta(days=30)
+    """Phones holding a list version this recent get a partial update; older, the list."""
+    list_poll: timedelta = timedelta(seconds=10)
+    """How often a process looks for list versions another process published."""
     reports_per_key_per_day: int = 200_000
     """Reports and not-scam answers one key may send a day (UTC), across its reporters and
     the replicas, unless the key has its own cap (`callguard keys create --reports-per-day`):

@@ -33,6 +33,7 @@ from .import_parsing import (
     UploadStalled,
 )
 from .limits import Busy
+from .lists import BadState
 from .metrics import route_label
 from .state import CLOCK
 from .store.appeals import AppealNotOpen, AppealOpen
@@ -259,6 +260,12 @@ DOMAIN_ERRORS: dict[type[Exception], DomainAnswer] = {
         extensions=lambda err: {"categories": sorted(CATEGORY_IDS)},
     ),
     TextError: DomainAnswer(HTTPStatus.BAD_REQUEST, "bad-request", str),
+    BadState: DomainAnswer(
+        HTTPStatus.BAD_REQUEST,
+        "bad-request",
+        lambda err: f"{err}; send the state an answer gave, or none for the whole list.",
+        "A `state` this service never gave, or bad query parameters.",
+    ),
     ImportFormatError: DomainAnswer(
         HTTPStatus.BAD_REQUEST, "bad-request", lambda err: f"Nothing was imported: {err}."
     ),

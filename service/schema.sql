@@ -300,3 +300,36 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The lists phones hold (docs/lists.md): `scam` (numbers judged scam, with a category) and
+-- `verified` (the allowlist, with owners). A publisher (one process at a time) judges the
+-- numbers the change log says changed and writes a new version with its changes; every
+-- process serves updates between versions from these tables and its memory.
+CREATE TABLE IF NOT EXISTS list_versions (
+    list          text NOT NULL CHECK (list IN ('scam', 'verified')),
+    version       bigint NOT NULL,
+    published_at  timestamptz NOT NULL,
+    cursor        bigint NOT NULL,  -- every change up to this seq is judged in this version
+    entries       bigint NOT NULL,
+    sha256        bytea NOT NULL,   -- list_coding.checksum of the sorted numbers
+    whole         boolean NOT NULL, -- every candidate judged afresh, not only changed ones
+    PRIMARY KEY (list, version)
+);
+-- Each list's numbers as of its newest version.
+CREATE TABLE IF NOT EXISTS list_entries (
+    list     text NOT NULL,
+    number   bigint NOT NULL,
+    detail   text NOT NULL,         -- the category, or the owner
+    since    timestamptz NOT NULL,  -- when it entered the list
+    PRIMARY KEY (list, number)
+);
+-- What each version changed: a number's detail before (NULL: it was not listed) and after
+-- (NULL: it left). Kept while clients may still hold the version before (list retention).
+CREATE TABLE IF NOT EXISTS list_changes (
+    list     text NOT NULL,
+    version  bigint NOT NULL,
+    number   bigint NOT NULL,
+    before   text,
+    after    text,
+    PRIMARY KEY (list, version, number)
+);
