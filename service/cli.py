@@ -13,7 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
-from . import import_client, logs, store, workers
+from . import import_client, lists_client, logs, store, workers
 from .api.allowlist import MAX_OWNER_LENGTH
 from .api.imports import MAX_SOURCE_LENGTH
 from .app import create_app, ready_message, run
@@ -173,6 +173,42 @@ def _parser() -> argparse.ArgumentParser:
         "--progress", action="store_true", help="show progress even if stderr is not a terminal"
     )
     imports.set_defaults(command=_import, data_dir=None)
+
+    lists = commands.add_parser(
+        "lists", help="keep a local copy of the scam and verified lists; check numbers offline"
+    ).add_subparsers(required=True, metavar="ACTION")
+    lists_sync = lists.add_parser(
+        "sync", help="bring the local copy up to date (safe to run every minute from cron)"
+    )
+    lists_sync.add_argument(
+        "--url",
+        required=True,
+        type=_service_url,
+        help="the service, e.g. http://127.0.0.1:8080 (no scheme: http)",
+    )
+    lists_sync.add_argument(
+        "--key", help="any client key; better in CALLGUARD_KEY, where ps does not see it"
+    )
+    lists_sync.add_argument(
+        "--dir", required=True, type=Path, help="the local copy's directory (made if missing)"
+    )
+    lists_sync.add_argument(
+        "--list",
+        dest="names",
+        action="append",
+        choices=lists_client.LIST_NAMES,
+        help="a list to sync; repeat for several (default: all)",
+    )
+    lists_sync.add_argument(
+        "--force", action="store_true", help="sync now, even before the wait the service asked"
+    )
+    lists_sync.set_defaults(command=_lists_sync, data_dir=None)
+    lists_check = lists.add_parser(
+        "check", help="a number's verdict from the local copy, with no network"
+    )
+    lists_check.add_argument("number", help="a phone number in any usual form")
+    lists_check.add_argument("--dir", required=True, type=Path, help="the local copy's directory")
+    lists_check.set_defaults(command=_lists_check, data_dir=None)
     return parser
 
 
@@ -237,6 +273,19 @@ def _import(config: Config, args: argparse.Namespace) -> int:
     return import_client.run_import(
         args.file, args.url, key, args.source, args.idempotency_key, show_progress
     )
+
+
+def _lists_sync(config: Config, args: argparse.Namespace) -> int:
+    key = args.key or config.api_key
+    if not key:
+        print("callguard lists sync: no key: set CALLGUARD_KEY to a client key", file=sys.stderr)
+        return 2
+    names = args.names or lists_client.LIST_NAMES
+    return lists_client.run_sync(args.url, key, args.dir, names, args.force)
+
+
+def _lists_check(config: Config, args: argparse.Namespace) -> int:
+    return lists_client.run_check(args.number, args.dir)
 
 
 def _serve(config: Config, args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import json
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -18,6 +19,7 @@ from callguard import list_coding, store
 from callguard.app import create_app
 from callguard.config import Config
 from callguard.lists import LISTS, Held, Lists, state_of, update_between
+from callguard.lists_client import LocalLists, sync
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -308,3 +310,34 @@ def test_an_update_from_any_version_gives_the_newest_list(versions: list[dict[in
         phone.numbers, phone.details = sorted(held_then), dict(held_then)
         phone.take(json.loads(update_between(held, since, 60).body))
         assert phone.details == versions[-1]
+
+
+async def test_the_reference_client_keeps_a_copy_of_the_real_service(
+    client: AppClient, auth: dict[str, str], admin: dict[str, str], tmp_path: Path
+) -> None:
+    owner = await lists_of(client)
+    await put(client, admin, "0912345678", "online_loan")
+    response = await client.put(
+        "/v1/allowlist/02513685134", json={"owner": "Công an tỉnh Đồng Nai"}, headers=admin
+    )
+    assert response.status == 200
+    await owner.publish()
+    url = str(client.make_url("")).rstrip("/")
+    key = auth["Authorization"].removeprefix("Bearer ")
+    outcomes = await sync(url, key, tmp_path)
+    assert [outcome.status for outcome in outcomes] == ["updated", "updated"]
+    local = LocalLists.load(tmp_path)
+    assert local.check(84912345678) == ("scam", "online_loan")
+    assert local.check(842513685134) == ("verified", "Công an tỉnh Đồng Nai")
+    assert local.check(84987654321) == ("unknown", None)
+    # A partial update next time: one number leaves, another comes.
+    await delete(client, admin, "0912345678")
+    await put(client, admin, "0987654321", "investment")
+    await owner.publish()
+    skipped = await sync(url, key, tmp_path)  # the minimum wait is not over
+    assert [outcome.status for outcome in skipped] == ["skipped", "skipped"]
+    outcomes = await sync(url, key, tmp_path, force=True)
+    assert [outcome.status for outcome in outcomes] == ["updated", "updated"]  # verified: empty
+    local = LocalLists.load(tmp_path)
+    assert local.check(84912345678) == ("unknown", None)
+    assert local.check(84987654321) == ("scam", "investment")
