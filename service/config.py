@@ -193,6 +193,11 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_FILTER_SNAPSHOT_AFTER": ("filter_snapshot_after", int),
     "CALLGUARD_REPORTS_PER_REPORTER_PER_DAY": ("reports_per_reporter_per_day", int),
     "CALLGUARD_REPORTS_PER_KEY_PER_DAY": ("reports_per_key_per_day", int),
+    "CALLGUARD_LIST_INTERVAL_SECONDS": (
+        "list_interval",
+        lambda text: timedelta(seconds=float(text)),
+    ),
+    "CALLGUARD_LIST_RETENTION_DAYS": ("list_retention", lambda text: timedelta(days=float(text))),
     "CALLGUARD_REPORTER_KEY": ("reporter_key", parse_reporter_key),
     "CALLGUARD_REPORTER_KEY_FILE": ("reporter_key_file", Path),
     "CALLGUARD_REPORT_RETENTION_DAYS": (
