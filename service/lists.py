@@ -144,7 +144,8 @@ class Lists:
         self.pool = pool
         self.config = config
         self.clock = clock
-        self.held: dict[str, Held] = {}
+        self.held = {name: Held(name, None, [], {}, 0) for name in LIST_NAMES}
+        """Empty until loaded, in the background: a start does not wait for the lists."""
         self._answers: dict[tuple[str, int | None, int], asyncio.Future[Answer]] = {}
 
     @property
@@ -186,8 +187,12 @@ class Lists:
 
     async def refresh(self) -> None:
         """Take in the versions published since the ones held."""
+        if any(held.version is None for held in self.held.values()):
+            await self.load()  # not loaded yet, or nothing published yet: cheap then
+            return
         for name, held in list(self.held.items()):
-            after = held.version.version if held.version else 0
+            assert held.version is not None
+            after = held.version.version
             versions = await store.lists.versions_since(self.pool, name, after)
             if not versions:
                 continue
@@ -222,23 +227,25 @@ class Lists:
         now = self.clock()
         published: dict[str, int] = {}
         async with store.lists.publishing(self.pool) as publishing:
-            for name in LIST_NAMES:
-                version = await self._publish(publishing, name, now)
-                if version is not None:
-                    published[name] = version
+            plans = [await self._plan(publishing, name, now) for name in LIST_NAMES]
+            due = [plan for plan in plans if plan is not None]
+            # Each number is judged once for both lists: reading evidence is the cost.
+            judged = await self._judge(sorted(set().union(*(plan.numbers for plan in due))), now)
+            for plan in due:
+                published[plan.name] = await self._publish(publishing, plan, judged[plan.name])
         if published:
             await store.lists.prune(self.pool, now - self.config.list_retention)
             await self.refresh()
         return published
 
-    async def _publish(
+    async def _plan(
         self, publishing: store.lists.Publishing, name: str, now: datetime
-    ) -> int | None:
+    ) -> _Plan | None:
+        """What a new version of the list must judge, or None if nothing happened since."""
         newest = await publishing.newest(name)
         held = self.held[name]
         if (newest.version if newest else 0) != (held.version.version if held.version else 0):
             await self.load()  # another process published since this one last looked
-            held = self.held[name]
         last_whole = await publishing.last_whole(name)
         first_seq = await store.changes.first(self.pool)
         cursor = newest.cursor if newest else 0
@@ -250,38 +257,43 @@ class Lists:
         )
         numbers, new_cursor = await self._changed_since(cursor)
         if whole:
-            numbers = set(
-                await store.lists.candidates(self.pool, window_start(now, self.config.rules))
-            )
+            reported_since = window_start(now, self.config.rules)
+            numbers = set(await store.lists.candidates(self.pool, reported_since))
         elif new_cursor == cursor:
-            return None  # nothing happened since
+            return None
+        return _Plan(name, newest, whole, numbers, new_cursor, now)
+
+    async def _publish(
+        self, publishing: store.lists.Publishing, plan: _Plan, judged: Mapping[int, str]
+    ) -> int:
+        """Write the list's next version: the plan's numbers as judged, against what the
+        list holds now."""
         changed: dict[int, tuple[str | None, str | None]] = {}
-        ordered = sorted(numbers)
+        ordered = sorted(plan.numbers)
         for start in range(0, len(ordered), JUDGED_AT_ONCE):
             batch = ordered[start : start + JUDGED_AT_ONCE]
-            now_on = await publishing.entries_of(name, batch)
-            judged = await self._judge(name, batch, now)
+            held_now = await publishing.entries_of(plan.name, batch)
             for number in batch:
-                before, after = now_on.get(number), judged.get(number)
+                before, after = held_now.get(number), judged.get(number)
                 if before != after:
                     changed[number] = (before, after)
-        details = dict(held.details)
+        details = dict(self.held[plan.name].details)
         for number, (_, after) in changed.items():
             if after is None:
                 details.pop(number, None)
             else:
                 details[number] = after
         version = store.lists.Version(
-            version=(newest.version if newest else 0) + 1,
-            published_at=now,
-            cursor=new_cursor,
+            version=(plan.newest.version if plan.newest else 0) + 1,
+            published_at=plan.now,
+            cursor=plan.cursor,
             entries=len(details),
             sha256=list_coding.checksum(list(details)),
-            whole=whole,
+            whole=plan.whole,
         )
-        await publishing.publish(name, version, changed)
+        await publishing.publish(plan.name, version, changed)
         if changed:
-            log.info("list %s: version %d, %d changes", name, version.version, len(changed))
+            log.info("list %s: version %d, %d changes", plan.name, version.version, len(changed))
         return version.version
 
     async def _changed_since(self, cursor: int) -> tuple[set[int], int]:
@@ -300,19 +312,35 @@ class Lists:
             if len(changes) < CHANGE_PAGE:
                 return numbers, cursor
 
-    async def _judge(self, name: str, numbers: Sequence[int], now: datetime) -> dict[int, str]:
-        """Which of these numbers the list should hold now, with their details."""
+    async def _judge(self, numbers: Sequence[int], now: datetime) -> dict[str, dict[int, str]]:
+        """Which of these numbers each list should hold now, with their details."""
         rules = self.config.rules
-        found = await store.reports.evidence(self.pool, numbers, window_start(now, rules))
-        listed: dict[int, str] = {}
-        for number, evidence in found.items():
-            verdict = judge(evidence, now, rules).verdict
-            if name == "scam" and verdict is Verdict.SCAM:
-                listed[number] = evidence.categories[0] if evidence.categories else "other"
-            elif name == "verified" and verdict is Verdict.VERIFIED:
-                assert evidence.allowlisted_owner is not None
-                listed[number] = evidence.allowlisted_owner
+        listed: dict[str, dict[int, str]] = {name: {} for name in LIST_NAMES}
+        for start in range(0, len(numbers), JUDGED_AT_ONCE):
+            batch = numbers[start : start + JUDGED_AT_ONCE]
+            found = await store.reports.evidence(self.pool, batch, window_start(now, rules))
+            for number, evidence in found.items():
+                verdict = judge(evidence, now, rules).verdict
+                if verdict is Verdict.SCAM:
+                    categories = evidence.categories
+                    listed["scam"][number] = categories[0] if categories else "other"
+                elif verdict is Verdict.VERIFIED:
+                    assert evidence.allowlisted_owner is not None
+                    listed["verified"][number] = evidence.allowlisted_owner
         return listed
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What one list's next version judges."""
+
+    name: str
+    newest: store.lists.Version | None
+    whole: bool
+    numbers: set[int]
+    cursor: int
+    """The change-log seq the version covers."""
+    now: datetime
 
 
 def _done(answer: Answer) -> asyncio.Future[Answer]:
@@ -325,14 +353,15 @@ LISTS = web.AppKey("lists", Lists)
 
 
 async def lists(app: web.Application) -> AsyncIterator[None]:
-    """The lists: held from Postgres at start, kept current by polling, and published every
-    list_interval by whichever process gets there first."""
+    """The lists: loaded from Postgres in the background, kept current by polling, and
+    published every list_interval, one process at a time."""
     config = app[CONFIG]
     owner = Lists(app[POOL], config, app[CLOCK])
-    await owner.load()
     app[LISTS] = owner
+    # Loading a list of a million numbers takes seconds: lookups do not wait for it, and
+    # until it is held a list is answered 503 with Retry-After.
     tasks = [
-        asyncio.create_task(_every(config.list_poll.total_seconds(), owner.refresh)),
+        asyncio.create_task(_every(config.list_poll.total_seconds(), owner.refresh, first=0)),
         asyncio.create_task(_every(config.list_interval.total_seconds(), owner.publish, first=0)),
     ]
     yield
