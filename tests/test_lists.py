@@ -341,3 +341,15 @@ async def test_the_reference_client_keeps_a_copy_of_the_real_service(
     local = LocalLists.load(tmp_path)
     assert local.check(84912345678) == ("unknown", None)
     assert local.check(84987654321) == ("scam", "investment")
+
+
+async def test_a_list_not_loaded_yet_is_answered_503_with_retry_after(
+    client: AppClient, auth: dict[str, str]
+) -> None:
+    owner = await lists_of(client)
+    owner.held = {name: Held(name, None, [], {}, 0) for name in owner.held}  # as at a start
+    response = await client.get("/v1/lists/scam", headers=auth)
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "10"
+    await owner.refresh()  # what the background load does
+    assert (await client.get("/v1/lists/scam", headers=auth)).status == 200
