@@ -353,3 +353,26 @@ async def test_a_list_not_loaded_yet_is_answered_503_with_retry_after(
     assert response.headers["Retry-After"] == "10"
     await owner.refresh()  # what the background load does
     assert (await client.get("/v1/lists/scam", headers=auth)).status == 200
+
+
+async def test_answers_come_gzipped_to_a_client_that_takes_gzip(
+    client: AppClient, auth: dict[str, str], admin: dict[str, str]
+) -> None:
+    owner = await lists_of(client)
+    await put(client, admin, "0912345678", "online_loan")
+    await owner.publish()
+    plain = await client.get("/v1/lists/scam", headers={**auth, "Accept-Encoding": "identity"})
+    zipped = await client.get("/v1/lists/scam", headers={**auth, "Accept-Encoding": "br, gzip"})
+    refused = await client.get(
+        "/v1/lists/scam", headers={**auth, "Accept-Encoding": "gzip;q=0, identity"}
+    )
+    assert "Content-Encoding" not in plain.headers and "Content-Encoding" not in refused.headers
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert zipped.headers["Vary"] == "Accept-Encoding"
+    assert zipped.headers["ETag"] != plain.headers["ETag"]  # two representations
+    assert await zipped.json() == await plain.json()  # the test client unzips it
+    again = await client.get(
+        "/v1/lists/scam",
+        headers={**auth, "Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]},
+    )
+    assert again.status == 304

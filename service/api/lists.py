@@ -82,8 +82,12 @@ class ListUpdate(Body):
 
 NAME = path("name", {"enum": list(LIST_NAMES)}, "Which list.", "scam")
 CACHING = {
-    "ETag": header("The update's tag: send it as If-None-Match to get 304 if unchanged."),
+    "ETag": header(
+        "The update's tag (its gzipped form has its own): send it as If-None-Match to get "
+        "304 if unchanged."
+    ),
     "Cache-Control": header("private, max-age= the minimum wait."),
+    "Vary": header("Accept-Encoding: gzip is sent to a client that accepts it."),
 }
 
 
@@ -125,13 +129,35 @@ async def get_list(request: web.Request) -> web.Response:
             "The list is not published yet.",
             headers={"Retry-After": str(RETRY_UNPUBLISHED_SECONDS)},
         )
+    gzipped = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
     headers = {
-        "ETag": answer.etag,
+        "ETag": answer.gzipped_etag if gzipped else answer.etag,
         "Cache-Control": f"private, max-age={request.app[LISTS].minimum_wait}",
+        "Vary": "Accept-Encoding",
     }
-    if request.headers.get("If-None-Match") == answer.etag:
+    if request.headers.get("If-None-Match") == headers["ETag"]:
         return web.Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
-    return web.Response(body=answer.body, content_type="application/json", headers=headers)
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    body = answer.gzipped if gzipped else answer.body
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether Accept-Encoding names gzip with a quality above 0 (RFC 9110, 12.5.3)."""
+    for part in accept_encoding.split(","):
+        coding, *params = part.split(";")
+        if coding.strip().lower() not in ("gzip", "x-gzip"):
+            continue
+        for param in params:
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
 
 
 @documented(
