@@ -123,12 +123,16 @@ def update_between(held: Held, since: int | None, minimum_wait: int) -> Answer:
         gone = sorted(n for n, before in first.items() if before is not None and last[n] != before)
         added = {n: a for n, a in last.items() if a is not None and first[n] != a}
         new = sorted(n for n in added if first[n] is None)
-        left = sorted(n for n in gone if last[n] is None)
-        # A removal's index is its rank in the list the phone holds: the newest list less
-        # what came since, plus what left since.
-        removals = [
-            bisect_left(held.numbers, n) - bisect_left(new, n) + bisect_left(left, n) for n in gone
-        ]
+        # A removal's index is its rank in the list the phone holds: its rank in the newest
+        # list, less the numbers below it that came since, plus those below it that left
+        # since. Both counts are kept while walking the removals in order.
+        came = left = 0
+        for n in gone:
+            while came < len(new) and new[came] < n:
+                came += 1
+            removals.append(bisect_left(held.numbers, n) - came + left)
+            if last[n] is None:
+                left += 1
         additions = _coded_groups(added, added)
     body = {
         "list": held.name,
@@ -244,7 +248,7 @@ class Lists:
                 published[plan.name] = await self._publish(publishing, plan, judged[plan.name])
         if published:
             await store.lists.prune(self.pool, now - self.config.list_retention)
-            await self.refresh()
+        await self.refresh()  # what this or another process published, held here now
         return published
 
     async def _plan(

@@ -209,6 +209,7 @@ async def test_another_replica_answers_the_versions_one_published(
     first = await aiohttp_client(create_app(config))
     second = await aiohttp_client(create_app(config))
     owner = await lists_of(first)
+    await lists_of(second)
     phone = Phone()
     phone.take(await fetch(second, auth, "scam"))
     await put(first, admin, "0912345678", "online_loan")
