@@ -186,17 +186,15 @@ class Lists:
 
     async def load(self) -> None:
         """Hold each list's newest version, and the changes phones may need updates from."""
+        # Phones holding a version published since then get updates; the changes of older
+        # versions are pruned.
         oldest_kept = self.clock() - self.config.list_retention
         for name in LIST_NAMES:
-            newest = await store.lists.newest(self.pool, name)
-            pairs = await store.lists.entries(self.pool, name)
-            # Phones holding a version published since oldest_kept get updates; the changes
-            # of older versions are pruned (and the first version's state is the list itself).
-            oldest = await store.lists.oldest_since(self.pool, name, oldest_kept)
-            floor = oldest - 1 if oldest else (newest.version if newest else 0)
-            changes = await store.lists.changes_since(self.pool, name, floor)
-            numbers = array("q", [number for number, _ in pairs])
-            self._hold(Held(name, newest, numbers, dict(pairs), floor, changes))
+            seen = await store.lists.snapshot(self.pool, name, oldest_kept)
+            numbers = array("q", [number for number, _ in seen.entries])
+            self._hold(
+                Held(name, seen.newest, numbers, dict(seen.entries), seen.floor, seen.changes)
+            )
 
     async def refresh(self) -> None:
         """Take in the versions published since the ones held."""
@@ -209,7 +207,16 @@ class Lists:
             versions = await store.lists.versions_since(self.pool, name, after)
             if not versions:
                 continue
-            changes = await store.lists.changes_since(self.pool, name, after)
+            if any(version.whole for version in versions):
+                await self.load()  # once a day: the changes phones may need, afresh
+                return
+            newest = versions[-1]
+            # Not what a version published since the versions were read changed.
+            changes = [
+                change
+                for change in await store.lists.changes_since(self.pool, name, after)
+                if change.version <= newest.version
+            ]
             details = dict(held.details)
             for change in changes:
                 if change.after is None:
@@ -217,10 +224,6 @@ class Lists:
                 else:
                     details[change.number] = change.after
             numbers = array("q", sorted(details))
-            newest = versions[-1]
-            if any(version.whole for version in versions):
-                await self.load()  # once a day: the changes phones may need, afresh
-                return
             if list_coding.checksum(numbers) != newest.sha256:
                 log.warning(
                     "list %s: version %d differs from its checksum; reloading", name, newest.version

@@ -102,21 +102,36 @@ async def versions_since(pool: asyncpg.Pool, name: str, after: int) -> list[Vers
     return [_version(record) for record in await pool.fetch(_VERSIONS_SINCE, name, after)]
 
 
-async def oldest_since(pool: asyncpg.Pool, name: str, since: datetime) -> int:
-    """The list's oldest version published at or after `since` (0 if none)."""
-    oldest: int = await pool.fetchval(_OLDEST_SINCE, name, since)
-    return oldest
-
-
-async def entries(pool: asyncpg.Pool, name: str) -> list[tuple[int, str]]:
-    """The list's numbers and details as of its newest version, by number."""
-    return [(record["number"], record["detail"]) for record in await pool.fetch(_ENTRIES, name)]
-
-
 async def candidates(pool: asyncpg.Pool, reported_since: datetime) -> list[int]:
     """Every number that may be on a list now: reported since then, listed, allowlisted, or
     on a list already."""
     return [record["number"] for record in await pool.fetch(_CANDIDATES, reported_since)]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A list as one moment saw it: its newest version, its entries, and what the versions
+    published since a time changed."""
+
+    newest: Version | None
+    entries: list[tuple[int, str]]
+    floor: int
+    """The version before the oldest published since that time (or the newest, if none
+    was): updates are answered from it on."""
+    changes: list[Change]
+
+
+async def snapshot(pool: asyncpg.Pool, name: str, since: datetime) -> Snapshot:
+    """The list's newest version, entries and recent changes, read in one snapshot, so that
+    a version published meanwhile cannot mix with them."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        record = await conn.fetchrow(_NEWEST, name)
+        newest = None if record is None else _version(record)
+        pairs = [(row["number"], row["detail"]) for row in await conn.fetch(_ENTRIES, name)]
+        oldest = await conn.fetchval(_OLDEST_SINCE, name, since)
+        floor = oldest - 1 if oldest else (newest.version if newest else 0)
+        rows = await conn.fetch(_CHANGES_SINCE, name, floor)
+    return Snapshot(newest, pairs, floor, [Change(**dict(row)) for row in rows])
 
 
 async def changes_since(pool: asyncpg.Pool, name: str, after: int) -> list[Change]:
