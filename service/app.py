@@ -52,6 +52,7 @@ from .state import (
     REQUEST_LOG,
     UPLOADS,
 )
+from .trends import trends
 from .verdicts import verdicts
 
 
@@ -122,6 +123,7 @@ def create_app(
             moderation,
             reporting,
             lists,
+            trends,
             retention,
             import_parsers,
         ]

@@ -18,6 +18,7 @@ from .api import (
     numbers,
     reports,
     reviews,
+    stats,
 )
 
 ROUTES = [
@@ -42,6 +43,7 @@ ROUTES = [
     web.post("/v1/appeals", appeals.create_appeal),
     web.get("/v1/appeals", appeals.list_appeals),
     web.post("/v1/appeals/{appeal_id}/resolve", appeals.resolve_appeal),
+    web.get("/v1/stats/trends", stats.get_trends),
     web.get("/v1/reviews", reviews.list_reviews),
     web.post("/v1/reviews/{review_id}/decide", reviews.decide_review),
     web.get("/v1/audit", audit.list_audit),

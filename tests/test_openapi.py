@@ -152,6 +152,7 @@ def test_operation_ids_stay_as_clients_know_them() -> None:
         "getImportErrors",
         "getList",
         "getNumber",
+        "getTrends",
         "healthz",
         "listAllowlist",
         "listAppeals",

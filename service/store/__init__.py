@@ -14,6 +14,7 @@ from . import (
     reviews,
     settings,
     snapshots,
+    stats,
     trusted,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "reviews",
     "settings",
     "snapshots",
+    "stats",
     "trusted",
 ]
