@@ -58,11 +58,13 @@ class Trends:
 
 
 def network_of(number: int) -> str:
-    """The mobile network whose prefix the number has, as phonenumbers' carrier data names
-    it (Viettel, Vinaphone, MobiFone, Vietnamobile, G-Mobile, ...), or "other"."""
-    parsed = phonenumbers.PhoneNumber(
-        country_code=int(str(number)[:2]), national_number=int(str(number)[2:])
-    )
+    """The Vietnamese mobile network whose prefix the number has, as phonenumbers' carrier
+    data names it (Viettel, Vinaphone, MobiFone, Vietnamobile, G-Mobile, ...), or "other"
+    (landlines, foreign numbers, prefixes it does not know)."""
+    digits = str(number)
+    if not digits.startswith("84"):
+        return OTHER_NETWORK  # a foreign number: none of Vietnam's networks
+    parsed = phonenumbers.PhoneNumber(country_code=84, national_number=int(digits[2:]))
     return carrier.name_for_number(parsed, "en") or OTHER_NETWORK
 
 

@@ -54,7 +54,7 @@ async def test_reports_per_week_and_what_rises_this_week(
 async def test_newly_listed_numbers_per_network_and_the_official_numbers(
     client: AppClient, auth: dict[str, str], admin: dict[str, str]
 ) -> None:
-    for number in ("0987654321", "0321234567", "0912345678", "0901234567"):
+    for number in ("0987654321", "0321234567", "0912345678", "0901234567", "+16502530000"):
         response = await client.put(
             f"/v1/numbers/{number}", json={"category": "other"}, headers=admin
         )
@@ -68,7 +68,7 @@ async def test_newly_listed_numbers_per_network_and_the_official_numbers(
     await owner.publish()
     body = await trends(client, auth)
     networks = {item["network"]: sum(item["listed"]) for item in body["networks"]}
-    assert networks == {"Viettel": 2, "Vinaphone": 1, "MobiFone": 1}
+    assert networks == {"Viettel": 2, "Vinaphone": 1, "MobiFone": 1, "other": 1}
     assert body["official"] == [{"number": "+842513685134", "owner": "Công an tỉnh Đồng Nai"}]
 
 
