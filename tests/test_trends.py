@@ -48,7 +48,7 @@ async def test_reports_per_week_and_what_rises_this_week(
     series = {item["category"]: item["reports"] for item in body["categories"]}
     assert series["online_loan"][-4:] == [2, 2, 2, 1]
     assert series["investment"][-1] == 6 and sum(series["investment"]) == 6
-    assert body["rising"] == [{"category": "investment", "this_week": 6, "usual": 0.0}]
+    assert body["rising"] == [{"category": "investment", "this_week": 6, "usual": 0}]
 
 
 async def test_newly_listed_numbers_per_network_and_the_official_numbers(

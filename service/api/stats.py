@@ -30,7 +30,9 @@ class RisingCategory(Body):
 
     category: CategoryId
     this_week: Count
-    usual: Annotated[float, Meta(ge=0, description="Its weekly average before this week.")]
+    usual: Annotated[
+        Count, Meta(description="Its weekly average before this week, rounded to a whole number.")
+    ]
 
 
 class NetworkWeeks(Body):
@@ -64,7 +66,7 @@ def trends_body(trends: Trends) -> TrendsBody:
     return TrendsBody(
         weeks=[week.isoformat() for week in trends.weeks],
         categories=[CategoryWeeks(c, counts) for c, counts in trends.reports.items()],
-        rising=[RisingCategory(r.category, r.this_week, r.usual) for r in trends.rising],
+        rising=[RisingCategory(r.category, r.this_week, round(r.usual)) for r in trends.rising],
         networks=[NetworkWeeks(n, counts) for n, counts in trends.listed.items()],
         official=[OfficialNumber(to_e164(number), owner) for number, owner in trends.official],
     )
