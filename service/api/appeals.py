@@ -16,10 +16,10 @@ from .. import store
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
 from ..moderation import MODERATION
-from ..problems import answers, bad_request, not_found, too_many_requests
+from ..problems import answers, not_found, too_many_requests
 from ..state import APPEAL_LIMITS, CLOCK, CONFIG, POOL
 from .answers import E164, Body, Id, Time
-from .bodies import FreeText, accepts, digits, iso, json_answer, responds
+from .bodies import FreeText, accepts, iso, json_answer, path_id, query_choice, responds
 from .documented import (
     BAD_BODY,
     BAD_QUERY,
@@ -184,9 +184,7 @@ async def list_appeals(request: web.Request) -> web.Response:
 
     Appeals oldest first; page with `after` = the last `appeal_id` seen.
     """
-    status = request.query.get("status")
-    if status is not None and status not in STATUSES:
-        raise bad_request(f"'status' must be one of {', '.join(STATUSES)}.")
+    status = query_choice(request, "status", STATUSES)
     after = APPEALS_AFTER.read(request)
     limit = APPEALS_LIMIT.read(request)
     appeals = await store.appeals.list_appeals(request.app[POOL], status, after, limit)
@@ -207,13 +205,10 @@ async def resolve_appeal(request: web.Request, body: AppealDecisionIn) -> web.Re
 
     `delist` delists the number at once; `reject` leaves it listed.
     """
-    text = request.match_info["appeal_id"]
-    appeal_id = digits(text, 18)
-    if appeal_id is None:
-        raise not_found(f"There is no appeal {text!r}.")
+    appeal_id = path_id(request, "appeal_id", "appeal")
     appeal = await request.app[MODERATION].resolve_appeal(
         appeal_id, DELISTS[body.decision], body.note, actor(request[API_KEY])
     )
     if appeal is None:
-        raise not_found(f"There is no appeal {text}.")
+        raise not_found(f"There is no appeal {appeal_id}.")
     return json_answer(appeal_body(appeal))

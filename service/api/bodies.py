@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from msgspec import Meta
 
-from ..problems import Problem, bad_request, domain_answer, encode_body
+from ..problems import Problem, bad_request, domain_answer, encode_body, not_found
 from ..state import CONFIG
 from ..text import TextError, loads
 
@@ -331,6 +331,23 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     value = digits(text, len(str(high)))
     if value is None or not low <= value <= high:
         raise bad_request(f"'{name}' must be a whole number from {low} to {high}.")
+    return value
+
+
+def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    """A query parameter that must be one of `choices`, if given (400 otherwise)."""
+    value = request.query.get(name)
+    if value is not None and value not in choices:
+        raise bad_request(f"'{name}' must be one of {', '.join(choices)}.")
+    return value
+
+
+def path_id(request: web.Request, name: str, what: str) -> int:
+    """The id a path parameter spells (at most 18 digits), or the 404 for no such `what`."""
+    text = request.match_info[name]
+    value = digits(text, 18)
+    if value is None:
+        raise not_found(f"There is no {what} {text!r}.")
     return value
 
 

@@ -116,9 +116,7 @@ async def get_list(request: web.Request) -> web.Response:
     in the shape of Safe Browsing v5, or the whole list for a phone holding none, or an old
     one. Never `suspicious` numbers: a list on every phone is public.
     """
-    name = request.match_info["name"]
-    if name not in LIST_NAMES:
-        raise not_found(f"There is no list {name!r}: there are {', '.join(LIST_NAMES)}.")
+    name = _list_name(request)
     state = request.query.get("state")
     if state is not None and not 0 < len(state) <= MAX_STATE_LENGTH:
         raise bad_request(f"'state' must be 1 to {MAX_STATE_LENGTH} characters.")
@@ -178,9 +176,7 @@ async def export_list(request: web.Request) -> web.StreamResponse:
     `level` (`scam` or `verified`), `detail` (the category or the owner), `since` (the UTC
     day it entered the list), in the shape of Hiya's Protect Cache.
     """
-    name = request.match_info["name"]
-    if name not in LIST_NAMES:
-        raise not_found(f"There is no list {name!r}: there are {', '.join(LIST_NAMES)}.")
+    name = _list_name(request)
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/gzip",
@@ -203,3 +199,11 @@ async def export_list(request: web.Request) -> web.StreamResponse:
     await response.write(gzip.flush())
     await response.write_eof()
     return response
+
+
+def _list_name(request: web.Request) -> str:
+    """The list the path names, or the 404."""
+    name = request.match_info["name"]
+    if name not in LIST_NAMES:
+        raise not_found(f"There is no list {name!r}: there are {', '.join(LIST_NAMES)}.")
+    return name

@@ -12,11 +12,11 @@ from .. import store
 from ..auth import API_KEY, Role, requires
 from ..e164 import to_e164
 from ..moderation import MODERATION
-from ..problems import answers, bad_request, not_found
+from ..problems import answers, not_found
 from ..reputation import BrigadeSign
 from ..state import POOL
 from .answers import E164, Body, Id, Time
-from .bodies import FreeText, accepts, digits, iso, json_answer, responds
+from .bodies import FreeText, accepts, iso, json_answer, path_id, query_choice, responds
 from .documented import (
     BAD_BODY,
     BAD_QUERY,
@@ -121,9 +121,7 @@ async def list_reviews(request: web.Request) -> web.Response:
     Numbers whose recent reports looked like a brigade, oldest first; page with `after` =
     the last `review_id` seen. A review holds back no verdict: it asks a moderator to look.
     """
-    status = request.query.get("status")
-    if status is not None and status not in STATUSES:
-        raise bad_request(f"'status' must be one of {', '.join(STATUSES)}.")
+    status = query_choice(request, "status", STATUSES)
     reviews = await store.reviews.list_reviews(
         request.app[POOL], status, REVIEWS_AFTER.read(request), REVIEWS_LIMIT.read(request)
     )
@@ -144,13 +142,10 @@ async def decide_review(request: web.Request, body: ReviewDecisionIn) -> web.Res
 
     `brigade` ends the number's report evidence at once; `genuine` leaves it. Audited.
     """
-    text = request.match_info["review_id"]
-    review_id = digits(text, 18)
-    if review_id is None:
-        raise not_found(f"There is no review {text!r}.")
+    review_id = path_id(request, "review_id", "review")
     review = await request.app[MODERATION].decide_review(
         review_id, body.decision == "brigade", body.note, actor(request[API_KEY])
     )
     if review is None:
-        raise not_found(f"There is no review {text}.")
+        raise not_found(f"There is no review {review_id}.")
     return json_answer(review_body(review))
