@@ -17,7 +17,6 @@ from .auth import (
     MAX_REFUSED_ADDRESSES,
     REFUSAL_LIMITS,
     KeyCache,
-    RefusalLimits,
     authorize,
 )
 from .cache import positive_cache
@@ -26,7 +25,7 @@ from .config import Config
 from .embedded import shown_url
 from .feed import change_feed
 from .import_parsing import Parsers, Uploads
-from .limits import InFlight, TokenBuckets
+from .limits import InFlight, NetworkBuckets, TokenBuckets
 from .lists import lists
 from .live_filter import live_filter
 from .logs import RequestLog, withhold_library_details
@@ -54,6 +53,8 @@ from .state import (
 )
 from .trends import trends
 from .verdicts import verdicts
+from .web.routes import PAGES
+from .web.site import site
 
 
 def create_app(
@@ -89,7 +90,7 @@ def create_app(
             config.unknown_key_checks_per_second, max(1, int(config.unknown_key_checks_per_second))
         ),
     )
-    app[REFUSAL_LIMITS] = RefusalLimits(
+    app[REFUSAL_LIMITS] = NetworkBuckets(
         config.refusals_per_address_per_second,
         config.refusal_burst_per_address,
         MAX_REFUSED_ADDRESSES,
@@ -124,11 +125,13 @@ def create_app(
             reporting,
             lists,
             trends,
+            site,
             retention,
             import_parsers,
         ]
     )
     app.router.add_routes(ROUTES)
+    app.router.add_routes(PAGES)
     return app
 
 

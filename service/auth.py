@@ -17,7 +17,6 @@ address.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 from collections.abc import Callable, Sequence
 from enum import IntEnum, StrEnum
@@ -28,7 +27,7 @@ import asyncpg
 from aiohttp import web
 
 from . import store
-from .limits import TokenBuckets
+from .limits import NetworkBuckets, TokenBuckets
 from .problems import Problem, too_many_requests
 from .state import CONFIG, POOL
 
@@ -250,43 +249,6 @@ async def authenticate(pool: asyncpg.Pool, keys: KeyCache, header: str) -> Calle
     return caller
 
 
-class RefusalLimits:
-    """A token bucket of 401s per client address, in bounded memory: past `max_addresses`,
-    the address refused longest ago is forgotten (and starts again with a full bucket).
-    IPv6 addresses count by their /64, which one client usually holds whole."""
-
-    def __init__(
-        self, rate: float, burst: int, max_addresses: int, clock: Callable[[], float]
-    ) -> None:
-        self.rate = rate
-        self.burst = float(burst)
-        self.max_addresses = max_addresses
-        self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, as of when)
-
-    def take(self, address: str) -> float:
-        """Count a refusal: 0.0 if allowed, else the seconds until the next one is."""
-        address = _client_of(address)
-        now = self._clock()
-        tokens, then = self._buckets.pop(address, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - then) * self.rate)
-        wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
-        self._buckets[address] = (tokens - 1.0 if wait == 0.0 else tokens, now)  # newest last
-        if len(self._buckets) > self.max_addresses:
-            del self._buckets[next(iter(self._buckets))]
-        return wait
-
-
-def _client_of(address: str) -> str:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address  # a Unix socket's peer, or what a trusted proxy sent
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
-
-
 def client_address(request: web.Request, trusted_proxies: frozenset[str]) -> str:
     """The client's address: the connection's peer, unless the peer is a trusted proxy;
     then the address that proxy appended to X-Forwarded-For (the last one), which only it
@@ -336,7 +298,8 @@ def role_needed(handler: object) -> Role | frozenset[Role] | None:
 
 
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
-REFUSAL_LIMITS = web.AppKey("refusal_limits", RefusalLimits)
+REFUSAL_LIMITS = web.AppKey("refusal_limits", NetworkBuckets)
+"""401s counted per client address (an IPv6 client by its /64)."""
 API_KEY = web.RequestKey("api_key", store.keys.ApiKey)
 """The caller's key, set by authorize() on every request to a route that needs one."""
 

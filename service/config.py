@@ -136,6 +136,17 @@ class Config:
     cache or Postgres) and judged, 20-50 µs of the replica's time."""
     lookup_batches_per_key: int = 4
     """Batch lookups one key may have in progress at once, per replica (429 past it)."""
+    page_lookups_per_network_per_second: float = 2.0
+    """Numbers the public page looks up per client network (an IPv4 /24, an IPv6 /48), per
+    replica: a person checks a few numbers; the page is not a free bulk lookup API."""
+    page_lookup_burst_per_network: int = 60
+    page_reports_per_network_per_hour: float = 10.0
+    """Reports the public page takes per client network, per replica; the store's daily
+    limit per reporter (a network is one reporter on the page) holds across replicas."""
+    page_report_burst_per_network: int = 5
+    page_report_work_bits: int = 18
+    """The proof of work a report from the page costs: a SHA-256 with this many leading zero
+    bits, about 2**bits hashes (a fraction of a second in a phone's browser)."""
     import_parsers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Processes that parse bulk imports; more than the cores gains nothing."""
     api_key: str | None = None
@@ -209,6 +220,12 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "CALLGUARD_LOOKUP_BATCHES_PER_KEY": ("lookup_batches_per_key", int),
     "CALLGUARD_APPEALS_PER_KEY_PER_SECOND": ("appeals_per_key_per_second", float),
     "CALLGUARD_IMPORT_PARSERS": ("import_parsers", int),
+    "CALLGUARD_PAGE_LOOKUPS_PER_NETWORK_PER_SECOND": (
+        "page_lookups_per_network_per_second",
+        float,
+    ),
+    "CALLGUARD_PAGE_REPORTS_PER_NETWORK_PER_HOUR": ("page_reports_per_network_per_hour", float),
+    "CALLGUARD_PAGE_REPORT_WORK_BITS": ("page_report_work_bits", int),
     "CALLGUARD_KEY": ("api_key", str),
     "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
     "CALLGUARD_IMPORT_MAX_LINES": ("import_max_lines", int),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,53 @@ class TokenBuckets:
         tokens, then = self._buckets.get(key, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - then) * self.rate)
         self._buckets[key] = (max(-float(self.burst), tokens - cost), now)
+
+
+class NetworkBuckets:
+    """A token bucket per client network, in bounded memory: past `max_networks`, the one
+    seen longest ago is forgotten (and starts again with a full bucket). An IPv4 address
+    counts by its first `v4_prefix` bits, an IPv6 one by its first `v6_prefix` (a /64 is
+    usually one client's; a /48 one site's)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        max_networks: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        v4_prefix: int = 32,
+        v6_prefix: int = 64,
+    ) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_networks = max_networks
+        self._clock = clock
+        self._prefixes = {4: v4_prefix, 6: v6_prefix}
+        self._buckets: dict[str, tuple[float, float]] = {}  # network -> (tokens, as of when)
+
+    def take(self, address: str, cost: float = 1.0) -> float:
+        """Take `cost` tokens for the address's network: 0.0 if granted, else the seconds
+        until they are there."""
+        network = self.network(address)
+        cost = min(cost, self.burst)
+        now = self._clock()
+        tokens, then = self._buckets.pop(network, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        wait = 0.0 if tokens >= cost else (cost - tokens) / self.rate
+        self._buckets[network] = (tokens - cost if wait == 0.0 else tokens, now)  # newest last
+        if len(self._buckets) > self.max_networks:
+            del self._buckets[next(iter(self._buckets))]
+        return wait
+
+    def network(self, address: str) -> str:
+        """The network an address counts under."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return address  # a Unix socket's peer, or what a trusted proxy sent
+        prefix = self._prefixes[ip.version]
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 class Busy(Exception):

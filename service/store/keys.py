@@ -96,6 +96,25 @@ async def create(
     return _api_key(record)
 
 
+_ENSURE_KEY = """
+INSERT INTO api_keys (name, role, key_hash, trust) VALUES ($1, $2, $3, $4)
+ON CONFLICT (key_hash) DO NOTHING
+"""
+_SELECT_KEY_BY_HASH = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+
+
+async def ensure(pool: asyncpg.Pool, name: str, role: str, key_hash: bytes, trust: str) -> ApiKey:
+    """The key with this hash, made if there is none (by whichever process comes first);
+    revoked or not."""
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.execute(_ENSURE_KEY, name, role, key_hash, trust) == "INSERT 0 1":
+            record = await conn.fetchrow(_SELECT_KEY_BY_HASH, key_hash)
+            await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CREATED} {record['id']}")
+            return _api_key(record)
+    record = await pool.fetchrow(_SELECT_KEY_BY_HASH, key_hash)
+    return _api_key(record)
+
+
 async def find_active(pool: asyncpg.Pool, key_hash: bytes) -> ApiKey | None:
     """The unrevoked key with this hash, if any."""
     record = await pool.fetchrow(_SELECT_ACTIVE_KEY, key_hash)
