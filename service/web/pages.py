@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..advice import advice_for
 from ..api.numbers import REPORT_DAY_ZONE, unknown_answer
-from ..auth import client_address, public
+from ..auth import client_address
 from ..categories import CATEGORIES
 from ..e164 import MAX_INPUT_LENGTH, InvalidNumber, normalize, to_e164
 from ..reasons import reasons_in
@@ -29,7 +29,7 @@ from ..trends import OTHER_NETWORK, TRENDS
 from ..verdicts import VERDICTS, Answer
 from . import charts
 from .proof import MAX_ANSWER_LENGTH, ChallengeFailed
-from .render import render
+from .render import page, render
 from .site import SITE, reports_open
 from .texts import page_language
 
@@ -70,37 +70,44 @@ def _too_many(request: web.Request, wait: float) -> web.Response:
     )
 
 
-@public
+@page
 async def home(request: web.Request) -> web.Response:
     """The front page: the number box."""
     return render(request, "home.html", {"text": "", "error": False})
 
 
-@public
+@page
 async def look_up(request: web.Request) -> web.Response:
     """The number box's answer, without JavaScript: on to the number's page."""
     text = request.query.get(NUMBER_QUERY, "").strip()
     if not text:
         raise web.HTTPSeeOther("/")
     try:
-        number = normalize(text[:MAX_INPUT_LENGTH + 1])
+        number = normalize(text)
     except InvalidNumber:
-        return render(
-            request, "home.html", {"text": text, "error": True}, status=HTTPStatus.BAD_REQUEST
-        )
+        return _not_a_number(request, text)
     raise web.HTTPSeeOther(number_path(number))
 
 
-@public
+def _not_a_number(request: web.Request, text: str) -> web.Response:
+    """The number box again, saying the text is not a number (what the visitor typed, cut
+    to the box's length)."""
+    return render(
+        request,
+        "home.html",
+        {"text": text[:MAX_INPUT_LENGTH], "error": True},
+        status=HTTPStatus.BAD_REQUEST,
+    )
+
+
+@page
 async def number_page(request: web.Request) -> web.Response:
     """A number's page: its verdict, why, what to do, and the report form."""
     text = request.match_info["number"]
     try:
         number = normalize(text)
     except InvalidNumber:
-        return render(
-            request, "home.html", {"text": text, "error": True}, status=HTTPStatus.BAD_REQUEST
-        )
+        return _not_a_number(request, text)
     site = request.app[SITE]
     wait = site.lookups.take(_address(request))
     if wait:
@@ -146,19 +153,14 @@ def _day(at: Any) -> date | None:
     return None if at is None else at.astimezone(REPORT_DAY_ZONE).date()
 
 
-@public
+@page
 async def send_report(request: web.Request) -> web.Response:
     """The report form: a community-lane report from the visitor's network, once its proof
     of work checks out; then back to the number's page, which counts it."""
     try:
         number = normalize(request.match_info["number"])
     except InvalidNumber:
-        return render(
-            request,
-            "home.html",
-            {"text": request.match_info["number"], "error": True},
-            status=HTTPStatus.BAD_REQUEST,
-        )
+        return _not_a_number(request, request.match_info["number"])
     site = request.app[SITE]
     back = number_path(number)
     if not reports_open(request.app, site):
@@ -195,21 +197,23 @@ async def send_report(request: web.Request) -> web.Response:
 def _form_fields(form: Mapping[str, Any]) -> tuple[str, str | None, str, str] | None:
     """(category, description, challenge, answer) from the form, or None if it is not one
     the page sent."""
-    values = {name: form.get(name) for name in ("category", "description", "challenge", "answer")}
-    if not all(isinstance(value, str) for value in values.values()):
+    values = [form.get(name) for name in ("category", "description", "challenge", "answer")]
+    texts = [value for value in values if isinstance(value, str)]
+    if len(texts) != len(values):
         return None
-    description = values["description"].strip()
+    category_text, description, challenge, answer = texts
+    description = description.strip()
     if (
         len(description) > MAX_DESCRIPTION_LENGTH
-        or len(values["challenge"]) > MAX_CHALLENGE_LENGTH
-        or len(values["answer"]) > MAX_ANSWER_LENGTH
+        or len(challenge) > MAX_CHALLENGE_LENGTH
+        or len(answer) > MAX_ANSWER_LENGTH
     ):
         return None
     try:
-        category_id = category(values["category"])
+        category_id = category(category_text)
     except TextError:
         return None
-    return category_id, description or None, values["challenge"], values["answer"]
+    return category_id, description or None, challenge, answer
 
 
 def _refused(request: web.Request, message: str, back: str, status: int) -> web.Response:
@@ -221,7 +225,7 @@ def _refused(request: web.Request, message: str, back: str, status: int) -> web.
     )
 
 
-@public
+@page
 async def trends_page(request: web.Request) -> web.Response:
     """What is rising: reports per category per week as charts, the categories rising this
     week, numbers newly listed per network, and the official numbers."""

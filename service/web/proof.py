@@ -31,9 +31,7 @@ class ChallengeFailed(Exception):
 class Challenges:
     """Issue and check the report form's challenges."""
 
-    def __init__(
-        self, secret: bytes, bits: int, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, secret: bytes, bits: int, clock: Callable[[], float] = time.time) -> None:
         self.bits = bits
         self._secret = secret
         self._clock = clock
@@ -46,18 +44,18 @@ class Challenges:
 
     def check(self, number: int, challenge: str, answer: str) -> None:
         """Spend the challenge if `answer` solves it for `number`; else raise ChallengeFailed."""
-        issued, _, rest = challenge.partition(".")
-        body, _, signature = challenge.rpartition(".")
-        parts = body.split(".")
-        if len(parts) != 3 or not issued.isdigit() or not parts[2].isdigit():
+        parts = challenge.split(".")
+        if len(parts) != 4 or not parts[0].isdigit() or not parts[2].isdigit():
             raise ChallengeFailed("malformed")
+        issued, _random, bits, signature = parts
+        body = challenge.rpartition(".")[0]
         if not hmac.compare_digest(signature, self._sign(number, body)):
             raise ChallengeFailed("not ours, or for another number")
         now = self._clock()
         expires = int(issued) + CHALLENGE_LIFETIME
         if now > expires:
             raise ChallengeFailed("expired")
-        if len(answer) > MAX_ANSWER_LENGTH or not solves(challenge, answer, int(parts[2])):
+        if len(answer) > MAX_ANSWER_LENGTH or not solves(challenge, answer, int(bits)):
             raise ChallengeFailed("wrong answer")
         self._forget_expired(now)
         if challenge in self._spent:

@@ -5,7 +5,7 @@ inline script or style runs)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -14,6 +14,8 @@ import jinja2
 from aiohttp import web
 from multidict import CIMultiDict
 
+from ..auth import public
+from ..problems import problem_for
 from .static import asset
 from .texts import LANGUAGE_COOKIE, LANGUAGE_QUERY, other_language, page_language, translator
 
@@ -60,13 +62,17 @@ def render(
     language = page_language(request)
     other = other_language(language)
     switch = {**request.query, LANGUAGE_QUERY: other}
-    text = environment().get_template(template).render(
-        **context,
-        t=translator(language),
-        asset=asset,
-        lang=language,
-        other_lang=other,
-        switch_url=f"{request.path}?{urlencode(switch)}",
+    text = (
+        environment()
+        .get_template(template)
+        .render(
+            **context,
+            t=translator(language),
+            asset=asset,
+            lang=language,
+            other_lang=other,
+            switch_url=f"{request.path}?{urlencode(switch)}",
+        )
     )
     all_headers = CIMultiDict(PAGE_HEADERS)
     all_headers["Cache-Control"] = cache
@@ -87,3 +93,48 @@ def render(
             httponly=True,
         )
     return response
+
+
+PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def page(handler: PageHandler) -> PageHandler:
+    """Mark a handler as a page: open without an API key (a moderators' page checks its own
+    session), and any failure the API would answer with problem+json (an outage, a limit, a
+    malformed form) answered with a page in the visitor's language, with the same status
+    and headers (Retry-After)."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Exception as err:
+            problem = problem_for(request, err)
+            if problem is None:  # a redirect
+                raise
+            return error_page(request, problem.status, problem.headers)
+
+    return public(answer)
+
+
+def error_page(
+    request: web.Request, status: int, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A page saying what went wrong, by status, in the visitor's language."""
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
+        title, message = "too_many_title", "too_many"
+    elif status == HTTPStatus.NOT_FOUND:
+        title, message = "not_found_title", "not_found"
+    elif status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        title, message = "unavailable_title", "unavailable"
+    else:
+        title, message = "bad_request_title", "bad_request"
+    seconds = (headers or {}).get("Retry-After", "60")
+    return render(
+        request,
+        "message.html",
+        {"title": title, "message": message, "seconds": seconds, "back": None},
+        status=status,
+        cache="no-store",
+        headers=headers,
+    )

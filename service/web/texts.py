@@ -94,7 +94,10 @@ TEXTS: Final[Mapping[str, tuple[str, str]]] = {
     "reasons": ("Vì sao", "Why"),
     "categories": ("Loại lừa đảo được báo", "Kinds of scam reported"),
     "reports_count": ("Số báo cáo", "Reports"),
-    "first_last": ("Báo cáo đầu tiên {first}, gần nhất {last}", "First report {first}, latest {last}"),
+    "first_last": (
+        "Báo cáo đầu tiên {first}, gần nhất {last}",
+        "First report {first}, latest {last}",
+    ),
     "advice": ("Lời khuyên", "Advice"),
     "what_to_do": ("Nên làm gì", "What to do"),
     "what_to_do_1": (
@@ -123,7 +126,10 @@ TEXTS: Final[Mapping[str, tuple[str, str]]] = {
         "Do not write your own personal details.",
     ),
     "send_report": ("Gửi báo cáo", "Send the report"),
-    "sending": ("Đang gửi… (trình duyệt đang giải một phép tính nhỏ)", "Sending… (your browser is solving a small puzzle)"),
+    "sending": (
+        "Đang gửi… (trình duyệt đang giải một phép tính nhỏ)",
+        "Sending… (your browser is solving a small puzzle)",
+    ),
     "needs_script": (
         "Để chống gửi báo cáo giả hàng loạt, trình duyệt cần giải một phép tính nhỏ trước khi "
         "gửi. Hãy bật JavaScript để gửi báo cáo; tra cứu vẫn dùng được khi không có JavaScript.",
@@ -168,24 +174,48 @@ TEXTS: Final[Mapping[str, tuple[str, str]]] = {
         "{label}: {this_week} báo cáo tuần này, thường khoảng {usual} một tuần",
         "{label}: {this_week} reports this week, usually about {usual} a week",
     ),
-    "rising_none": ("Tuần này không có loại nào tăng đột biến.", "Nothing is rising sharply this week."),
+    "rising_none": (
+        "Tuần này không có loại nào tăng đột biến.",
+        "Nothing is rising sharply this week.",
+    ),
     "by_category": ("Báo cáo theo loại, theo tuần", "Reports by kind, per week"),
     "chart_label": (
         "{label}: {total} báo cáo trong 12 tuần, {last} tuần này",
         "{label}: {total} reports over 12 weeks, {last} this week",
     ),
     "week_of": ("Tuần từ {day}", "Week of {day}"),
-    "listed_by_network": ("Số mới bị đưa vào danh sách lừa đảo, theo nhà mạng", "Numbers newly listed as scams, by network"),
+    "listed_by_network": (
+        "Số mới bị đưa vào danh sách lừa đảo, theo nhà mạng",
+        "Numbers newly listed as scams, by network",
+    ),
     "network": ("Nhà mạng", "Network"),
     "total": ("Tổng", "Total"),
     "other_network": ("Khác (cố định, nước ngoài…)", "Other (landlines, foreign…)"),
     "official": ("Số điện thoại chính thức", "Official numbers to call"),
-    "official_none": ("Chưa có số chính thức nào được xác minh.", "No official number is verified yet."),
+    "official_none": (
+        "Chưa có số chính thức nào được xác minh.",
+        "No official number is verified yet.",
+    ),
     "footer": (
         "callguard giúp người dân kiểm tra và báo cáo số điện thoại lừa đảo.",
         "callguard helps people check and report scam phone numbers.",
     ),
     "not_found_title": ("Không tìm thấy trang", "Page not found"),
+    "not_found": ("Trang này không có.", "There is no such page."),
+    "unavailable_title": ("Dịch vụ tạm thời gián đoạn", "The service is briefly unavailable"),
+    "unavailable": (
+        "Không trả lời được lúc này. Hãy thử lại sau {seconds} giây.",
+        "It cannot answer just now. Try again in {seconds} seconds.",
+    ),
+    "bad_request_title": ("Yêu cầu không hợp lệ", "Invalid request"),
+    "bad_request": (
+        "Trang không hiểu yêu cầu này. Hãy quay lại và thử lại.",
+        "The page could not understand this request. Go back and try again.",
+    ),
+    "degraded": (
+        "Hệ thống đang trả lời từ dữ liệu dự phòng; kết quả có thể chưa đầy đủ.",
+        "The service is answering from its backup data; the answer may be incomplete.",
+    ),
     **{f"category_{c.id}": (c.label_vi, c.label_en) for c in CATEGORIES},
     **ADMIN_TEXTS,
 }
