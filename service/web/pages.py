@@ -73,7 +73,7 @@ def _too_many(request: web.Request, wait: float) -> web.Response:
 @page
 async def home(request: web.Request) -> web.Response:
     """The front page: the number box."""
-    return render(request, "home.html", {"text": "", "error": False})
+    return render(request, "home.html", {"text": "", "error": False}, compress=True)
 
 
 @page
@@ -124,7 +124,7 @@ async def number_page(request: web.Request) -> web.Response:
         challenge=site.challenges.issue(number),
         categories=[item.id for item in CATEGORIES],
     )
-    return render(request, "number.html", context)
+    return render(request, "number.html", context, compress=True)
 
 
 def _verdict_context(answer: Answer, language: str) -> dict[str, Any]:
@@ -244,4 +244,4 @@ async def trends_page(request: web.Request) -> web.Response:
         "official": [(shown_number(number), owner) for number, owner in trends.official],
         "this_week": trends.weeks[-1],
     }
-    return render(request, "trends.html", context, cache="public, max-age=300")
+    return render(request, "trends.html", context, cache="public, max-age=300", compress=True)

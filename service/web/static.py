@@ -41,7 +41,7 @@ async def static_file(request: web.Request) -> web.Response:
     if found is None:
         raise not_found("No such file.")
     content, kind, version = found
-    return web.Response(
+    response = web.Response(
         body=content,
         content_type=kind,
         charset="utf-8",
@@ -49,5 +49,8 @@ async def static_file(request: web.Request) -> web.Response:
             "Cache-Control": IMMUTABLE if request.query.get("v") == version else "no-cache",
             "ETag": f'"{version}"',
             "X-Content-Type-Options": "nosniff",
+            "Vary": "Accept-Encoding",
         },
     )
+    response.enable_compression()
+    return response
