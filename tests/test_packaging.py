@@ -8,6 +8,7 @@ import shutil
 import site
 import subprocess
 import sys
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,6 +81,9 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_holds_the_callguard_package_with_its_schema(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "callguard/schema.sql" in names
+    # The pages' templates and files are package data too.
+    assert "callguard/web/templates/base.html" in names
+    assert "callguard/web/static/style.css" in names and "callguard/web/static/app.js" in names
     assert "callguard/__main__.py" in names
     assert not [name for name in names if name.startswith("service/")]
 
@@ -109,3 +113,7 @@ def test_the_installed_service_applies_its_schema_and_answers(installed: Cli) ->
             {"number": NUMBER, "reporter": "r1", "category": "fake_recruitment"},
         )
         assert status == 201, created
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with no_proxy.open(f"{server.url}/so/{NUMBER}", timeout=5) as response:
+            page = response.read().decode()
+        assert 'data-verdict="suspicious"' in page  # the templates, from the wheel

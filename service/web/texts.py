@@ -188,6 +188,10 @@ TEXTS: Final[Mapping[str, tuple[str, str]]] = {
         "Số mới bị đưa vào danh sách lừa đảo, theo nhà mạng",
         "Numbers newly listed as scams, by network",
     ),
+    "listed_none": (
+        "Chưa có số nào mới bị đưa vào danh sách trong 12 tuần qua.",
+        "No number was newly listed in the last 12 weeks.",
+    ),
     "network": ("Nhà mạng", "Network"),
     "total": ("Tổng", "Total"),
     "other_network": ("Khác (cố định, nước ngoài…)", "Other (landlines, foreign…)"),
