@@ -5,7 +5,7 @@ renders; what a visitor can get wrong is answered with a page saying so."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import quote
@@ -149,7 +149,7 @@ def _verdict_context(answer: Answer, language: str) -> dict[str, Any]:
     }
 
 
-def _day(at: Any) -> date | None:
+def _day(at: datetime | None) -> date | None:
     return None if at is None else at.astimezone(REPORT_DAY_ZONE).date()
 
 
@@ -234,8 +234,9 @@ async def trends_page(request: web.Request) -> web.Response:
     context = {
         "charts": charts.category_charts(trends, language),
         "rising": trends.rising,
+        # (network, this week, 12 weeks), the named networks first and "other" last.
         "networks": [
-            (OTHER_NETWORK if name == OTHER_NETWORK else name, counts[-1], sum(counts))
+            (name, counts[-1], sum(counts))
             for name, counts in sorted(
                 trends.listed.items(), key=lambda item: (item[0] == OTHER_NETWORK, item[0])
             )
