@@ -53,6 +53,7 @@ from .state import (
 )
 from .trends import trends
 from .verdicts import verdicts
+from .web.moderators import moderators
 from .web.routes import PAGES
 from .web.site import site
 
@@ -126,6 +127,7 @@ def create_app(
             lists,
             trends,
             site,
+            moderators,
             retention,
             import_parsers,
         ]

@@ -144,9 +144,13 @@ class Config:
     """Reports the public page takes per client network, per replica; the store's daily
     limit per reporter (a network is one reporter on the page) holds across replicas."""
     page_report_burst_per_network: int = 5
-    page_report_work_bits: int = 18
+    page_report_work_bits: int = 16
     """The proof of work a report from the page costs: a SHA-256 with this many leading zero
     bits, about 2**bits hashes (a fraction of a second in a phone's browser)."""
+    admin_sign_ins_per_network_per_minute: float = 5.0
+    """Attempts to sign in to the moderators' pages per client network (an IPv4 /24, an IPv6
+    /48), per replica, counted before the key is checked, so a flood of guesses costs little."""
+    admin_sign_in_burst_per_network: int = 5
     import_parsers: int = field(default_factory=lambda: os.cpu_count() or 1)
     """Processes that parse bulk imports; more than the cores gains nothing."""
     api_key: str | None = None
@@ -226,6 +230,10 @@ _SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     ),
     "CALLGUARD_PAGE_REPORTS_PER_NETWORK_PER_HOUR": ("page_reports_per_network_per_hour", float),
     "CALLGUARD_PAGE_REPORT_WORK_BITS": ("page_report_work_bits", int),
+    "CALLGUARD_ADMIN_SIGN_INS_PER_NETWORK_PER_MINUTE": (
+        "admin_sign_ins_per_network_per_minute",
+        float,
+    ),
     "CALLGUARD_KEY": ("api_key", str),
     "CALLGUARD_IMPORT_MAX_BYTES": ("import_max_bytes", int),
     "CALLGUARD_IMPORT_MAX_LINES": ("import_max_lines", int),

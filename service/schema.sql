@@ -333,3 +333,15 @@ CREATE TABLE IF NOT EXISTS list_changes (
     after    text,
     PRIMARY KEY (list, version, number)
 );
+
+-- Moderators signed in to the pages under /admin with an admin key (service/web/moderators.py):
+-- here, not in a process, so any replica serves a signed-in moderator. The cookie holds the
+-- token; only its SHA-256 is stored. A session ends when it expires, when its moderator signs
+-- out, or when its key is revoked (checked on every request).
+CREATE TABLE IF NOT EXISTS admin_sessions (
+    token_hash  bytea PRIMARY KEY,
+    key_id      bigint NOT NULL REFERENCES api_keys (id),
+    csrf        text NOT NULL,  -- every form's hidden field must carry it
+    created_at  timestamptz NOT NULL,
+    expires_at  timestamptz NOT NULL
+);

@@ -58,6 +58,7 @@ TABLES = (
     "allowlist",
     "appeals",
     "audit_log",
+    "admin_sessions",
     "api_keys",
     "settings",
     "changes",

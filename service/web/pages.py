@@ -134,7 +134,7 @@ def _verdict_context(answer: Answer, language: str) -> dict[str, Any]:
         "shown": shown_number(answer.number),
         "path": number_path(answer.number),
         "verdict": verdict.value,
-        "reasons": reasons_in(answer.judgement.reasons, language),
+        "reasons": [_sentence(reason) for reason in reasons_in(answer.judgement.reasons, language)],
         "categories_reported": list(evidence.categories),
         "report_count": evidence.report_count,
         "first": _day(evidence.first_reported_at),
@@ -147,6 +147,11 @@ def _verdict_context(answer: Answer, language: str) -> dict[str, Any]:
         ),
         "degraded": answer.degraded,
     }
+
+
+def _sentence(text: str) -> str:
+    """A reason as a list item: its first letter a capital (the API's reasons are phrases)."""
+    return text[:1].upper() + text[1:]
 
 
 def _day(at: datetime | None) -> date | None:

@@ -32,7 +32,9 @@ PAGE_HEADERS: Final[Mapping[str, str]] = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     # The number a page is about is in its URL: no other site learns it from a Referer.
-    "Referrer-Policy": "no-referrer",
+    # (Not no-referrer: with it, browsers send "Origin: null" on our own forms, which the
+    # moderators' forms refuse as foreign.)
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 LANGUAGE_COOKIE_SECONDS: Final = 365 * 24 * 3600
@@ -66,6 +68,8 @@ def render(
     language = page_language(request)
     other = other_language(language)
     switch = {**request.query, LANGUAGE_QUERY: other}
+    # A page answering a form (POST) switches on the page the form belongs to.
+    here = request.path if request.method in ("GET", "HEAD") else _form_page(request.path)
     text = (
         environment()
         .get_template(template)
@@ -75,7 +79,7 @@ def render(
             asset=asset,
             lang=language,
             other_lang=other,
-            switch_url=f"{request.path}?{urlencode(switch)}",
+            switch_url=f"{here}?{urlencode(switch)}",
         )
     )
     all_headers = CIMultiDict(PAGE_HEADERS)
@@ -99,6 +103,14 @@ def render(
             httponly=True,
         )
     return response
+
+
+def _form_page(path: str) -> str:
+    """The page a form posted to `path` lives on: a number's page for its report, /admin for
+    a moderator's form, else the front page."""
+    if path.startswith("/so/"):
+        return path.removesuffix("/bao-cao")
+    return "/admin" if path.startswith("/admin") else "/"
 
 
 PageHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -120,6 +120,8 @@ TEXTS: Final[Mapping[str, tuple[str, str]]] = {
         "Did this number just try to scam you? Let others know.",
     ),
     "category_label": ("Loại lừa đảo", "Kind of scam"),
+    "choose_category": ("Chọn một loại", "Choose one"),
+    "when_reported": ("Thời gian", "When"),
     "description_label": ("Chuyện gì đã xảy ra (không bắt buộc)", "What happened (optional)"),
     "description_hint": (
         "Không ghi thông tin cá nhân của bạn.",
