@@ -83,6 +83,7 @@ def test_the_wheel_holds_the_callguard_package_with_its_schema(wheel: Path) -> N
     assert "callguard/schema.sql" in names
     # The pages' templates and files are package data too.
     assert "callguard/web/templates/base.html" in names
+    assert "callguard/web/templates/admin/base.html" in names
     assert "callguard/web/static/style.css" in names and "callguard/web/static/app.js" in names
     assert "callguard/__main__.py" in names
     assert not [name for name in names if name.startswith("service/")]
