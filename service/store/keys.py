@@ -18,30 +18,31 @@ CREATED = "created"
 CHANGED = "changed"
 REVOKED = "revoked"
 
-_KEY_COLUMNS = "id, name, role, created_at, revoked_at, sources, trust, reports_per_day"
+KEY_COLUMNS = "id, name, role, created_at, revoked_at, sources, trust, reports_per_day"
+"""What api_key_of() reads; store.sessions reads them too, through a join."""
 _INSERT_KEY = f"""
 INSERT INTO api_keys (name, role, key_hash, sources, trust, reports_per_day)
 VALUES ($1, $2, $3, $4, $5, $6)
-RETURNING {_KEY_COLUMNS}
+RETURNING {KEY_COLUMNS}
 """
 _SET_KEY_SOURCES = f"""
 UPDATE api_keys SET sources = $2 WHERE id = $1 AND role = 'operator' AND revoked_at IS NULL
-RETURNING {_KEY_COLUMNS}
+RETURNING {KEY_COLUMNS}
 """
 _SET_KEY_TRUST = f"""
 UPDATE api_keys SET trust = $2, reports_per_day = coalesce($3, reports_per_day)
 WHERE id = $1 AND revoked_at IS NULL
-RETURNING {_KEY_COLUMNS}
+RETURNING {KEY_COLUMNS}
 """
 _SELECT_ACTIVE_KEY = (
-    f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+    f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
 )
-_SELECT_KEYS = f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id"
-_SELECT_ACTIVE_KEYS = f"SELECT key_hash, {_KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
+_SELECT_KEYS = f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY id"
+_SELECT_ACTIVE_KEYS = f"SELECT key_hash, {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL"
 _REVOKE_KEY = f"""
 UPDATE api_keys SET revoked_at = now()
 WHERE (id = $1 OR key_hash = $2) AND revoked_at IS NULL
-RETURNING {_KEY_COLUMNS}
+RETURNING {KEY_COLUMNS}
 """
 _NOTIFY_KEYS = "SELECT pg_notify($1, $2)"
 
@@ -64,7 +65,7 @@ class ApiKey:
     """Reports and answers the key may send a day; None for the configured default."""
 
 
-def _api_key(record: asyncpg.Record) -> ApiKey:
+def api_key_of(record: asyncpg.Record) -> ApiKey:
     return ApiKey(
         id=record["id"],
         name=record["name"],
@@ -93,14 +94,14 @@ async def create(
             _INSERT_KEY, name, role, key_hash, list(sources), trust, reports_per_day
         )
         await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CREATED} {record['id']}")
-    return _api_key(record)
+    return api_key_of(record)
 
 
 _ENSURE_KEY = """
 INSERT INTO api_keys (name, role, key_hash, trust) VALUES ($1, $2, $3, $4)
 ON CONFLICT (key_hash) DO NOTHING
 """
-_SELECT_KEY_BY_HASH = f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
+_SELECT_KEY_BY_HASH = f"SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"
 
 
 async def ensure(pool: asyncpg.Pool, name: str, role: str, key_hash: bytes, trust: str) -> ApiKey:
@@ -110,27 +111,27 @@ async def ensure(pool: asyncpg.Pool, name: str, role: str, key_hash: bytes, trus
         if await conn.execute(_ENSURE_KEY, name, role, key_hash, trust) == "INSERT 0 1":
             record = await conn.fetchrow(_SELECT_KEY_BY_HASH, key_hash)
             await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CREATED} {record['id']}")
-            return _api_key(record)
+            return api_key_of(record)
     record = await pool.fetchrow(_SELECT_KEY_BY_HASH, key_hash)
-    return _api_key(record)
+    return api_key_of(record)
 
 
 async def find_active(pool: asyncpg.Pool, key_hash: bytes) -> ApiKey | None:
     """The unrevoked key with this hash, if any."""
     record = await pool.fetchrow(_SELECT_ACTIVE_KEY, key_hash)
-    return None if record is None else _api_key(record)
+    return None if record is None else api_key_of(record)
 
 
 async def active(conn: asyncpg.Connection) -> dict[bytes, ApiKey]:
     """Every unrevoked key, by its hash."""
     return {
-        record["key_hash"]: _api_key(record) for record in await conn.fetch(_SELECT_ACTIVE_KEYS)
+        record["key_hash"]: api_key_of(record) for record in await conn.fetch(_SELECT_ACTIVE_KEYS)
     }
 
 
 async def list_keys(pool: asyncpg.Pool) -> list[ApiKey]:
     """Every key ever made, revoked ones included."""
-    return [_api_key(record) for record in await pool.fetch(_SELECT_KEYS)]
+    return [api_key_of(record) for record in await pool.fetch(_SELECT_KEYS)]
 
 
 async def set_sources(
@@ -185,7 +186,7 @@ async def _change(
         record = await conn.fetchrow(update, *args)
         if record is None:
             return None
-        changed = _api_key(record)
+        changed = api_key_of(record)
         await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{CHANGED} {changed.id}")
         await audit.record(
             conn,
@@ -210,7 +211,7 @@ async def revoke(
         if record is None:
             return None
         await conn.execute(_NOTIFY_KEYS, CHANNEL, f"{REVOKED} {record['id']}")
-        revoked = _api_key(record)
+        revoked = api_key_of(record)
         await audit.record(
             conn, at, actor, "key_revoke", None, None, key_id=revoked.id, key_name=revoked.name
         )

@@ -8,16 +8,15 @@ from datetime import datetime
 
 import asyncpg
 
-from .keys import ApiKey
+from .keys import KEY_COLUMNS, ApiKey, api_key_of
 
 _DELETE_EXPIRED = "DELETE FROM admin_sessions WHERE expires_at <= $1"
 _INSERT_SESSION = """
 INSERT INTO admin_sessions (token_hash, key_id, csrf, created_at, expires_at)
 VALUES ($1, $2, $3, $4, $5)
 """
-_SELECT_SESSION = """
-SELECT s.csrf, s.expires_at, k.id, k.name, k.role, k.created_at, k.revoked_at, k.sources,
-       k.trust, k.reports_per_day
+_SELECT_SESSION = f"""
+SELECT s.csrf, s.expires_at, {", ".join(f"k.{column}" for column in KEY_COLUMNS.split(", "))}
 FROM admin_sessions s JOIN api_keys k ON k.id = s.key_id
 WHERE s.token_hash = $1 AND s.expires_at > $2 AND k.revoked_at IS NULL AND k.role = 'admin'
 """
@@ -53,17 +52,7 @@ async def find(pool: asyncpg.Pool, token_hash: bytes, at: datetime) -> Session |
     record = await pool.fetchrow(_SELECT_SESSION, token_hash, at)
     if record is None:
         return None
-    key = ApiKey(
-        id=record["id"],
-        name=record["name"],
-        role=record["role"],
-        created_at=record["created_at"],
-        revoked_at=record["revoked_at"],
-        sources=tuple(record["sources"]),
-        trust=record["trust"],
-        reports_per_day=record["reports_per_day"],
-    )
-    return Session(key=key, csrf=record["csrf"], expires_at=record["expires_at"])
+    return Session(key=api_key_of(record), csrf=record["csrf"], expires_at=record["expires_at"])
 
 
 async def end(pool: asyncpg.Pool, token_hash: bytes) -> None:
