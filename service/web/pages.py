@@ -120,7 +120,7 @@ async def number_page(request: web.Request) -> web.Response:
     context = _verdict_context(answer, page_language(request))
     context.update(
         sent=request.query.get(SENT_QUERY) == "1",
-        reports_open=reports_open(request.app, site),
+        reports_open=await reports_open(request.app),
         challenge=site.challenges.issue(number),
         categories=[item.id for item in CATEGORIES],
     )
@@ -168,7 +168,7 @@ async def send_report(request: web.Request) -> web.Response:
         return _not_a_number(request, request.match_info["number"])
     site = request.app[SITE]
     back = number_path(number)
-    if not reports_open(request.app, site):
+    if not await reports_open(request.app):
         return _refused(request, "report_off", back, HTTPStatus.SERVICE_UNAVAILABLE)
     form = await request.post()
     fields = _form_fields(form)

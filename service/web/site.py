@@ -32,7 +32,8 @@ class Site:
     """The public pages' state in one process."""
 
     key: store.keys.ApiKey
-    """The community key reports from the page go in under, as it was at start."""
+    """The community key reports from the page go in under (whether it is still active:
+    reports_open())."""
     challenges: Challenges
     lookups: NetworkBuckets
     reports: NetworkBuckets
@@ -47,12 +48,18 @@ def derived_secret(reporter_key: bytes, purpose: str) -> bytes:
     return hmac.digest(reporter_key, f"callguard {purpose}".encode("ascii"), hashlib.sha256)
 
 
-def reports_open(app: web.Application, site: Site) -> bool:
-    """Whether the page's key is active now: its revocation reaches the key cache at once."""
+async def reports_open(app: web.Application) -> bool:
+    """Whether the page's key is active now. The key cache knows it in the common case (no
+    round trip); else it was revoked, or made a moment ago with its notification still on
+    the way, or the change feed is down, and Postgres says. Without Postgres, no report
+    could be stored: closed."""
     keys = app[KEY_CACHE]
-    if keys.live:
-        return keys.known(PAGE_KEY_HASH) is not None
-    return site.key.revoked_at is None
+    if keys.live and keys.known(PAGE_KEY_HASH) is not None:
+        return True
+    try:
+        return await store.keys.find_active(app[POOL], PAGE_KEY_HASH) is not None
+    except store.database.DATABASE_UNAVAILABLE:
+        return False
 
 
 async def site(app: web.Application) -> AsyncIterator[None]:
