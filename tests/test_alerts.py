@@ -45,6 +45,9 @@ LITERALS = re.compile(r"[\w/-]+")
         ["check", "rules", "deploy/alerts.yml"],
         ["check", "config", "deploy/prometheus.yml"],
         ["test", "rules", "deploy/alerts_test.yml"],
+        # The SIP switch's alerts; tests/test_sip.py checks their series on Kamailio.
+        ["check", "rules", "deploy/kamailio/alerts.yml"],
+        ["test", "rules", "deploy/kamailio/alerts_test.yml"],
     ],
     ids=" ".join,
 )

@@ -25,6 +25,7 @@ from tests.sip import (
     place_call,
     stop,
 )
+from tests.test_alerts import expressions, selectors
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -39,6 +40,7 @@ VERIFIED = "02513685134"
 UNKNOWN = "0916345678"
 OWNER = "Sở Công Thương Đồng Nai"
 PREFIX = "[Nghi lừa đảo]"
+SWITCH_ALERTS = Path(__file__).parents[1] / "deploy" / "kamailio" / "alerts.yml"
 CALLGUARD_HEADERS = ("X-Callguard-Verdict", "X-Callguard-Score", "X-Callguard-Category")
 
 
@@ -215,6 +217,13 @@ async def test_fails_open_when_callguard_refuses_the_key(client: AppClient, tmp_
         counts = await proxy.metrics()
     assert counts["kamailio_callguard_fail_open_total{error}"] == 2, counts
     assert "kamailio_callguard_fail_open_total{paused}" not in counts
+    # The switch's alerts (deploy/kamailio/alerts.yml) ask for series Kamailio really has.
+    rules = SWITCH_ALERTS.read_text()
+    for expr in expressions(rules):
+        for name, matchers in selectors(expr):
+            assert any(key.split("{")[0] == name for key in counts), (name, counts)
+            for label, _op, value in matchers:
+                assert label == "reason" and f"{name}{{{value}}}" in counts, (expr, counts)
 
 
 async def test_fails_open_within_budget_when_callguard_hangs(tmp_path: Path) -> None:
