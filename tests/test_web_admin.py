@@ -23,6 +23,8 @@ from callguard.config import Config
 from callguard.state import REQUEST_LOG
 
 from tests.conftest import AppClient, ClientFactory, FakeClock, MakeKey, report_verified
+from tests.test_auth import wait_for_status
+from tests.test_web_pages import attribute
 
 SIGN_IN = "/admin/sign-in"
 COOKIE = "callguard_admin"
@@ -34,12 +36,6 @@ PAGES = ["/admin", "/admin/appeals", "/admin/allowlist", "/admin/audit"]
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def attribute(page: str, name: str) -> str:
-    found = re.search(rf'{name}="([^"]*)"', page)
-    assert found, f"no {name} in the page"
-    return found[1]
 
 
 def csrf_of(page: str) -> str:
@@ -131,6 +127,8 @@ async def test_a_wrong_key_gets_the_form_again_and_no_cookie(
     revoked = await make_key("admin")
     at = datetime.now(UTC)
     await store.keys.revoke(pool, None, hash_key(revoked), store.audit.Actor(None, "cli"), at)
+    # A revocation reaches the key cache with its notification, milliseconds later.
+    await wait_for_status(client, bearer(revoked), HTTPStatus.UNAUTHORIZED)
     response = await sign_in(client, revoked)
     assert response.status == HTTPStatus.UNAUTHORIZED
     assert revoked not in await response.text()
