@@ -217,8 +217,15 @@ async def _listen(dsn: str, feed: Feed) -> None:
 
 
 async def _load_keys(conn: asyncpg.Connection, keys: KeyCache) -> None:
-    keys.reload_needed = False  # before reading: a key made meanwhile asks again
-    keys.load(await store.keys.active(conn))
+    while True:
+        keys.reload_needed = False  # before reading: a key made meanwhile asks again
+        generation = keys.generation
+        active = await store.keys.active(conn)
+        # A revocation heard while reading may be missing from what was read: loading it
+        # would bring the revoked key back, so read again.
+        if keys.generation == generation:
+            keys.load(active)
+            return
 
 
 async def _close(conn: asyncpg.Connection) -> None:
