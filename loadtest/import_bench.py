@@ -28,7 +28,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.processes and benchmarks.machine
 
 from callguard.categories import CATEGORY_IDS  # noqa: E402
+from callguard.clock import VIETNAM  # noqa: E402
 from callguard.import_client import ImportRefused, ImportResult, ProgressLine, upload  # noqa: E402
 
 from benchmarks.machine import machine  # noqa: E402
@@ -62,8 +63,7 @@ LEGACY_SHARE = 0.15
 RSS_INTERVAL = 0.05
 TARGET_SECONDS = 10.0
 TARGET_RSS_MB = 300.0
-VIETNAM_TIME = timezone(timedelta(hours=7))
-REPORTED_BEFORE = datetime(2026, 11, 1, tzinfo=VIETNAM_TIME)
+REPORTED_BEFORE = datetime(2026, 11, 1, tzinfo=VIETNAM)
 """reported_at values fall in the 180 days before this, so none is in the future."""
 CATEGORIES = sorted(CATEGORY_IDS)
 NOTES = (

@@ -32,10 +32,11 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Protocol
 
 from . import store
+from .clock import VIETNAM
 from .e164 import InvalidNumber, parse
 from .lifetime import exit_with
 from .text import TextError, category, loads, timestamp
@@ -49,7 +50,6 @@ MAX_ERROR_VALUE = 200
 """Error entries quote at most this much of the offending value."""
 FIELDS = ("number", "category", "reported_at", "note")
 DEFAULT_CATEGORY = "other"
-VIETNAM_TIME = timezone(timedelta(hours=7))
 """Timestamps without an offset in Vietnamese lists are local time."""
 _DECOMPRESS_STEP = 1 << 20
 _KEPT_LINE_BYTES = MAX_LINE_BYTES + 1
@@ -745,7 +745,7 @@ def _add_row(
         kind = DEFAULT_CATEGORY if blank else category(category_text)
         moment = None
         if reported_at and not reported_at.isspace():
-            moment = timestamp(reported_at, "reported_at", batch.now, local=VIETNAM_TIME)
+            moment = timestamp(reported_at, "reported_at", batch.now, local=VIETNAM)
     except TextError as err:
         batch.errors.append(RowError(line, text, str(err)))
         return

@@ -9,7 +9,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 import asyncpg
 import phonenumbers
@@ -18,12 +18,11 @@ from phonenumbers import carrier
 
 from . import store
 from .categories import CATEGORIES
-from .clock import Clock
+from .clock import VIETNAM, Clock
 from .state import CLOCK, POOL
 
 WEEKS = 12
 TRENDS_AGE = timedelta(minutes=10)
-VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 RISING_FACTOR = 1.5
 """A category is rising when this week's reports are at least this many times its weekly
 average over the weeks before..."""

@@ -76,6 +76,16 @@ async def call_path(
             yield proxy, answering
 
 
+@contextlib.asynccontextmanager
+async def screening(
+    client: AppClient, make_key: MakeKey, tmp_path: Path
+) -> AsyncIterator[tuple[Proxy, Callee]]:
+    """The proxy asking the test's callguard, seeded with a number of each verdict."""
+    key = await seed(client, make_key)
+    async with call_path(tmp_path, f"http://127.0.0.1:{client.server.port}", key) as path:
+        yield path
+
+
 def passed_on_untouched(call: Call, answering: Callee, display: str) -> None:
     """The callee got the call as the caller sent it, without any callguard header."""
     assert call.final.status == 200
@@ -89,11 +99,7 @@ def passed_on_untouched(call: Call, answering: Callee, display: str) -> None:
 async def test_each_verdict_gets_its_treatment(
     client: AppClient, make_key: MakeKey, tmp_path: Path
 ) -> None:
-    key = await seed(client, make_key)
-    async with call_path(tmp_path, f"http://127.0.0.1:{client.server.port}", key) as (
-        proxy,
-        answering,
-    ):
+    async with screening(client, make_key, tmp_path) as (proxy, answering):
         pai = "P-Asserted-Identity: <sip:{}@carrier.example;user=phone>"
 
         scam = await place_call(
@@ -175,11 +181,7 @@ unknown caller), and From is used without one."""
 async def test_caller_in_every_form_a_switch_passes(
     client: AppClient, make_key: MakeKey, tmp_path: Path
 ) -> None:
-    key = await seed(client, make_key)
-    async with call_path(tmp_path, f"http://127.0.0.1:{client.server.port}", key) as (
-        proxy,
-        answering,
-    ):
+    async with screening(client, make_key, tmp_path) as (proxy, answering):
         # All at once, as a switch's calls come: each is screened, none waits for another.
         calls = await asyncio.gather(
             *(

@@ -21,10 +21,11 @@ from aiohttp import web
 from callguard import store
 from callguard.app import create_app
 from callguard.auth import hash_key, new_key
+from callguard.clock import VIETNAM
 from callguard.config import Config
 from callguard.embedded import database_url
 from callguard.lists import LISTS
-from callguard.trends import VIETNAM, week_of
+from callguard.trends import week_of
 from playwright.async_api import Browser, Page, async_playwright
 
 HERE = Path(__file__).resolve().parent

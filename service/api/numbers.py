@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -13,6 +13,7 @@ from multidict import CIMultiDict
 from .. import store
 from ..advice import LANGUAGES, advice_for, pick_language
 from ..auth import API_KEY, RESERVED_SOURCE_PREFIX, Role, requires, shown_sources
+from ..clock import VIETNAM
 from ..e164 import MAX_INPUT_LENGTH, InvalidNumber, check_shape, normalize, normalize_fast, to_e164
 from ..moderation import MODERATION
 from ..problems import answers, bad_request, encode_body, not_found, too_many_requests
@@ -28,9 +29,6 @@ from .documented import BAD_NUMBER, bad, documented, header, missing, path, use
 MAX_NOTE_LENGTH = 2000
 PHONE_NUMBER = "phone-number"
 """Our JSON Schema format name for a phone number in any form a person types."""
-REPORT_DAY_ZONE = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
-"""Report times are shown as the day they fell on here, where the users live (UTC+7, no
-daylight saving time)."""
 
 
 def parse_number(text: str, field: str = "") -> int:
@@ -173,7 +171,7 @@ def _verdict_fields(answer: Answer, lang: str) -> dict[str, Any]:
 def report_day(at: datetime | None) -> date | None:
     """A report time as its day in Vietnam (encoded "2026-11-23"): anyone may look a number
     up, its scammer too, and an exact time would tell them when, and so who, reported them."""
-    return None if at is None else at.astimezone(REPORT_DAY_ZONE).date()
+    return None if at is None else at.astimezone(VIETNAM).date()
 
 
 def lookup_response(body: NumberVerdict, lang: str) -> web.Response:

@@ -22,8 +22,9 @@ from .. import store
 from ..api import allowlist, appeals, reviews
 from ..api.bodies import path_id
 from ..api.documented import BEFORE
-from ..api.numbers import REPORT_DAY_ZONE, actor
+from ..api.numbers import actor
 from ..auth import KEY_CACHE, Role, authenticate
+from ..clock import VIETNAM
 from ..e164 import MAX_INPUT_LENGTH, InvalidNumber, normalize, to_e164
 from ..moderation import MODERATION
 from ..problems import not_found
@@ -110,7 +111,7 @@ def form_body(values: Mapping[str, str], body_type: type[S]) -> S:
 
 def _when(at: datetime | None) -> str:
     """A time as moderators in Vietnam read it."""
-    return "" if at is None else at.astimezone(REPORT_DAY_ZONE).strftime("%Y-%m-%d %H:%M")
+    return "" if at is None else at.astimezone(VIETNAM).strftime("%Y-%m-%d %H:%M")
 
 
 def _done(request: web.Request) -> str | None:

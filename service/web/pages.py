@@ -5,7 +5,6 @@ renders; what a visitor can get wrong is answered with a page saying so."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
 from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import quote
@@ -14,7 +13,7 @@ import phonenumbers
 from aiohttp import web
 
 from ..advice import advice_for
-from ..api.numbers import REPORT_DAY_ZONE, unknown_answer
+from ..api.numbers import report_day, unknown_answer
 from ..auth import client_address
 from ..categories import CATEGORIES
 from ..e164 import MAX_INPUT_LENGTH, InvalidNumber, normalize, to_e164
@@ -137,8 +136,8 @@ def _verdict_context(answer: Answer, language: str) -> dict[str, Any]:
         "reasons": [_sentence(reason) for reason in reasons_in(answer.judgement.reasons, language)],
         "categories_reported": list(evidence.categories),
         "report_count": evidence.report_count,
-        "first": _day(evidence.first_reported_at),
-        "last": _day(evidence.last_reported_at),
+        "first": report_day(evidence.first_reported_at),
+        "last": report_day(evidence.last_reported_at),
         "owner": evidence.allowlisted_owner if verdict is Verdict.VERIFIED else None,
         "advice": (
             advice_for(evidence.categories, language)
@@ -152,10 +151,6 @@ def _verdict_context(answer: Answer, language: str) -> dict[str, Any]:
 def _sentence(text: str) -> str:
     """A reason as a list item: its first letter a capital (the API's reasons are phrases)."""
     return text[:1].upper() + text[1:]
-
-
-def _day(at: datetime | None) -> date | None:
-    return None if at is None else at.astimezone(REPORT_DAY_ZONE).date()
 
 
 @page
