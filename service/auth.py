@@ -145,6 +145,10 @@ class KeyCache:
         self.reload_needed = False
         """A key was made or its sources changed: the feed is to load the keys again."""
         self.generation = 0
+        """Counts every change to the keys held: loads, revocations, suspensions."""
+        self.revocations = 0
+        """Counts the changes that may make an active key read earlier stale: revocations
+        (and a key Postgres no longer has) and suspensions."""
         self._unknown_checks = unknown_checks
         self._keys: dict[bytes, Caller] = {}
         self._memo: dict[str, Caller] = {}
@@ -178,13 +182,23 @@ class KeyCache:
         a few milliseconds later, when its notification arrives)."""
         return self._unknown_checks.take(0) == 0.0
 
-    def checked(self, key_hash: bytes, caller: Caller | None, generation: int) -> None:
-        """Apply what Postgres said of a key, read while the memory was at `generation`."""
-        if generation != self.generation:
-            return  # a key changed while Postgres was being asked: the answer may be stale
+    def checked(
+        self, key_hash: bytes, caller: Caller | None, generation: int, revocations: int
+    ) -> None:
+        """Apply what Postgres said of a key, read while the memory was at `generation` and
+        `revocations`."""
+        if revocations != self.revocations:
+            return  # a key was revoked while Postgres was being asked: it may be this one
         if caller is not None:
-            self._keys[key_hash] = caller
+            if generation == self.generation:
+                self._keys[key_hash] = caller
+            else:
+                # A load since the read: its copy of the key, if it has one, is the newer
+                # (sources, trust); if it has none, the key was made after the load's read.
+                self._keys.setdefault(key_hash, caller)
             return
+        if generation != self.generation:
+            return  # a load since the read may hold the key, made a moment ago
         gone = self._keys.get(key_hash)
         if gone is not None:
             self._forget(lambda known: known.key.id == gone.key.id)
@@ -194,6 +208,7 @@ class KeyCache:
         for when it cannot answer. The feed loads the keys again once it is back."""
         self.live = False
         self.generation += 1
+        self.revocations += 1
 
     def key_changed(self, change: str) -> bool:
         """Apply one key change from the feed (store.keys.CHANNEL's payload); True when the
@@ -212,7 +227,9 @@ class KeyCache:
             key_hash: caller for key_hash, caller in self._keys.items() if not which(caller)
         }
         self._memo = {header: caller for header, caller in self._memo.items() if not which(caller)}
-        self.generation += 1  # an answer being read now may predate the change
+        # An answer being read now may predate the change.
+        self.generation += 1
+        self.revocations += 1
 
 
 def _caller(key: store.keys.ApiKey) -> Caller:
@@ -237,7 +254,7 @@ async def authenticate(pool: asyncpg.Pool, keys: KeyCache, header: str) -> Calle
     # moment ago, its notification still on the way?).
     if caller is None and not keys.may_check_unknown():
         return None
-    generation = keys.generation
+    generation, revocations = keys.generation, keys.revocations
     try:
         api_key = await store.keys.find_active(pool, key_hash)
     except store.database.DATABASE_UNAVAILABLE:
@@ -245,7 +262,7 @@ async def authenticate(pool: asyncpg.Pool, keys: KeyCache, header: str) -> Calle
             return caller
         raise
     caller = None if api_key is None else _caller(api_key)
-    keys.checked(key_hash, caller, generation)
+    keys.checked(key_hash, caller, generation, revocations)
     return caller
 
 

@@ -219,11 +219,11 @@ async def _listen(dsn: str, feed: Feed) -> None:
 async def _load_keys(conn: asyncpg.Connection, keys: KeyCache) -> None:
     while True:
         keys.reload_needed = False  # before reading: a key made meanwhile asks again
-        generation = keys.generation
+        revocations = keys.revocations
         active = await store.keys.active(conn)
         # A revocation heard while reading may be missing from what was read: loading it
         # would bring the revoked key back, so read again.
-        if keys.generation == generation:
+        if keys.revocations == revocations:
             keys.load(active)
             return
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -11,10 +12,11 @@ import pytest
 from aiohttp import web
 from callguard import store
 from callguard.app import create_app
-from callguard.auth import KEY_CACHE, Role, hash_key, new_key, requires
+from callguard.auth import KEY_CACHE, Caller, KeyCache, Role, hash_key, new_key, requires
 from callguard.clock import utc_now
 from callguard.config import Config
 from callguard.feed import APPLICATION_NAME
+from callguard.limits import TokenBuckets
 from callguard.web.routes import PAGES
 
 from tests.conftest import AppClient, ClientFactory, MakeKey, eventually, own_postgres
@@ -289,3 +291,34 @@ async def test_behind_a_trusted_proxy_401s_are_counted_by_forwarded_address(
         headers = {"X-Forwarded-For": f"198.51.100.1, {forwarded}"}
         statuses.append((await client.get("/v1/categories", headers=headers)).status)
     assert statuses == ([401, 401, 429] if trusted else [401, 429, 429])
+
+
+def test_a_key_postgres_found_is_kept_through_a_load_but_not_through_a_revocation() -> None:
+    """KeyCache.checked: an answer read before the keys were loaded again still adds an
+    active key (the load may predate the key), while one read before a revocation is dropped
+    (it may be of the revoked key), and a "no such key" read before a load that holds the
+    key does not remove it."""
+    at = datetime.now(UTC)
+
+    def key(key_id: int) -> store.keys.ApiKey:
+        return store.keys.ApiKey(key_id, f"k{key_id}", "client", at, None)
+
+    keys = KeyCache(16, TokenBuckets(1.0, 1))
+    keys.load({})
+    new, other = hash_key("new"), hash_key("other")
+    caller = Caller(key(1), Role.CLIENT)
+
+    as_of = keys.generation, keys.revocations
+    keys.load({other: key(2)})  # the feed's reload, read before key 1 was made
+    keys.checked(new, caller, *as_of)
+    assert keys.known(new) == caller
+
+    as_of = keys.generation, keys.revocations
+    keys.key_changed(f"{store.keys.REVOKED} 1")
+    keys.checked(new, caller, *as_of)
+    assert keys.known(new) is None
+
+    as_of = keys.generation, keys.revocations
+    keys.load({new: key(3)})  # made after the check asked Postgres
+    keys.checked(new, None, *as_of)
+    assert keys.known(new) is not None
